@@ -1,0 +1,49 @@
+# clearance — the two commands a new user runs: `make demo` and `make test`.
+# Both bootstrap everything: a venv with pinned packages, then the local servers they need.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test unit down env schema lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[local,demo,test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## A real promotion end to end; leaves SeaweedFS, the Prefect server (UI) and a worker running.
+demo: install
+	$(PY) -m clearance.demo
+
+## Every test; the session starts one Prefect server and one SeaweedFS and stops them after.
+## pytest exits 5 when it collected nothing: that is a failure here, not a pass.
+test: install
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
+
+unit: install
+	$(PY) -m pytest tests/unit
+
+## Stop what `make demo` left running.
+down:
+	-@test -f .local/worker.pid && kill $$(cat .local/worker.pid) 2>/dev/null; rm -f .local/worker.pid
+	@test -x $(PY) && $(PY) -m clearance.devservers down || true
+
+## `eval $$(make -s env)` points this shell's CLI at the demo servers.
+env:
+	@$(PY) -m clearance.devservers env
+
+schema: install
+	$(PY) -m clearance schema
+
+## Re-pin every package version after changing pyproject.toml.
+lock:
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt
+
+clean: down
+	rm -rf .local $(VENV)

@@ -1,0 +1,17 @@
+"""One approval object, whatever the channel: models and the rules every channel applies."""
+
+from clearance.approvals.models import (
+    ApprovalRecord,
+    ApprovalRequest,
+    Decision,
+    Outcome,
+    Refusal,
+    RefusalReason,
+    Vote,
+)
+from clearance.approvals.rules import Tally, authorise, tally
+
+__all__ = [
+    "ApprovalRecord", "ApprovalRequest", "Decision", "Outcome", "Refusal", "RefusalReason", "Tally",
+    "Vote", "authorise", "tally",
+]

@@ -1,0 +1,47 @@
+"""The one path every channel's decision takes after the channel has authenticated the person.
+
+Channel (CLI, Prefect UI, Slack, Jira) → :func:`receive_decision`: find the run's record,
+authorise and record with compare-and-swap, and wake the waiting run when the outcome changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clearance.approvals.models import Vote
+from clearance.config.schema import Channel, Principal
+from tasks.approvals_record import SubmitResult, read_record, run_index_key, submit_decision
+from tasks.object_store import ObjectStore
+from tasks.prefect_runs import wake_run
+
+
+class UnknownRunError(LookupError):
+    """No approval request was ever opened for this run id."""
+
+
+def record_key_for_run(store: ObjectStore, run_id: str) -> str:
+    """The approvals-record key of a run, from the run index written when its request opened."""
+    index = store.get_json(run_index_key(run_id)) if store.head(run_index_key(run_id)) else None
+    if index is None:
+        raise UnknownRunError(f"run {run_id} has no approval request (not started, still in its gates, or a typo)")
+    return index["record"]
+
+
+def receive_decision(store: ObjectStore, run_id: str, *, principal: Principal | None, identity: str,
+                     channel: Channel, vote: Vote, comment: str = "", artifact_digest: str | None = None,
+                     channel_evidence: dict[str, Any] | None = None, dedupe_key: str | None = None,
+                     wake: bool = True) -> SubmitResult:
+    """Record one decision for ``run_id`` and wake the run if it changed the outcome.
+
+    ``artifact_digest`` is what the person saw and decided on; ``None`` means the
+    request's own digest (for channels whose message already shows and pins it).
+    """
+    key = record_key_for_run(store, run_id)
+    if artifact_digest is None:
+        artifact_digest = read_record(store, key)[0].request.artifact_digest
+    result = submit_decision(store, key, principal=principal, identity=identity, channel=channel, vote=vote,
+                             artifact_digest=artifact_digest, comment=comment, channel_evidence=channel_evidence,
+                             dedupe_key=dedupe_key)
+    if result.outcome_changed and wake:
+        wake_run(run_id)
+    return result

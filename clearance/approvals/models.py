@@ -1,0 +1,124 @@
+"""The approval domain: what is asked, who decided what, and what was refused."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from clearance.config.schema import Channel, TimeoutOutcome
+from gates.base import utcnow
+
+
+class Vote(str, Enum):
+    """What a person decided."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class Outcome(str, Enum):
+    """State of an approval request."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def closed(self) -> bool:
+        """Whether the request takes no more decisions."""
+        return self is not Outcome.PENDING
+
+
+class ApprovalRequest(BaseModel):
+    """What the approvers are asked to sign off, built from the policy at sign-off time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str
+    model: str
+    version: str
+    tier: str
+    artifact_digest: str = Field(description="Digest over the candidate's artifacts (see tasks.candidate).")
+    evidence_digest: str = Field(description="Digest over the gate results the approvers saw.")
+    required_roles: dict[str, int] = Field(description="Role → minimum number of distinct approvers.")
+    excluded_principals: list[str] = Field(description="The initiator and the model's authors.")
+    initiator: str
+    channels: list[Channel]
+    opened_at: datetime = Field(default_factory=utcnow)
+    deadline: datetime
+    timeout_outcome: TimeoutOutcome = TimeoutOutcome.REJECT
+
+
+class Decision(BaseModel):
+    """A counted decision of one principal through one channel."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    principal: str
+    channel: Channel
+    vote: Vote
+    comment: str = ""
+    roles: list[str] = Field(default_factory=list, description="The principal's roles when deciding.")
+    artifact_digest: str
+    evidence_digest: str
+    at: datetime = Field(default_factory=utcnow)
+    channel_evidence: dict[str, Any] = Field(
+        default_factory=dict, description="e.g. Slack user id and request timestamp, Jira changelog id, OS user."
+    )
+    dedupe_key: str | None = Field(None, description="Same key twice (a replayed or double click) counts once.")
+
+
+class RefusalReason(str, Enum):
+    """Why a decision was not counted."""
+
+    UNKNOWN_PRINCIPAL = "unknown_principal"
+    CHANNEL_NOT_ALLOWED = "channel_not_allowed"
+    MISSING_ROLE = "missing_role"
+    SELF_APPROVAL = "self_approval"
+    ALREADY_COUNTED = "already_counted"
+    DIGEST_MISMATCH = "digest_mismatch"
+    DEADLINE_PASSED = "deadline_passed"
+    REQUEST_CLOSED = "request_closed"
+    DUPLICATE = "duplicate"
+
+
+class Refusal(BaseModel):
+    """A decision that was refused, kept as evidence with the reason told to the person."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    principal: str | None
+    identity: str = Field(description="How the channel identified the person (OS user, Slack id…).")
+    channel: Channel
+    vote: Vote
+    reason: RefusalReason
+    message: str
+    at: datetime = Field(default_factory=utcnow)
+    channel_evidence: dict[str, Any] = Field(default_factory=dict)
+    dedupe_key: str | None = None
+
+
+class ApprovalRecord(BaseModel):
+    """The truth about one sign-off: stored per run, updated only by compare-and-swap."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request: ApprovalRequest
+    decisions: list[Decision] = Field(default_factory=list)
+    refusals: list[Refusal] = Field(default_factory=list)
+    outcome: Outcome = Outcome.PENDING
+    closed_at: datetime | None = None
+    closed_by: list[str] = Field(default_factory=list, description="Principals whose decisions closed it.")
+    closing_channel: Channel | None = None
+
+    def seen(self, dedupe_key: str | None) -> Decision | Refusal | None:
+        """The decision or refusal already recorded under ``dedupe_key`` (replays are answered, not re-recorded)."""
+        if dedupe_key is None:
+            return None
+        return next((item for item in [*self.decisions, *self.refusals] if item.dedupe_key == dedupe_key), None)

@@ -1,0 +1,295 @@
+"""``clearance``: validate configs, start promotions, decide on them, and audit the evidence."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from clearance.settings import get_settings
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_show_locals=False)
+audit_app = typer.Typer(help="Check the evidence ledger.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+console = Console()
+err = Console(stderr=True)
+
+EXIT_INVALID = 2
+EXIT_REFUSED = 1
+
+
+def _store():
+    from tasks.object_store import ObjectStore
+
+    return ObjectStore.from_settings(get_settings())
+
+
+def _configs():
+    from clearance.config import ConfigError, load_config_dir
+
+    try:
+        return load_config_dir(get_settings().config_dir)
+    except ConfigError as exc:
+        err.print(f"[red]invalid configuration[/red]\n{exc}")
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+def local_identity() -> str:
+    """The OS user running this command (honours LOGNAME/USER, like every Unix tool)."""
+    return getpass.getuser()
+
+
+# ----------------------------------------------------------------------------- configs
+
+
+@app.command()
+def validate(paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or config dirs.")] = None) -> None:
+    """Validate configs; every problem is printed as file:line: field: message (exit 2 if any)."""
+    from clearance.config import validate_paths
+
+    issues = validate_paths(paths or [get_settings().config_dir])
+    for issue in issues:
+        err.print(str(issue), markup=False, highlight=False)
+    if issues:
+        err.print(f"[red]{len(issues)} problem(s)[/red]")
+        raise typer.Exit(EXIT_INVALID)
+    console.print("[green]configs valid[/green]")
+
+
+@app.command()
+def schema(out: Annotated[Path, typer.Option(help="Folder for the JSON Schemas.")] = Path("configs/schemas")) -> None:
+    """Write JSON Schemas of policies, model manifests and principals (for editors)."""
+    from clearance.config.jsonschema_export import write_schemas
+
+    for path in write_schemas(out):
+        console.print(str(path))
+
+
+# ----------------------------------------------------------------------------- promotions
+
+
+@app.command()
+def promote(
+    model: str,
+    version: str,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Evaluate gates and name approvers; change nothing.")] = False,
+    direct: Annotated[bool, typer.Option("--direct", help="Run in this process instead of on the deployment.")] = False,
+    wait: Annotated[bool, typer.Option(help="Wait for the run to finish (deployment runs).")] = False,
+) -> None:
+    """Start a promotion of MODEL VERSION as the local user (who then may not approve it)."""
+    initiator = _principal_id_or_user()
+    params = {"model": model, "version": version, "dry_run": dry_run, "initiator": initiator}
+    if direct:
+        from flows.promote import promote_model
+
+        result = promote_model(**params)
+        console.print_json(result.model_dump_json())
+        return
+    from prefect.deployments import run_deployment
+
+    run = run_deployment("promote-model/promote-model", parameters=params, timeout=None if wait else 0)
+    console.print(f"run [bold]{run.id}[/bold] ({run.name}) started by {initiator}")
+    console.print(f"follow it: {_ui_url()}/runs/flow-run/{run.id}")
+    console.print(f"decide on it: clearance approve {run.id} | clearance reject {run.id} --reason ...")
+    if wait and run.state and not run.state.is_completed():
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def _decide(run_id: str, vote_name: str, comment: str, digest: str | None) -> None:
+    from clearance.approvals import Vote
+    from clearance.approvals.intake import UnknownRunError, receive_decision
+    from clearance.config.schema import Channel
+
+    user = local_identity()
+    principal = _configs().principals.by_local_user(user)
+    store = _store()
+    try:
+        digest = digest or _current_candidate_digest(store, run_id)
+        result = receive_decision(
+            store, run_id, principal=principal, identity=user, channel=Channel.CLI, vote=Vote(vote_name),
+            comment=comment, artifact_digest=digest,
+            channel_evidence={"os_user": user, "host": socket.gethostname()},
+        )
+    except UnknownRunError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_REFUSED) from None
+    if result.refusal:
+        err.print(f"[red]refused[/red] ({result.refusal.reason.value}): {result.refusal.message}")
+        raise typer.Exit(EXIT_REFUSED)
+    record = result.record
+    console.print(f"{vote_name} by {principal.id} counted; request is [bold]{record.outcome.value}[/bold]")
+
+
+def _current_candidate_digest(store, run_id: str) -> str:
+    """The digest of the candidate as it is *now*: what the person at the keyboard approves."""
+    from clearance.approvals.intake import record_key_for_run
+    from tasks.approvals_record import read_record
+    from tasks.candidate import artifact_digest, observe_artifacts
+
+    request = read_record(store, record_key_for_run(store, run_id))[0].request
+    manifest = _configs().manifests.get(request.model)
+    if manifest is None or request.version not in manifest.versions:
+        return request.artifact_digest
+    return artifact_digest(observe_artifacts(store, manifest.versions[request.version]))
+
+
+@app.command()
+def approve(run_id: str,
+            comment: Annotated[str, typer.Option(help="Why you approve.")] = "",
+            digest: Annotated[Optional[str], typer.Option(help="Artifact digest you reviewed (default: the candidate's now).")] = None) -> None:
+    """Approve a waiting promotion as the local user (channel `cli`)."""
+    _decide(run_id, "approve", comment, digest)
+
+
+@app.command()
+def reject(run_id: str,
+           reason: Annotated[str, typer.Option(help="Why you reject (required).")],
+           digest: Annotated[Optional[str], typer.Option(help="Artifact digest you reviewed.")] = None) -> None:
+    """Reject a waiting promotion as the local user; one authorised rejection fails the run."""
+    if not reason.strip():
+        err.print("[red]--reason must say why[/red]")
+        raise typer.Exit(EXIT_INVALID)
+    _decide(run_id, "reject", reason, digest)
+
+
+@app.command()
+def status(run_id: Annotated[Optional[str], typer.Argument()] = None,
+           model: Annotated[Optional[str], typer.Option("--model", help="Latest run of this model.")] = None) -> None:
+    """Print a run's gate table and the approvals so far."""
+    from clearance.approvals import tally
+    from clearance.approvals.intake import UnknownRunError, record_key_for_run
+    from gates.base import GateResult, utcnow
+    from tasks.approvals_record import read_record
+    from tasks.ledger import read_ledger
+
+    store = _store()
+    if run_id is None:
+        if model is None:
+            err.print("give a RUN id or --model")
+            raise typer.Exit(EXIT_INVALID)
+        started = [e for e in read_ledger(store, model) if e.kind == "started"]
+        if not started:
+            err.print(f"no runs of {model} in the ledger")
+            raise typer.Exit(EXIT_REFUSED)
+        run_id = started[-1].payload["run"]
+        _print_pointer(store, model)
+    entries = [e for m in _models_of_run(store, run_id, model) for e in read_ledger(store, m)
+               if e.payload.get("run") == run_id]
+    for entry in entries:
+        console.print(f"{entry.at:%Y-%m-%d %H:%M:%S} {entry.kind:<20} {json.dumps(entry.payload, default=str)[:100]}")
+    try:
+        record = read_record(store, record_key_for_run(store, run_id))[0]
+    except UnknownRunError:
+        console.print("no approval request (yet)")
+        return
+    prefix = f"evidence/{record.request.model}/{record.request.version}/{run_id}/"
+    table = Table("gate", "mode", "status", "problems", title=f"run {run_id}")
+    for key in store.list_keys(prefix + "gate-"):
+        result = GateResult.model_validate(store.get_json(key))
+        table.add_row(result.gate_id, "blocking" if result.blocking else "advisory", result.status.value,
+                      ", ".join(c.id for c in result.problems()) or "-")
+    console.print(table)
+    state = tally(record, utcnow())
+    console.print(f"sign-off: [bold]{record.outcome.value}[/bold]; counted {state.counted}; missing {state.missing}; "
+                  f"deadline {record.request.deadline:%Y-%m-%d %H:%M %Z}")
+    for d in record.decisions:
+        console.print(f"  {d.vote.value} {d.principal} via {d.channel.value} {d.at:%H:%M:%S} {d.comment}")
+    for r in record.refusals:
+        console.print(f"  refused {r.identity} via {r.channel.value}: {r.message}")
+
+
+def _models_of_run(store, run_id: str, model: str | None) -> list[str]:
+    if model:
+        return [model]
+    from tasks.approvals_record import run_index_key
+
+    if store.head(run_index_key(run_id)):
+        return [store.get_json(run_index_key(run_id))["model"]]
+    return []
+
+
+def _print_pointer(store, model: str) -> None:
+    from tasks.promotion import read_pointer
+
+    for prefix in sorted({p.promotion.prefix for p in _configs().policies.values()}):
+        pointer = read_pointer(store, prefix, model).pointer
+        if pointer:
+            console.print(f"live: {model} {pointer.version} (run {pointer.run_id}, {pointer.at:%Y-%m-%d %H:%M})")
+
+
+@app.command()
+def history(model: str) -> None:
+    """Which version was certified and live when, from the ledger."""
+    from tasks.ledger import read_ledger
+
+    table = Table("seq", "at", "event", "version", "run", title=f"history of {model}")
+    for entry in read_ledger(_store(), model):
+        if entry.kind in {"started", "approved", "promoted", "rejected", "timed-out", "gate-failed",
+                          "promotion-failed"}:
+            table.add_row(str(entry.seq), f"{entry.at:%Y-%m-%d %H:%M:%S}", entry.kind,
+                          str(entry.payload.get("version", "")), str(entry.payload.get("run", ""))[:8])
+    console.print(table)
+    _print_pointer(_store(), model)
+
+
+@audit_app.command("verify")
+def audit_verify(model: str) -> None:
+    """Verify the model's ledger chain (and the production pointer's anchor); exit 1 naming any break."""
+    from tasks.ledger import verify_ledger
+    from tasks.promotion import read_pointer
+
+    store = _store()
+    heads = [read_pointer(store, p, model).pointer for p in sorted({p.promotion.prefix for p in _configs().policies.values()})]
+    anchor = next(((p.ledger_seq, p.ledger_hash) for p in heads if p and p.ledger_seq), None)
+    count, problems = verify_ledger(store, model, expected_head=anchor)
+    if count == 0:
+        err.print(f"[red]no ledger for {model}[/red]")
+        raise typer.Exit(EXIT_REFUSED)
+    for problem in problems:
+        err.print(f"[red]TAMPERED[/red] {problem}", markup=True, highlight=False)
+    if problems:
+        raise typer.Exit(EXIT_REFUSED)
+    console.print(f"[green]OK[/green]: {count} ledger entries of {model}, chain intact")
+
+
+# ----------------------------------------------------------------------------- operations
+
+
+@app.command()
+def deploy(pool: Annotated[str, typer.Option(help="Process work pool to run promotions on.")] = "clearance") -> None:
+    """Register the `promote-model` deployment (and its work pool) on the Prefect server."""
+    from clearance.deployments import register_deployments
+
+    for name in register_deployments(pool):
+        console.print(f"deployment [bold]{name}[/bold] on pool {pool}")
+
+
+def _principal_id_or_user() -> str:
+    user = local_identity()
+    try:
+        principal = _configs().principals.by_local_user(user)
+    except typer.Exit:
+        raise
+    return principal.id if principal else user
+
+
+def _ui_url() -> str:
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    return (PREFECT_UI_URL.value() or (PREFECT_API_URL.value() or "").removesuffix("/api")).rstrip("/")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    """Entry point for ``python -m clearance``."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

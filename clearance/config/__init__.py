@@ -1,0 +1,69 @@
+"""Configuration: the schema (pydantic models), the YAML loader and the tightening rules.
+
+Typical use::
+
+    from clearance.config import load_config_dir
+    configs = load_config_dir("configs")          # ConfigError lists every problem
+    policy = configs.effective_policy("churn-classifier")
+"""
+
+from clearance.config.issues import ConfigError, ConfigIssue
+from clearance.config.jsonschema_export import write_schemas
+from clearance.config.loader import (
+    ConfigSet,
+    load_config_dir,
+    load_manifest,
+    load_policy,
+    load_principals,
+    validate_paths,
+)
+from clearance.config.schema import (
+    ApprovalPolicy,
+    ArtifactRef,
+    Channel,
+    DatasetRef,
+    GateMode,
+    GateSpec,
+    Kpi,
+    ModelManifest,
+    ModelVersion,
+    OnWarn,
+    Policy,
+    PolicyOverrides,
+    Principal,
+    Principals,
+    PromotionTarget,
+    RoleQuorum,
+    TimeoutOutcome,
+)
+from clearance.config.tighten import effective_policy
+
+__all__ = [
+    "ApprovalPolicy",
+    "ArtifactRef",
+    "Channel",
+    "ConfigError",
+    "ConfigIssue",
+    "ConfigSet",
+    "DatasetRef",
+    "GateMode",
+    "GateSpec",
+    "Kpi",
+    "ModelManifest",
+    "ModelVersion",
+    "OnWarn",
+    "Policy",
+    "PolicyOverrides",
+    "Principal",
+    "Principals",
+    "PromotionTarget",
+    "RoleQuorum",
+    "TimeoutOutcome",
+    "effective_policy",
+    "load_config_dir",
+    "load_manifest",
+    "load_policy",
+    "load_principals",
+    "validate_paths",
+    "write_schemas",
+]

@@ -1,0 +1,262 @@
+"""The configuration schema: model manifests, risk-tier policies and principals.
+
+These pydantic models are the single source of truth for the YAML under ``configs/``
+and for the JSON Schemas that ``clearance schema`` writes for editors. Every model
+forbids unknown keys: a typo in a policy must be an error, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _parse_duration(value: Any) -> Any:
+    """Accept ``"30m"``, ``"24h"``, ``"7d"`` besides ISO 8601 and seconds, for humane YAML."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256.")]
+Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)]
+
+
+class StrictModel(BaseModel):
+    """Base for config models: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Channel(str, Enum):
+    """Where a human decision can come from."""
+
+    SLACK = "slack"
+    JIRA = "jira"
+    PREFECT_UI = "prefect-ui"
+    CLI = "cli"
+
+
+class GateMode(str, Enum):
+    """A blocking gate stops the promotion when it fails; an advisory one only reports."""
+
+    BLOCKING = "blocking"
+    ADVISORY = "advisory"
+
+
+class OnWarn(str, Enum):
+    """What a ``warn`` result means for the sign-off."""
+
+    CONTINUE = "continue"
+    REQUIRE_APPROVAL = "require_approval"
+
+
+class TimeoutOutcome(str, Enum):
+    """What happens when the approval deadline passes without a decision."""
+
+    REJECT = "reject"
+    APPROVE = "approve"
+
+
+# --------------------------------------------------------------------------- policy
+
+
+class GateSpec(StrictModel):
+    """One gate in a policy: which registered gate, how strict, with what config."""
+
+    id: Identifier = Field(description="Registered gate id, e.g. artifact_integrity.")
+    mode: GateMode = GateMode.BLOCKING
+    config: dict[str, Any] = Field(default_factory=dict, description="Validated by the gate's own config model.")
+
+
+class RoleQuorum(StrictModel):
+    """How many distinct people holding a role must approve."""
+
+    min: int = Field(1, ge=1, description="Minimum number of distinct approvers with this role.")
+
+
+class ApprovalPolicy(StrictModel):
+    """Who must sign off, through which channels, and by when."""
+
+    roles: dict[Identifier, RoleQuorum] = Field(
+        default_factory=dict, description="Role → quorum. Empty means no human sign-off."
+    )
+    channels: list[Channel] = Field(default_factory=lambda: [Channel.CLI, Channel.PREFECT_UI])
+    timeout: Duration = Field(timedelta(hours=24), description="Deadline after the request opens.")
+    timeout_outcome: TimeoutOutcome = TimeoutOutcome.REJECT
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("must be a positive duration")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_channels(cls, value: list[Channel]) -> list[Channel]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists a channel twice")
+        return value
+
+
+class PromotionTarget(StrictModel):
+    """Where a cleared model lands in the object store."""
+
+    prefix: str = Field("production", pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]*[A-Za-z0-9]$")
+
+
+class Policy(StrictModel):
+    """The rules for one risk tier (``configs/policies/<tier>.yaml``)."""
+
+    tier: Identifier
+    description: str = ""
+    gates: list[GateSpec] = Field(min_length=1)
+    on_warn: OnWarn = OnWarn.REQUIRE_APPROVAL
+    approvals: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    promotion: PromotionTarget = Field(default_factory=PromotionTarget)
+
+    @field_validator("gates")
+    @classmethod
+    def _unique_gates(cls, value: list[GateSpec]) -> list[GateSpec]:
+        seen: set[str] = set()
+        for spec in value:
+            if spec.id in seen:
+                raise ValueError(f"gate {spec.id!r} is listed twice")
+            seen.add(spec.id)
+        return value
+
+    def gate(self, gate_id: str) -> GateSpec | None:
+        """The spec of ``gate_id`` in this policy, if it runs."""
+        return next((spec for spec in self.gates if spec.id == gate_id), None)
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+class ArtifactRef(StrictModel):
+    """One file of a model version, pinned by digest."""
+
+    key: str = Field(description="Object key in the clearance bucket, e.g. candidates/churn/1.0.0/model.joblib.")
+    sha256: Sha256
+    size: int | None = Field(None, ge=0, description="Bytes; checked when given.")
+    format: str | None = Field(None, description="Declared format (joblib, onnx, safetensors…); detected when unset.")
+
+
+class DatasetRef(StrictModel):
+    """A dataset the model was trained or evaluated on, pinned by digest."""
+
+    role: Literal["train", "eval", "reference", "production_sample"]
+    uri: str = Field(description="s3://bucket/key, an object key in the clearance bucket, or a local path.")
+    sha256: Sha256 | None = None
+    contract: dict[str, Any] = Field(default_factory=dict, description="Checked by the data_check gate.")
+
+
+class Kpi(StrictModel):
+    """The business measure the model exists to move (projects without one die after the POC)."""
+
+    metric: str
+    baseline: float
+    target: float
+
+
+class ModelVersion(StrictModel):
+    """What exactly is being promoted: artifacts and datasets of one version."""
+
+    artifacts: list[ArtifactRef] = Field(min_length=1)
+    datasets: list[DatasetRef] = Field(default_factory=list)
+    notes: str = ""
+
+
+class PolicyOverrides(StrictModel):
+    """Ways a manifest may tighten its tier's policy (never loosen: checked by ``tighten``)."""
+
+    gates: list[GateSpec] = Field(default_factory=list, description="Extra gates, or stricter config of policy gates.")
+    on_warn: OnWarn | None = None
+    approvals: ApprovalPolicy | None = None
+
+
+class ModelManifest(StrictModel):
+    """A model and its versions (``configs/models/<name>.yaml``)."""
+
+    name: Identifier
+    owner: str = Field(description="Principal id of the accountable owner.")
+    authors: list[str] = Field(default_factory=list, description="Principal ids; they may not approve their own model.")
+    risk_tier: Identifier
+    intended_use: str = ""
+    kpi: Kpi | None = None
+    serving_endpoint: str | None = None
+    versions: dict[str, ModelVersion] = Field(min_length=1)
+    policy_overrides: PolicyOverrides = Field(default_factory=PolicyOverrides)
+
+    @field_validator("versions")
+    @classmethod
+    def _version_names(cls, value: dict[str, ModelVersion]) -> dict[str, ModelVersion]:
+        for version in value:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}", version):
+                raise ValueError(f"version {version!r} must be 1-64 letters, digits, '.', '_', '+' or '-'")
+        return value
+
+
+# --------------------------------------------------------------------------- principals
+
+
+class Principal(StrictModel):
+    """A person who can initiate or approve, with their identity in every channel."""
+
+    id: Identifier
+    name: str = ""
+    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+$")
+    slack_id: str | None = Field(None, pattern=r"^[UW][A-Z0-9]{2,}$")
+    jira_account_id: str | None = None
+    local_users: list[str] = Field(default_factory=list, description="OS user names that are this person on the CLI.")
+    roles: list[Identifier] = Field(default_factory=list)
+
+
+class Principals(StrictModel):
+    """``configs/principals.yaml``."""
+
+    principals: list[Principal]
+
+    @model_validator(mode="after")
+    def _unique_identities(self) -> Principals:
+        for attr in ("id", "email", "slack_id", "jira_account_id"):
+            seen: set[str] = set()
+            for person in self.principals:
+                value = getattr(person, attr)
+                if value is None:
+                    continue
+                if value in seen:
+                    raise ValueError(f"{attr} {value!r} belongs to two principals")
+                seen.add(value)
+        return self
+
+    def by_id(self, principal_id: str) -> Principal | None:
+        """The principal with this id."""
+        return next((p for p in self.principals if p.id == principal_id), None)
+
+    def by_local_user(self, user: str) -> Principal | None:
+        """The principal this OS user is (listed in ``local_users``, or whose id equals the user name)."""
+        return next((p for p in self.principals if user in p.local_users), None) or self.by_id(user)
+
+    def by_slack_id(self, slack_id: str) -> Principal | None:
+        """The principal with this Slack user id."""
+        return next((p for p in self.principals if p.slack_id == slack_id), None)
+
+    def by_email(self, email: str) -> Principal | None:
+        """The principal with this e-mail address (case-insensitive)."""
+        return next((p for p in self.principals if p.email and p.email.lower() == email.lower()), None)
+
+    def by_jira_account(self, account_id: str) -> Principal | None:
+        """The principal with this Jira account id."""
+        return next((p for p in self.principals if p.jira_account_id == account_id), None)

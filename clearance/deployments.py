@@ -1,0 +1,47 @@
+"""Registering clearance's flows as Prefect deployments on a process work pool."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prefect import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.exceptions import ObjectAlreadyExists
+
+from clearance.settings import get_settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Non-secret settings travel with the deployment; credentials stay in the worker's environment.
+_FORWARDED = ("CLEARANCE_CONFIG_DIR", "CLEARANCE_S3_ENDPOINT_URL", "CLEARANCE_BUCKET", "CLEARANCE_S3_REGION",
+              "CLEARANCE_APPROVAL_POLL_SECONDS")
+
+
+def ensure_work_pool(name: str) -> None:
+    """Create a process work pool called ``name`` unless it exists."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+        except ObjectAlreadyExists:
+            pass
+
+
+def register_deployments(pool: str = "clearance") -> list[str]:
+    """Register ``promote-model/promote-model`` from this source tree; returns the deployment names."""
+    from flows.promote import promote_model
+
+    ensure_work_pool(pool)
+    settings = get_settings()
+    env = {name: os.environ[name] for name in _FORWARDED if name in os.environ}
+    env.setdefault("CLEARANCE_CONFIG_DIR", str(Path(settings.config_dir).resolve()))
+    promote_model.from_source(source=str(REPO_ROOT), entrypoint="flows/promote.py:promote_model").deploy(
+        name="promote-model",
+        work_pool_name=pool,
+        job_variables={"env": env, "working_dir": str(REPO_ROOT)},
+        description="Gate, sign off and promote one model version (clearance).",
+        tags=["clearance"],
+        build=False,
+        push=False,
+        print_next_steps=False,
+    )
+    return ["promote-model/promote-model"]

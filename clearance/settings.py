@@ -1,0 +1,38 @@
+"""Runtime settings, read from the environment (``CLEARANCE_*``) or a ``.env`` file.
+
+Secrets are :class:`pydantic.SecretStr`, so they never appear in ``repr``, logs,
+Prefect artifacts or error messages.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where clearance finds its configs, its object store and its Prefect server."""
+
+    model_config = SettingsConfigDict(env_prefix="CLEARANCE_", env_file=".env", extra="ignore")
+
+    config_dir: Path = Field(Path("configs"), description="Folder with policies/, models/ and principals.yaml.")
+    prefect_api_url: str | None = Field(
+        None, description="Prefect API URL; when unset, Prefect's own PREFECT_API_URL applies."
+    )
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint; unset means AWS.")
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    bucket: str = Field("clearance", description="Bucket holding candidates/, production/ and evidence/.")
+    approval_poll_seconds: float = Field(
+        1.0, gt=0, description="How often a paused direct run checks for a resume."
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing env)."""
+    return Settings()

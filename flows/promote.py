@@ -1,0 +1,189 @@
+"""The promotion flow: configs → gates → sign-off → production, with evidence at every step.
+
+Reads like the business process (DESIGN.md §1); every side effect is a task in ``tasks/``
+and every verdict comes from ``gates/`` or the approval rules.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.context import FlowRunContext
+from pydantic import BaseModel, Field
+
+from clearance.approvals import ApprovalRecord, Outcome
+from clearance.approvals.request import build_request, eligible_approvers
+from clearance.config.schema import GateMode, OnWarn
+from clearance.report import render_report
+from flows.signoff import wait_for_sign_off
+from gates.base import GateInputs, GateResult, Status, sha256_json, utcnow
+from tasks.candidate import PromotionContext, artifact_digest, load_promotion_context, observe_candidate
+from tasks.evidence import publish_gate_result, publish_report, record_event, run_prefix, store, write_evidence
+from tasks.gate_runner import evaluate_gate
+from tasks.promotion import (
+    PointerState,
+    ProductionPointer,
+    copy_to_production,
+    move_pointer,
+    read_pointer,
+    recheck_candidate,
+)
+from tasks.signoff import open_approval, refresh_record
+
+RunStatus = Literal["promoted", "dry-run", "gate-failed", "rejected", "timed-out", "promotion-failed"]
+
+
+class PromotionStopped(RuntimeError):
+    """The promotion ended without a production move; the run is marked failed with this message."""
+
+
+class PromotionResult(BaseModel):
+    """What a promotion run did (the flow's return value)."""
+
+    run_id: str
+    model: str
+    version: str
+    status: RunStatus
+    gates: dict[str, Status] = Field(default_factory=dict)
+    artifact_digest: str
+    approvals: Outcome | None = None
+    would_need: dict[str, list[str]] = Field(default_factory=dict, description="Dry run: role → eligible people.")
+    production: dict[str, str] = Field(default_factory=dict)
+    evidence_prefix: str
+    message: str = ""
+
+
+@flow(name="promote-model", persist_result=True)
+def promote_model(model: str, version: str, dry_run: bool = False, initiator: str | None = None) -> PromotionResult:
+    """Promote ``model`` ``version`` to production if its policy's gates and approvers clear it.
+
+    ``dry_run`` evaluates every gate and names who would have to approve, writing nothing
+    outside this run's own evidence prefix. ``initiator`` is the principal who asked
+    (filled in by ``clearance promote``); they may not approve their own promotion.
+    """
+    log = get_run_logger()
+    run_id = str(FlowRunContext.get().flow_run.id)
+    ctx = load_promotion_context(model, version)
+    prefix = run_prefix(model, version, run_id)
+    who = initiator or "unknown"
+    seen_pointer = read_production_pointer(ctx.policy.promotion.prefix, model)
+    if not dry_run:
+        record_event(model, "started", {"run": run_id, "version": version, "initiator": who,
+                                        "tier": ctx.policy.tier, "config_digest": ctx.config_digest})
+
+    observations = observe_candidate(ctx.model_version)
+    digest = artifact_digest(observations)
+    inputs = GateInputs(model=model, version=version, manifest=ctx.manifest.model_dump(mode="json"),
+                        artifacts=observations)
+    results = run_gates(ctx, inputs, prefix, dry_run)
+    summary = dict(run_id=run_id, model=model, version=version, artifact_digest=digest,
+                   gates={r.gate_id: r.status for r in results}, evidence_prefix=prefix)
+    report = dict(model=model, version=version, tier=ctx.policy.tier, run_id=run_id, initiator=who,
+                  artifact_digest=digest, results=results)
+
+    stopper = next((r for r in results if r.stops_promotion), None)
+    if stopper is None and _warnings_need_people(ctx, results):
+        stopper = results[-1]
+    if stopper is not None:
+        message = f"gate {stopper.gate_id} {stopper.status.value}: promotion stopped"
+        if stopper.status is Status.WARN:
+            message = "gates warned and the policy requires approval, but it names no approver roles"
+        return _stop(ctx, "gate-failed", message, summary, report, dry_run)
+
+    request = build_request(run_id=run_id, manifest=ctx.manifest, version=version, policy=ctx.policy,
+                            initiator=who, artifact_digest=digest,
+                            evidence_digest=sha256_json([r.digest() for r in results]), opened_at=utcnow())
+    eligible = eligible_approvers(request, ctx.principals)
+    if dry_run:
+        write_evidence(prefix, "dry-run.json", {"request": request.model_dump(mode="json"), "eligible": eligible})
+        publish_report(prefix, render_report(**report, outcome="dry-run", request=request, eligible=eligible),
+                       f"dry run of {model} {version}")
+        log.info("Dry run: gates %s; would need %s", summary["gates"], eligible)
+        return PromotionResult(**summary, status="dry-run", would_need=eligible)
+
+    record = sign_off(ctx, request, eligible)
+    report["record"] = record
+    if record.outcome is not Outcome.APPROVED:
+        status: RunStatus = "rejected" if record.outcome is Outcome.REJECTED else "timed-out"
+        return _stop(ctx, status, f"sign-off {record.outcome.value}", summary | {"approvals": record.outcome},
+                     report, dry_run)
+
+    approval_entry = record_event(model, "approved", {"run": run_id, "version": version, "artifact_digest": digest,
+                                                      "decisions": [d.model_dump(mode="json") for d in record.decisions]})
+    try:
+        production = promote_candidate(ctx, digest, seen_pointer, run_id, approval_entry.seq, approval_entry.hash)
+    except Exception as exc:  # noqa: BLE001 — recorded, then re-raised as the run's failure
+        return _stop(ctx, "promotion-failed", str(exc), summary | {"approvals": record.outcome}, report, dry_run)
+    record_event(model, "promoted", {"run": run_id, "version": version, "artifact_digest": digest,
+                                     "production": production})
+    publish_report(prefix, render_report(**report, outcome="promoted", production=production),
+                   f"{model} {version} promoted")
+    log.info("%s %s promoted: %s", model, version, ", ".join(production))
+    return PromotionResult(**summary, status="promoted", approvals=record.outcome, production=production)
+
+
+def run_gates(ctx: PromotionContext, inputs: GateInputs, prefix: str, dry_run: bool) -> list[GateResult]:
+    """The policy's gates in order; a blocking failure stops the sequence (later gates are not run)."""
+    results = []
+    for spec in ctx.policy.gates:
+        result = evaluate_gate(spec.id, inputs, spec.config, spec.mode is GateMode.BLOCKING)
+        publish_gate_result(prefix, result, ctx.model, dry_run)
+        results.append(result)
+        if result.stops_promotion:
+            break
+    return results
+
+
+def sign_off(ctx: PromotionContext, request, eligible: dict[str, list[str]]) -> ApprovalRecord:
+    """Open the approval request (once per run) and wait until it closes."""
+    if not request.required_roles:
+        return ApprovalRecord(request=request, outcome=Outcome.APPROVED, closed_by=["policy: no sign-off"])
+    impossible = [role for role, people in eligible.items() if len(people) < request.required_roles[role]]
+    if impossible:
+        get_run_logger().warning("Quorum cannot be met for roles %s with the current principals", impossible)
+    key = open_approval(request)
+    stored = refresh_record(key).request  # a resumed run keeps the request (and deadline) it first opened
+    record_event(ctx.model, "approval-requested", {"run": stored.run_id, "required": stored.required_roles,
+                                                    "deadline": stored.deadline.isoformat(),
+                                                    "artifact_digest": stored.artifact_digest})
+    return wait_for_sign_off(key, stored, ctx.principals)
+
+
+@task(name="read-production-pointer", persist_result=True)
+def read_production_pointer(prefix: str, model: str) -> PointerState:
+    """The pointer as this run first saw it: the final move is compare-and-swap against it."""
+    return read_pointer(store(), prefix, model)
+
+
+@task(name="promote-to-production", persist_result=True)
+def promote_candidate(ctx: PromotionContext, approved_digest: str, seen: PointerState, run_id: str,
+                      ledger_seq: int, ledger_hash: str) -> dict[str, str]:
+    """Re-check the digest, copy with checksums, then move the pointer (compare-and-swap)."""
+    s3 = store()
+    prefix = ctx.policy.promotion.prefix
+    recheck_candidate(s3, ctx.model_version, approved_digest)
+    copied = copy_to_production(s3, prefix, ctx.model, ctx.version, ctx.model_version)
+    move_pointer(s3, prefix, seen, ProductionPointer(
+        model=ctx.model, version=ctx.version, artifact_digest=approved_digest, artifacts=copied, run_id=run_id,
+        previous_version=seen.pointer.version if seen.pointer else None, ledger_seq=ledger_seq,
+        ledger_hash=ledger_hash))
+    return copied
+
+
+def _warnings_need_people(ctx: PromotionContext, results: list[GateResult]) -> bool:
+    warned = any(r.status is Status.WARN for r in results)
+    return warned and ctx.policy.on_warn is OnWarn.REQUIRE_APPROVAL and not ctx.policy.approvals.roles
+
+
+def _stop(ctx: PromotionContext, status: RunStatus, message: str, summary: dict, report: dict,
+          dry_run: bool) -> PromotionResult:
+    """Record why the promotion stopped, publish the report, and fail the run with that reason."""
+    if dry_run:
+        publish_report(summary["evidence_prefix"], render_report(**report, outcome=f"dry-run: {status}"),
+                       f"dry run of {ctx.model} {ctx.version}")
+        return PromotionResult(**summary, status="dry-run", message=message)
+    record_event(ctx.model, status, {"run": summary["run_id"], "version": ctx.version, "reason": message})
+    publish_report(summary["evidence_prefix"], render_report(**report, outcome=status, note=message),
+                   f"{ctx.model} {ctx.version}: {status}")
+    raise PromotionStopped(f"{ctx.model} {ctx.version}: {message}")

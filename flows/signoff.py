@@ -1,0 +1,99 @@
+"""Waiting for the human sign-off inside a promotion run.
+
+The approvals record in the object store is the truth; Prefect's pause is only the
+doorbell. The flow reads the record, and while it is pending waits to be woken:
+``suspend_flow_run`` for deployment runs (no process held; the run restarts from the
+top and finished tasks come from their persisted results), ``pause_flow_run`` with a
+short poll for direct runs. Every wake-up re-reads the record, so a lost or duplicate
+wake-up changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from prefect import get_run_logger
+from prefect.context import FlowRunContext
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run, suspend_flow_run
+from prefect.input import RunInput
+from pydantic import Field
+
+from clearance.approvals import ApprovalRecord, ApprovalRequest, Vote
+from clearance.config.schema import Channel, Principals
+from clearance.settings import get_settings
+from tasks.signoff import refresh_record, submit_form_decision
+
+# Bounded pauses: a direct run re-reads the record at least this often even without a wake-up.
+MAX_PAUSE_SECONDS = 3600
+
+
+class SignOffForm(RunInput):
+    """The form the Prefect UI shows on a promotion waiting for sign-off (channel ``prefect-ui``).
+
+    Every field is optional: the CLI, Slack and Jira resume the run with an empty
+    input, which only means "re-read the approvals record".
+    """
+
+    approver: str | None = Field(None, description="Your principal id from principals.yaml.")
+    decision: Literal["approve", "reject"] | None = Field(None, description="Approve or reject this version.")
+    comment: str = Field("", description="Why (required to reject).")
+
+
+def running_from_deployment() -> bool:
+    """Whether this run was created from a deployment (and so can be suspended)."""
+    context = FlowRunContext.get()
+    return bool(context and context.flow_run and context.flow_run.deployment_id)
+
+
+def wait_for_sign_off(key: str, request: ApprovalRequest, principals: Principals) -> ApprovalRecord:
+    """Block (or suspend) until the request at ``key`` is approved, rejected or timed out."""
+    suspend = running_from_deployment()
+    poll = max(1, round(get_settings().approval_poll_seconds))
+    wait_number = 0
+    while True:
+        record = refresh_record(key)
+        if record.outcome.closed:
+            return record
+        wait_number += 1
+        pause_key = f"sign-off-{wait_number}"
+        remaining = (request.deadline - datetime.now(timezone.utc)).total_seconds()
+        form = SignOffForm.with_initial_data(
+            description=_form_description(request), approver=None, decision=None, comment="")
+        try:
+            if suspend:
+                # No timeout on the suspension itself: the deadline is applied by re-reading the
+                # record, and `clearance sweep` (a scheduled deployment) wakes runs past their deadline.
+                answer = suspend_flow_run(wait_for_input=form, key=pause_key, timeout=None)
+            else:
+                answer = pause_flow_run(wait_for_input=form, key=pause_key, poll_interval=poll,
+                                        timeout=int(min(max(remaining, 0), MAX_PAUSE_SECONDS)) + 1)
+        except FlowPauseTimeout:
+            continue
+        if answer.approver or answer.decision:
+            problem = _form_problem(answer)
+            if problem:
+                get_run_logger().warning("Prefect UI sign-off form ignored: %s", problem)
+                continue
+            submit_form_decision(key, principals, answer.approver, Vote(answer.decision), answer.comment,
+                                 request.artifact_digest, pause_key)
+
+
+def _form_problem(answer: SignOffForm) -> str | None:
+    """Why a submitted form cannot be a decision (incomplete), if it cannot."""
+    if not answer.approver or not answer.decision:
+        return "both 'approver' and 'decision' are needed"
+    if answer.decision == "reject" and not answer.comment.strip():
+        return "a rejection needs a reason in 'comment'"
+    return None
+
+
+def _form_description(request: ApprovalRequest) -> str:
+    roles = ", ".join(f"{n} × {role}" for role, n in sorted(request.required_roles.items()))
+    return (
+        f"## Sign-off: {request.model} {request.version} ({request.tier} tier)\n\n"
+        f"Needed: {roles}. Not eligible: {', '.join(request.excluded_principals)}.\n\n"
+        f"Artifact digest `{request.artifact_digest}`, deadline {request.deadline.isoformat()}.\n\n"
+        "Enter your principal id and your decision. Leave both empty to just re-check the record."
+    )

@@ -1,0 +1,7 @@
+"""Imports the gates shipped with clearance so that they register themselves.
+
+A new built-in gate is one file in ``gates/`` plus one import line here;
+third-party gates register through the ``clearance.gates`` entry-point group instead.
+"""
+
+from gates import artifact_integrity  # noqa: F401

@@ -1,0 +1,133 @@
+"""The approvals record of one run, in the object store, changed only by compare-and-swap.
+
+Every channel ends here: :func:`submit_decision` authorises with the shared rules,
+appends a Decision or a Refusal, recomputes the outcome, and writes with ``IfMatch``
+so two approvers clicking at once both count.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from clearance.approvals import ApprovalRecord, ApprovalRequest, Decision, Outcome, Refusal, Vote, authorise, tally
+from clearance.config.schema import Channel, Principal
+from gates.base import utcnow
+from tasks.object_store import ObjectExists, ObjectStore, PreconditionFailed
+
+_MAX_CAS_ATTEMPTS = 50
+
+
+def record_key(model: str, version: str, run_id: str) -> str:
+    """Where a run's approvals record lives."""
+    return f"evidence/{model}/{version}/{run_id}/approvals.json"
+
+
+def run_index_key(run_id: str) -> str:
+    """Where a run's index (run id → model, version) lives, for ``clearance approve RUN``."""
+    return f"evidence/runs/{run_id}.json"
+
+
+class SubmitResult(BaseModel):
+    """What happened to one submitted decision."""
+
+    record: ApprovalRecord
+    decision: Decision | None = None
+    refusal: Refusal | None = None
+    outcome_changed: bool = False
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the decision was counted."""
+        return self.decision is not None
+
+
+def open_record(store: ObjectStore, request: ApprovalRequest) -> ApprovalRecord:
+    """Create the run's record, or return the existing one (a resumed run reopens the same request)."""
+    key = record_key(request.model, request.version, request.run_id)
+    try:
+        store.put_if_absent(key, ApprovalRecord(request=request).model_dump_json().encode(),
+                            content_type="application/json")
+    except ObjectExists:
+        pass
+    return read_record(store, key)[0]
+
+
+def read_record(store: ObjectStore, key: str) -> tuple[ApprovalRecord, str]:
+    """The record and its ETag (for the next compare-and-swap)."""
+    body, etag = store.get_bytes(key)
+    return ApprovalRecord.model_validate_json(body), etag
+
+
+def submit_decision(store: ObjectStore, key: str, *, principal: Principal | None, identity: str,
+                    channel: Channel, vote: Vote, artifact_digest: str, comment: str = "",
+                    channel_evidence: dict[str, Any] | None = None, dedupe_key: str | None = None,
+                    now: datetime | None = None) -> SubmitResult:
+    """Authorise and record one decision (or its refusal); retried until the CAS write wins."""
+    for _ in range(_MAX_CAS_ATTEMPTS):
+        record, etag = read_record(store, key)
+        earlier = record.seen(dedupe_key)
+        if isinstance(earlier, Decision):
+            return SubmitResult(record=record, decision=earlier)
+        if isinstance(earlier, Refusal):
+            return SubmitResult(record=record, refusal=earlier)
+        moment = now or utcnow()
+        before = record.outcome
+        refused = authorise(record, principal, channel, vote, artifact_digest, moment, dedupe_key)
+        result: SubmitResult
+        if refused is not None:
+            reason, message = refused
+            refusal = Refusal(principal=principal.id if principal else None, identity=identity, channel=channel,
+                              vote=vote, reason=reason, message=message, at=moment,
+                              channel_evidence=channel_evidence or {}, dedupe_key=dedupe_key)
+            record.refusals.append(refusal)
+            result = SubmitResult(record=record, refusal=refusal)
+        else:
+            assert principal is not None
+            decision = Decision(principal=principal.id, channel=channel, vote=vote, comment=comment,
+                                roles=list(principal.roles), artifact_digest=artifact_digest,
+                                evidence_digest=record.request.evidence_digest, at=moment,
+                                channel_evidence=channel_evidence or {}, dedupe_key=dedupe_key)
+            record.decisions.append(decision)
+            _close_if_decided(record, moment, channel)
+            result = SubmitResult(record=record, decision=decision, outcome_changed=record.outcome != before)
+        try:
+            store.put_if_match(key, record.model_dump_json().encode(), etag)
+        except PreconditionFailed:
+            continue  # someone else wrote in between: re-read and decide again
+        return result
+    raise RuntimeError(f"could not record the decision in {key}: too many concurrent writers")
+
+
+def close_if_due(store: ObjectStore, key: str, now: datetime | None = None) -> ApprovalRecord:
+    """Apply the deadline: a pending record past its deadline takes the policy's timeout outcome."""
+    for _ in range(_MAX_CAS_ATTEMPTS):
+        record, etag = read_record(store, key)
+        moment = now or utcnow()
+        if record.outcome.closed or not _close_if_decided(record, moment, None):
+            return record
+        try:
+            store.put_if_match(key, record.model_dump_json().encode(), etag)
+        except PreconditionFailed:
+            continue
+        return record
+    raise RuntimeError(f"could not close {key}: too many concurrent writers")
+
+
+def _close_if_decided(record: ApprovalRecord, now: datetime, channel: Channel | None) -> bool:
+    """Set outcome/closed_* from the tally; ``True`` when the record just closed."""
+    current = tally(record, now)
+    if current.outcome is Outcome.PENDING or record.outcome.closed:
+        return False
+    record.outcome = current.outcome
+    record.closed_at = now
+    record.closing_channel = channel
+    if current.outcome is Outcome.REJECTED:
+        record.closed_by = current.rejected_by
+    elif current.outcome is Outcome.APPROVED and not any(current.missing.values()):
+        record.closed_by = sorted({p for people in current.counted.values() for p in people})
+    else:
+        record.closed_by = ["deadline"]
+    return True

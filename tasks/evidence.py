@@ -1,0 +1,86 @@
+"""Writing evidence: the ledger, per-run evidence files and Prefect artifacts.
+
+Everything a run writes for itself goes under ``evidence/<model>/<version>/<run>/``;
+the ledger (``evidence/<model>/ledger/``) only takes entries from real (not dry) runs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from clearance.ledger import LedgerEntry
+from clearance.settings import get_settings
+from gates.base import GateResult, canonical_json
+from tasks.ledger import append_entry
+from tasks.object_store import ObjectExists, ObjectStore
+
+
+def run_prefix(model: str, version: str, run_id: str) -> str:
+    """The only prefix a run (and every dry run) writes its own evidence under."""
+    return f"evidence/{model}/{version}/{run_id}/"
+
+
+def artifact_key(*parts: str) -> str:
+    """A Prefect artifact key (lower-case letters, digits and dashes only)."""
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
+
+
+def store() -> ObjectStore:
+    """The object store of the current settings."""
+    return ObjectStore.from_settings(get_settings())
+
+
+def put_evidence(prefix: str, name: str, body: bytes, content_type: str = "application/json") -> str:
+    """Write one evidence file under a run prefix; rewriting identical content is a no-op."""
+    key = prefix + name
+    try:
+        store().put_if_absent(key, body, content_type=content_type)
+    except ObjectExists:
+        existing, _ = store().get_bytes(key)
+        if existing != body:  # evidence is immutable: a different second version must not appear silently
+            raise
+    return key
+
+
+@task(name="ledger-append", persist_result=True)
+def record_event(model: str, kind: str, payload: dict[str, Any]) -> LedgerEntry:
+    """Append to the model's ledger (cached per run, so a resumed run does not append twice)."""
+    return append_entry(store(), model, kind, payload)
+
+
+@task(name="publish-gate-result", persist_result=True)
+def publish_gate_result(prefix: str, result: GateResult, model: str, dry_run: bool) -> str:
+    """Store the result as JSON evidence, show it as Prefect artifacts, and log it to the ledger."""
+    key = put_evidence(prefix, f"gate-{result.gate_id}.json", result.to_evidence_json())
+    create_markdown_artifact(key=artifact_key("gate", result.gate_id), markdown=result.to_markdown(),
+                             description=f"{result.gate_id}: {result.status.value}")
+    if result.checks:
+        create_table_artifact(key=artifact_key("gate", result.gate_id, "checks"), table=result.to_table_rows(),
+                              description=f"checks of {result.gate_id}")
+    if not dry_run:
+        append_entry(store(), model, "gate", {"gate": result.gate_id, "status": result.status.value,
+                                              "digest": result.digest(), "evidence": key})
+    return key
+
+
+@task(name="write-evidence", cache_policy=NO_CACHE)
+def write_evidence(prefix: str, name: str, document: dict[str, Any]) -> str:
+    """Write a JSON evidence document under the run prefix."""
+    return put_evidence(prefix, name, canonical_json(document))
+
+
+@task(name="publish-report", cache_policy=NO_CACHE)
+def publish_report(prefix: str, markdown: str, title: str) -> str:
+    """Store the run's Markdown report as evidence and as a Prefect artifact; link the bundle."""
+    key = put_evidence(prefix, "report.md", markdown.encode(), content_type="text/markdown")
+    create_markdown_artifact(key="promotion-report", markdown=markdown, description=title)
+    settings = get_settings()
+    if settings.s3_endpoint_url:
+        create_link_artifact(key="evidence-bundle", link=f"{settings.s3_endpoint_url}/{settings.bucket}/{prefix}",
+                             link_text=f"s3://{settings.bucket}/{prefix}", description="evidence of this run")
+    return key

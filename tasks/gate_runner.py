@@ -1,0 +1,15 @@
+"""Running one policy gate as a Prefect task (cached per run, so a resumed run does not rerun it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from gates.base import GateInputs, GateResult, run_gate
+
+
+@task(name="gate", task_run_name="gate-{gate_id}", persist_result=True)
+def evaluate_gate(gate_id: str, inputs: GateInputs, config: dict[str, Any], blocking: bool) -> GateResult:
+    """Evaluate a registered gate; a crash becomes an ``error`` result (the gate decides, not this task)."""
+    return run_gate(gate_id, inputs, config, blocking=blocking)

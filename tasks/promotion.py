@@ -1,0 +1,104 @@
+"""Moving a cleared model into production: verified copies, then a compare-and-swap pointer move."""
+
+from __future__ import annotations
+
+import posixpath
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from clearance.config.schema import ArtifactRef
+from gates.base import utcnow
+from tasks.candidate import artifact_digest, observe_artifacts
+from clearance.config.schema import ModelVersion
+from tasks.object_store import ObjectExists, ObjectStore, PreconditionFailed
+
+
+class ProductionPointer(BaseModel):
+    """``production/<model>/CURRENT.json``: which version is live, and on whose authority."""
+
+    model: str
+    version: str
+    artifact_digest: str
+    artifacts: dict[str, str] = Field(description="Production key → sha256.")
+    run_id: str
+    at: datetime = Field(default_factory=utcnow)
+    previous_version: str | None = None
+    ledger_seq: int | None = Field(None, description="Ledger entry that authorised this move.")
+    ledger_hash: str | None = None
+
+
+class PointerState(BaseModel):
+    """The pointer as a run first saw it, so the final move can be compare-and-swap against it."""
+
+    etag: str | None
+    pointer: ProductionPointer | None
+
+
+class ArtifactChangedError(RuntimeError):
+    """The candidate no longer matches the digest the approvers approved."""
+
+
+class PointerMovedError(RuntimeError):
+    """Another promotion moved the production pointer since this run read it."""
+
+
+def pointer_key(prefix: str, model: str) -> str:
+    """Object key of a model's production pointer."""
+    return f"{prefix}/{model}/CURRENT.json"
+
+
+def read_pointer(store: ObjectStore, prefix: str, model: str) -> PointerState:
+    """The current pointer and its ETag (both ``None`` before the first promotion)."""
+    key = pointer_key(prefix, model)
+    if store.head(key) is None:
+        return PointerState(etag=None, pointer=None)
+    body, etag = store.get_bytes(key)
+    return PointerState(etag=etag, pointer=ProductionPointer.model_validate_json(body))
+
+
+def production_key(prefix: str, model: str, version: str, ref: ArtifactRef) -> str:
+    """Where an artifact lands: the same file name under ``<prefix>/<model>/<version>/``."""
+    return f"{prefix}/{model}/{version}/{posixpath.basename(ref.key)}"
+
+
+def recheck_candidate(store: ObjectStore, version: ModelVersion, approved_digest: str) -> None:
+    """Re-read the candidate right before copying; a swapped artifact aborts the promotion."""
+    now_digest = artifact_digest(observe_artifacts(store, version))
+    if now_digest != approved_digest:
+        raise ArtifactChangedError(
+            f"candidate artifacts changed after approval (approved {approved_digest[:12]}…, now {now_digest[:12]}…); "
+            "promotion aborted, nothing copied"
+        )
+
+
+def copy_to_production(store: ObjectStore, prefix: str, model: str, version_name: str,
+                       version: ModelVersion) -> dict[str, str]:
+    """Copy each artifact to its immutable production key, verifying the checksum.
+
+    An existing production object with the same digest is accepted (a retried run);
+    one with another digest is never overwritten.
+    """
+    copied: dict[str, str] = {}
+    for ref in version.artifacts:
+        target = production_key(prefix, model, version_name, ref)
+        try:
+            store.copy_verified(ref.key, target, ref.sha256)
+        except ObjectExists:
+            existing, _ = store.sha256_of(target)
+            if existing != ref.sha256:
+                raise ObjectExists(f"{target} already exists with other content; production is never overwritten")
+        copied[target] = ref.sha256
+    return copied
+
+
+def move_pointer(store: ObjectStore, prefix: str, seen: PointerState, new: ProductionPointer) -> str:
+    """Compare-and-swap the pointer from what the run saw at its start to ``new``; returns the new ETag."""
+    try:
+        return store.put_if_match(pointer_key(prefix, new.model), new.model_dump_json(indent=2).encode(), seen.etag)
+    except PreconditionFailed:
+        now = read_pointer(store, prefix, new.model).pointer
+        who = f"version {now.version} by run {now.run_id}" if now else "unknown"
+        raise PointerMovedError(
+            f"production pointer of {new.model} moved since this run started (now {who}); not promoted"
+        ) from None
