@@ -5,3 +5,4 @@ third-party gates register through the ``clearance.gates`` entry-point group ins
 """
 
 from gates import artifact_integrity  # noqa: F401
+from gates import data_check  # noqa: F401

@@ -1,0 +1,128 @@
+"""Drift of one column between a current dataset and the reference: PSI and two-sample KS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from gates.base import CheckResult, Status
+from gates.data_check import stats
+from gates.data_check.checks import value_counts
+from gates.data_check.models import Levels
+from gates.data_check.reader import numeric_values
+
+UNSEEN = "<unseen in reference>"
+PLOT_BINS = 40
+
+
+def judge(check_id: str, value: float, levels: Levels, message: str) -> CheckResult:
+    """Status of a drift measure against warn/fail levels (>= level triggers)."""
+    threshold = {"warn": levels.warn, "fail": levels.fail}
+    if value is None or not np.isfinite(value):
+        return CheckResult(id=check_id, status=Status.ERROR, observed=None, threshold=threshold,
+                           message=message or "no values to compare")
+    status = Status.PASS
+    if levels.fail is not None and value >= levels.fail:
+        status = Status.FAIL
+    elif levels.warn is not None and value >= levels.warn:
+        status = Status.WARN
+    return CheckResult(id=check_id, status=status, observed=round(float(value), 12), threshold=threshold,
+                       message="" if status is Status.PASS else message)
+
+
+@dataclass
+class NumericReference:
+    """The reference side of a numeric column, prepared once for every current dataset."""
+
+    hist: stats.FineHistogram
+    edges: np.ndarray
+    counts: np.ndarray
+
+
+@dataclass
+class CategoricalReference:
+    counts: dict[Any, int]
+
+
+def prepare_reference(column: pa.ChunkedArray, categorical: bool, psi_bins: int, fine_bins: int,
+                      numeric_data: tuple[np.ndarray, np.ndarray | None] | None = None
+                      ) -> NumericReference | CategoricalReference:
+    if categorical:
+        return CategoricalReference(counts=value_counts(column))
+    values, valid = numeric_data if numeric_data is not None else numeric_values(column)
+    present = values if valid is None else values[valid]
+    lo, hi = stats.fine_range(present)
+    hist = stats.fine_histogram(present, lo, hi, fine_bins)
+    edges = stats.psi_edges(hist, psi_bins)
+    return NumericReference(hist=hist, edges=edges, counts=stats.counts_between(hist, edges))
+
+
+def numeric_drift(role: str, name: str, column: pa.ChunkedArray, ref: NumericReference, psi_levels: Levels,
+                  ks_levels: Levels, *, exact: bool, epsilon: float,
+                  row: dict[str, Any], plots: dict[tuple[str, str], dict[str, Any]],
+                  numeric_data: tuple[np.ndarray, np.ndarray | None] | None = None) -> list[CheckResult]:
+    values, valid = numeric_data if numeric_data is not None else numeric_values(column)
+    present = values if valid is None else values[valid]
+    psi_id, ks_id = f"psi:{role}:{name}", f"ks:{role}:{name}"
+    if present.size == 0 or ref.hist.n == 0:
+        side = "current" if present.size == 0 else "reference"
+        msg = f"{role}.{name}: the {side} column has no values to compare"
+        return [judge(psi_id, float("nan"), psi_levels, msg), judge(ks_id, float("nan"), ks_levels, msg)]
+    hist = stats.fine_histogram(present, ref.hist.lo, ref.hist.hi, ref.hist.bins)
+    if exact:  # one pass per sample extracts every bin looked at individually (PSI edges and KS candidates)
+        candidates = stats.ks_candidates(hist, ref.hist)
+        hist.preload(np.concatenate([hist.bin_of(ref.edges), candidates]))
+        ref.hist.preload(candidates)
+    counts = stats.counts_between(hist, ref.edges)
+    psi = stats.psi(counts, ref.counts, epsilon)
+    if max(present.size, ref.hist.n) <= stats.MAX_AUTO_EXACT:
+        ks = stats.ks_small(present, ref.hist.values)
+    else:
+        ks = stats.ks_from_histograms(hist, ref.hist, exact=exact)
+    row.update(psi=psi, ks=ks.statistic, ks_p_value=ks.p_value, ks_exact=ks.exact,
+               ks_lower=ks.lower, ks_upper=ks.upper)
+    plots[(role, name)] = {"kind": "numeric", "psi": psi, **_plot_numeric(hist, ref.hist)}
+    ks_note = f"D={ks.statistic:.6f}" + ("" if ks.exact else f" (bounded: true D in [{ks.lower:.6f}, {ks.upper:.6f}])")
+    return [
+        judge(psi_id, psi, psi_levels, f"{role}.{name}: PSI {psi:.4f} over {ref.edges.size + 1} reference-quantile bins"),
+        judge(ks_id, ks.statistic, ks_levels, f"{role}.{name}: KS {ks_note}, p={ks.p_value:.3g}"),
+    ]
+
+
+def categorical_drift(role: str, name: str, column: pa.ChunkedArray, ref: CategoricalReference, psi_levels: Levels,
+                      *, epsilon: float, row: dict[str, Any],
+                      plots: dict[tuple[str, str], dict[str, Any]]) -> list[CheckResult]:
+    current = value_counts(column)
+    psi_id = f"psi:{role}:{name}"
+    if not current or not ref.counts:
+        side = "current" if not current else "reference"
+        return [judge(psi_id, float("nan"), psi_levels, f"{role}.{name}: the {side} column has no values to compare")]
+    categories = sorted(ref.counts, key=str)
+    unseen = {k: v for k, v in current.items() if k not in ref.counts}
+    cur = np.array([current.get(c, 0) for c in categories] + [sum(unseen.values())], dtype=np.float64)
+    refc = np.array([ref.counts[c] for c in categories] + [0], dtype=np.float64)
+    psi = stats.psi(cur, refc, epsilon)
+    row.update(psi=psi, unseen_categories=len(unseen), unseen_rows=int(sum(unseen.values())))
+    plots[(role, name)] = {"kind": "categorical", "psi": psi, "labels": [str(c) for c in categories] + [UNSEEN],
+                           "current": (cur / cur.sum()).tolist(), "reference": (refc / refc.sum()).tolist()}
+    note = f"; {len(unseen)} categories unseen in the reference ({int(sum(unseen.values()))} rows)" if unseen else ""
+    return [judge(psi_id, psi, psi_levels, f"{role}.{name}: PSI {psi:.4f} over {len(categories)} categories{note}")]
+
+
+def _plot_numeric(cur: stats.FineHistogram, ref: stats.FineHistogram) -> dict[str, Any]:
+    """Shares of both samples in PLOT_BINS bars over the fine range (under/overflow in the outer bars)."""
+    group = max(1, cur.bins // PLOT_BINS)
+
+    def bars(h: stats.FineHistogram) -> list[float]:
+        inner = h.counts[1:-1]
+        agg = inner[: group * (inner.size // group)].reshape(-1, group).sum(axis=1).astype(np.float64)
+        agg[0] += h.counts[0]
+        agg[-1] += h.counts[-1] + inner[group * (inner.size // group):].sum()
+        return (agg / max(1, h.n)).tolist()
+
+    width = group / cur.scale
+    edges = [cur.lo + i * width for i in range(len(bars(cur)) + 1)]
+    return {"edges": edges, "current": bars(cur), "reference": bars(ref)}

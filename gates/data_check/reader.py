@@ -1,0 +1,126 @@
+"""Reading a located dataset with pyarrow, one column at a time (memory stays at a few columns).
+
+Parquet is read column by column through ``pyarrow.dataset`` (local or S3, one file or many).
+CSV cannot be read by column cheaply, so a CSV dataset is parsed once and kept in memory.
+Every failure becomes a :class:`DatasetReadError` with a kind and a message naming the dataset.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+
+from gates.data_check.models import DatasetLocator
+
+
+class DatasetReadError(Exception):
+    """A dataset could not be read; ``kind`` is not_found, unreadable or unreachable."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _classify(exc: BaseException) -> str:
+    text = str(exc).lower()
+    if isinstance(exc, FileNotFoundError) or "not found" in text or "no such file" in text or "nosuchkey" in text:
+        return "not_found"
+    if isinstance(exc, (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)) or "parquet" in text:
+        return "unreadable"
+    return "unreachable"
+
+
+class DatasetReader:
+    """A dataset opened for reading: schema and row count up front, columns on demand."""
+
+    def __init__(self, locator: DatasetLocator) -> None:
+        self.locator = locator
+        self._csv_table: pa.Table | None = None
+        if locator.error:
+            raise DatasetReadError(locator.error_kind or "unreachable", locator.error)
+        if not locator.files:
+            raise DatasetReadError("not_found", f"{locator.role} ({locator.uri}): no files")
+        try:
+            filesystem = locator.filesystem.to_pyarrow()
+            if locator.format == "csv":
+                import pyarrow.csv as pacsv
+
+                # An empty CSV field is a null, for strings too (as it is for numbers).
+                fmt_csv = pads.CsvFileFormat(convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+                self._dataset = pads.dataset(locator.files, filesystem=filesystem, format=fmt_csv)
+                self._csv_table = self._dataset.to_table()
+                self.schema = self._csv_table.schema
+                self.num_rows = self._csv_table.num_rows
+            else:
+                self._dataset = pads.dataset(locator.files, filesystem=filesystem, format="parquet")
+                strings = [f.name for f in self._dataset.schema
+                           if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+                self.schema = self._dataset.schema  # the files' own types (reported and checked)
+                if strings:  # strings read as dictionaries: categories are counted on small integer codes
+                    fmt = pads.ParquetFileFormat(read_options=pads.ParquetReadOptions(dictionary_columns=strings))
+                    self._dataset = pads.dataset(locator.files, filesystem=filesystem, format=fmt)
+                self.num_rows = sum(f.metadata.num_rows for f in self._fragments)
+        except DatasetReadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — any reader failure is a finding about the data
+            raise DatasetReadError(_classify(exc), f"{locator.role} ({locator.uri}): {type(exc).__name__}: {exc}")
+
+    @cached_property
+    def _fragments(self) -> list[Any]:
+        frags = list(self._dataset.get_fragments())
+        for frag in frags:
+            frag.ensure_complete_metadata()
+        return frags
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        """One column as Arrow (read now for Parquet)."""
+        if self._csv_table is not None:
+            return self._csv_table.column(name)
+        try:
+            return self._dataset.to_table(columns=[name], use_threads=True).column(0)
+        except Exception as exc:  # noqa: BLE001
+            raise DatasetReadError(_classify(exc), f"{self.locator.role} ({self.locator.uri}), column {name!r}: "
+                                                   f"{type(exc).__name__}: {exc}")
+
+    def table(self, names: list[str]) -> pa.Table:
+        """Several columns as one Arrow table."""
+        if self._csv_table is not None:
+            return self._csv_table.select(names)
+        try:
+            return self._dataset.to_table(columns=names, use_threads=True)
+        except Exception as exc:  # noqa: BLE001
+            raise DatasetReadError(_classify(exc), f"{self.locator.role} ({self.locator.uri}): "
+                                                   f"{type(exc).__name__}: {exc}")
+
+
+def numeric_values(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Float64 values of a numeric/temporal column with a validity mask (None: all valid).
+
+    Nulls and NaN are both "missing"; the values array keeps every row (missing rows hold NaN)
+    so row positions stay aligned with the dataset.
+    """
+    typ = column.type
+    if pa.types.is_timestamp(typ) or pa.types.is_date(typ) or pa.types.is_duration(typ):
+        column = pc.cast(column, pa.int64()) if not pa.types.is_date32(typ) else pc.cast(column, pa.int32())
+    if pa.types.is_boolean(column.type):
+        column = pc.cast(column, pa.int8())
+    if pa.types.is_decimal(column.type):
+        column = pc.cast(column, pa.float64())
+    chunks = [c.to_numpy(zero_copy_only=False) for c in column.chunks]
+    if not chunks:
+        return np.zeros(0, dtype=np.float64), None
+    values = np.concatenate(chunks).astype(np.float64, copy=False) if len(chunks) > 1 else \
+        chunks[0].astype(np.float64, copy=False)
+    valid = ~np.isnan(values)
+    if bool(valid.all()):
+        return values, None
+    return values, valid

@@ -1,0 +1,155 @@
+"""Helpers for promotion tests: a config dir with uploaded candidates, runs in subprocesses, decisions."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+# A pickle-protocol-5 header, so format sniffing sees a joblib/pickle stream.
+FAKE_JOBLIB = b"\x80\x05\x95"
+
+POLICY_HIGH: dict[str, Any] = {
+    "tier": "high",
+    "gates": [{"id": "artifact_integrity", "mode": "blocking", "config": {"allowed_formats": ["joblib"]}}],
+    "on_warn": "require_approval",
+    "approvals": {"roles": {"security": {"min": 1}, "business": {"min": 1}},
+                  "channels": ["cli", "prefect-ui", "slack", "jira"], "timeout": "1h", "timeout_outcome": "reject"},
+}
+PRINCIPALS = [
+    {"id": "dana", "email": "dana@example.com", "slack_id": "U0DANA00001", "local_users": ["dana"], "roles": []},
+    {"id": "sam", "email": "sam@example.com", "slack_id": "U0SAM000002", "local_users": ["sam"], "roles": ["security"]},
+    {"id": "sol", "email": "sol@example.com", "slack_id": "U0SOL000003", "local_users": ["sol"], "roles": ["security"]},
+    {"id": "bea", "email": "bea@example.com", "slack_id": "U0BEA000004", "local_users": ["bea"], "roles": ["business"]},
+    {"id": "carl", "email": "carl@example.com", "slack_id": "U0CARL00005", "local_users": ["carl"],
+     "roles": ["compliance"]},
+]
+
+
+@dataclass
+class Candidate:
+    """A model whose versions were uploaded to ``candidates/`` and pinned in a config dir."""
+
+    model: str
+    config_dir: Path
+    digests: dict[str, str] = field(default_factory=dict)
+
+    def key(self, version: str) -> str:
+        return f"candidates/{self.model}/{version}/model.joblib"
+
+
+def make_candidate(tmp_path: Path, store, versions: tuple[str, ...] = ("1.0.0",),
+                   policy: dict[str, Any] | None = None) -> Candidate:
+    """Upload one small artifact per version and write configs that pin them (unique model name)."""
+    model = f"m-{uuid.uuid4().hex[:10]}"
+    config_dir = tmp_path / "configs"
+    (config_dir / "policies").mkdir(parents=True)
+    (config_dir / "models").mkdir()
+    candidate = Candidate(model=model, config_dir=config_dir)
+    pinned = {}
+    for version in versions:
+        body = FAKE_JOBLIB + f"{model}:{version}:".encode() + os.urandom(256)
+        store.put_if_absent(candidate.key(version), body)
+        candidate.digests[version] = hashlib.sha256(body).hexdigest()
+        pinned[version] = {"artifacts": [{"key": candidate.key(version), "sha256": candidate.digests[version],
+                                          "size": len(body), "format": "joblib"}]}
+    (config_dir / "policies" / "high.yaml").write_text(yaml.safe_dump(policy or POLICY_HIGH))
+    (config_dir / "principals.yaml").write_text(yaml.safe_dump({"principals": PRINCIPALS}))
+    manifest = {"name": model, "owner": "dana", "authors": ["dana"], "risk_tier": "high", "versions": pinned}
+    (config_dir / "models" / f"{model}.yaml").write_text(yaml.safe_dump(manifest))
+    return candidate
+
+
+def cli_env(candidate: Candidate, user: str) -> dict[str, str]:
+    """The environment of a CLI process run by OS user ``user`` on this candidate's configs."""
+    return dict(os.environ) | {"CLEARANCE_CONFIG_DIR": str(candidate.config_dir), "USER": user, "LOGNAME": user,
+                               "CLEARANCE_APPROVAL_POLL_SECONDS": "1", "PREFECT_CLIENT_MAX_RETRIES": "20",
+                               "PREFECT_LOGGING_LEVEL": "WARNING"}
+
+
+def start_direct_run(candidate: Candidate, version: str, *, user: str = "dana", dry_run: bool = False,
+                     log: Path | None = None) -> subprocess.Popen:
+    """``clearance promote MODEL VERSION --direct`` in a subprocess (the pause path)."""
+    args = [sys.executable, "-m", "clearance", "promote", candidate.model, version, "--direct"]
+    if dry_run:
+        args.append("--dry-run")
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    return subprocess.Popen(args, env=cli_env(candidate, user), cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+
+
+def cli(candidate: Candidate, user: str, *args: str) -> subprocess.CompletedProcess:
+    """Run the real CLI as ``user``."""
+    return subprocess.run([sys.executable, "-m", "clearance", *args], env=cli_env(candidate, user), cwd=REPO,
+                          text=True, capture_output=True, timeout=120)
+
+
+def find_run(model: str, version: str, timeout: float = 90) -> str:
+    """The id of the promote-model run for this model and version (polls the Prefect API)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["promote-model"])))
+        for run in runs:
+            if run.parameters.get("model") == model and run.parameters.get("version") == version:
+                return str(run.id)
+        time.sleep(0.5)
+    raise TimeoutError(f"no run of {model} {version} appeared")
+
+
+def wait_state(run_id: str, wanted: set[str], timeout: float = 120) -> str:
+    """Wait until the run's state type is in ``wanted``; returns it."""
+    from tasks.prefect_runs import run_state
+
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline:
+        try:
+            state = run_state(run_id)
+        except Exception:  # noqa: BLE001 — the server may be restarting in a test
+            state = None
+        if state is not None and state.value in wanted:
+            return state.value
+        time.sleep(0.3)
+    raise TimeoutError(f"run {run_id} is {state}, not in {wanted}, after {timeout}s")
+
+
+def wait_for_request(store, run_id: str, timeout: float = 120) -> None:
+    """Wait until the run has opened its approval request and is paused on it."""
+    from tasks.approvals_record import run_index_key
+
+    deadline = time.monotonic() + timeout
+    while store.head(run_index_key(run_id)) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} opened no approval request")
+        time.sleep(0.3)
+    wait_state(run_id, {"PAUSED"}, timeout)
+
+
+def decide(store, candidate: Candidate, run_id: str, who: str, vote: str = "approve", comment: str = "ok",
+           channel: str = "cli", digest: str | None = None):
+    """A decision through the shared intake, as the principal ``who`` (as a channel would after auth)."""
+    from clearance.approvals import Vote
+    from clearance.approvals.intake import receive_decision
+    from clearance.config import load_config_dir
+    from clearance.config.schema import Channel
+
+    principal = load_config_dir(candidate.config_dir).principals.by_id(who)
+    return receive_decision(store, run_id, principal=principal, identity=who, channel=Channel(channel),
+                            vote=Vote(vote), comment=comment, artifact_digest=digest)
+
+
+def finish(process: subprocess.Popen, timeout: float = 120) -> int:
+    """Wait for a run subprocess; returns its exit code."""
+    return process.wait(timeout=timeout)

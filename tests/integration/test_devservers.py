@@ -1,0 +1,118 @@
+"""clearance.devservers: the CLI a user runs (up twice, status, env, down) and a Prefect restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from clearance import devservers
+
+pytestmark = pytest.mark.integration
+
+
+def cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "clearance.devservers", *args, "--state-dir", str(state)],
+                          capture_output=True, text=True, timeout=240, cwd=devservers.REPO)
+
+
+def listening_addresses(pid: int) -> set[str]:
+    """``ip:port`` of the TCP sockets ``pid`` listens on (from /proc, IPv4 and IPv6)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:  # 0A = LISTEN
+                addr, port = cols[1].split(":")
+                ip = ".".join(str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0)) if len(addr) == 8 else addr
+                found.add(f"{ip}:{int(port, 16)}")
+    return found
+
+
+def wait_dead(pid: int, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not devservers.alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_up_twice_reuses_then_down_stops(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    try:
+        first = cli(state, "up")
+        assert first.returncode == 0, first.stderr
+        services = devservers.load(state)
+        assert services is not None
+        second = cli(state, "up")
+        assert second.returncode == 0, second.stderr
+        again = devservers.load(state)
+        assert again is not None
+        assert (again.s3.pid, again.prefect.pid) == (services.s3.pid, services.prefect.pid)
+
+        # loopback only, on the ports we chose (no default port such as 8333/9333/23646 left open)
+        for pid in (services.s3.pid, services.prefect.pid):
+            addresses = listening_addresses(pid)
+            assert addresses and all(a.startswith("127.0.0.1:") for a in addresses), addresses
+        weed_ports = {int(a.rsplit(":", 1)[1]) for a in listening_addresses(services.s3.pid)}
+        assert weed_ports <= set(services.s3.ports.values()), weed_ports - set(services.s3.ports.values())
+
+        # credentials: private files, never in up/status output, only in env
+        creds = state / devservers.CREDENTIALS_FILE
+        assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+        secret = json.loads(creds.read_text())["secret_access_key"]
+        status = cli(state, "status")
+        assert json.loads(status.stdout)["s3"]["healthy"] is True
+        assert json.loads(status.stdout)["prefect"]["healthy"] is True
+        assert secret not in first.stdout + second.stdout + status.stdout + repr(services)
+        env = cli(state, "env")
+        assert env.returncode == 0
+        assert f"export CLEARANCE_S3_SECRET_ACCESS_KEY={secret}" in env.stdout
+        assert f"export PREFECT_API_URL={services.prefect.api_url}" in env.stdout
+        with urllib.request.urlopen(f"{services.prefect.api_url}/health", timeout=5) as r:
+            assert r.read() == b"true"
+
+        down = cli(state, "down")
+        assert down.returncode == 0, down.stderr
+        assert wait_dead(services.s3.pid) and wait_dead(services.prefect.pid)
+        assert devservers.free_port_is_free(services.prefect.port)
+        assert not (state / devservers.STATE_FILE).exists()
+        assert cli(state, "env").returncode == 1
+        assert json.loads(creds.read_text())["secret_access_key"] == secret  # kept for the next `up`
+    finally:
+        cli(state, "down")
+
+
+def test_restart_prefect_keeps_port_and_database(tmp_path: Path) -> None:
+    service = devservers.start_prefect(tmp_path)
+    try:
+        body = json.dumps({"name": "survives_restart", "value": "yes"}).encode()
+        request = urllib.request.Request(f"{service.api_url}/variables/", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 201
+        restarted = devservers.restart_prefect(service)
+        assert restarted.port == service.port and restarted.home == service.home
+        assert restarted.pid != service.pid and not devservers.alive(service.pid)
+        with urllib.request.urlopen(f"{restarted.api_url}/variables/name/survives_restart", timeout=10) as r:
+            assert json.loads(r.read())["value"] == "yes"
+        service = restarted
+    finally:
+        devservers.stop(service)
+    assert not devservers.alive(service.pid)
