@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from tasks.caching import per_run_key
 from prefect import flow, get_run_logger, task
 from prefect.context import FlowRunContext
 from pydantic import BaseModel, Field
@@ -150,13 +151,13 @@ def sign_off(ctx: PromotionContext, request, eligible: dict[str, list[str]]) -> 
     return wait_for_sign_off(key, stored, ctx.principals)
 
 
-@task(name="read-production-pointer", persist_result=True)
+@task(name="read-production-pointer", persist_result=True, cache_key_fn=per_run_key)
 def read_production_pointer(prefix: str, model: str) -> PointerState:
     """The pointer as this run first saw it: the final move is compare-and-swap against it."""
     return read_pointer(store(), prefix, model)
 
 
-@task(name="promote-to-production", persist_result=True)
+@task(name="promote-to-production", persist_result=True, cache_key_fn=per_run_key)
 def promote_candidate(ctx: PromotionContext, approved_digest: str, seen: PointerState, run_id: str,
                       ledger_seq: int, ledger_hash: str) -> dict[str, str]:
     """Re-check the digest, copy with checksums, then move the pointer (compare-and-swap)."""

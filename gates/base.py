@@ -165,6 +165,9 @@ def sha256_json(value: Any) -> str:
 class ArtifactObservation(BaseModel):
     """What a task observed of one artifact in the object store."""
 
+    # Sniffed bytes are binary: base64 in JSON so evidence and cache keys can hold them.
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
     key: str
     exists: bool
     size: int | None = None

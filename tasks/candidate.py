@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from tasks.caching import per_run_key
 from prefect import task
 from pydantic import BaseModel
 
@@ -43,7 +44,7 @@ def config_digest(config_dir: Path) -> str:
     return sha256_json({str(p.relative_to(config_dir)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files})
 
 
-@task(name="load-configs", persist_result=True)
+@task(name="load-configs", persist_result=True, cache_key_fn=per_run_key)
 def load_promotion_context(model: str, version: str, config_dir: str | None = None) -> PromotionContext:
     """Validate the whole config dir and pick the model, its version and its effective policy."""
     root = Path(config_dir) if config_dir else get_settings().config_dir
@@ -78,7 +79,7 @@ def observe_artifacts(store: ObjectStore, version: ModelVersion) -> list[Artifac
     return observations
 
 
-@task(name="observe-candidate", persist_result=True)
+@task(name="observe-candidate", persist_result=True, cache_key_fn=per_run_key)
 def observe_candidate(version: ModelVersion) -> list[ArtifactObservation]:
     """Prefect task around :func:`observe_artifacts` on the configured store."""
     return observe_artifacts(ObjectStore.from_settings(get_settings()), version)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from tasks.caching import per_run_key
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -47,13 +48,13 @@ def put_evidence(prefix: str, name: str, body: bytes, content_type: str = "appli
     return key
 
 
-@task(name="ledger-append", persist_result=True)
+@task(name="ledger-append", persist_result=True, cache_key_fn=per_run_key)
 def record_event(model: str, kind: str, payload: dict[str, Any]) -> LedgerEntry:
     """Append to the model's ledger (cached per run, so a resumed run does not append twice)."""
     return append_entry(store(), model, kind, payload)
 
 
-@task(name="publish-gate-result", persist_result=True)
+@task(name="publish-gate-result", persist_result=True, cache_key_fn=per_run_key)
 def publish_gate_result(prefix: str, result: GateResult, model: str, dry_run: bool) -> str:
     """Store the result as JSON evidence, show it as Prefect artifacts, and log it to the ledger."""
     key = put_evidence(prefix, f"gate-{result.gate_id}.json", result.to_evidence_json())

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from tasks.caching import per_run_key
 from prefect import task
 
 from gates.base import GateInputs, GateResult, run_gate
 
 
-@task(name="gate", task_run_name="gate-{gate_id}", persist_result=True)
+@task(name="gate", task_run_name="gate-{gate_id}", persist_result=True, cache_key_fn=per_run_key)
 def evaluate_gate(gate_id: str, inputs: GateInputs, config: dict[str, Any], blocking: bool) -> GateResult:
     """Evaluate a registered gate; a crash becomes an ``error`` result (the gate decides, not this task)."""
     return run_gate(gate_id, inputs, config, blocking=blocking)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tasks.caching import per_run_key
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -13,7 +14,7 @@ from tasks.approvals_record import close_if_due, open_record, record_key, run_in
 from tasks.evidence import store
 
 
-@task(name="open-approval-request", persist_result=True)
+@task(name="open-approval-request", persist_result=True, cache_key_fn=per_run_key)
 def open_approval(request: ApprovalRequest) -> str:
     """Create the run's approvals record and its run index; returns the record key."""
     open_record(store(), request)

@@ -1,0 +1,72 @@
+"""The deployment path: a worker runs the promotion, the sign-off suspends it (no process held),
+and approvals resume it; finished tasks are not run again after the resume."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.promotion_kit import decide, make_candidate, wait_for_request, wait_state
+
+pytestmark = pytest.mark.integration
+POOL = "clearance-tests"
+
+
+@pytest.fixture(scope="module")
+def worker(prefect_service, s3_service, tmp_path_factory):
+    """One process worker for this module's deployment runs."""
+    from clearance.deployments import ensure_work_pool
+
+    ensure_work_pool(POOL)
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = dict(os.environ) | {"PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+                              "CLEARANCE_APPROVAL_POLL_SECONDS": "1"}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", POOL],
+                            env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    yield log
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def s3(s3_service, prefect_service):
+    from clearance.settings import get_settings
+    from tasks.object_store import ObjectStore
+
+    get_settings.cache_clear()
+    return ObjectStore.from_settings(get_settings())
+
+
+def test_suspended_run_resumes_without_rerunning_finished_work(s3, worker, tmp_path, monkeypatch):
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+
+    from clearance.deployments import register_deployments
+    from tasks.ledger import read_ledger
+
+    cand = make_candidate(tmp_path, s3)
+    monkeypatch.setenv("CLEARANCE_CONFIG_DIR", str(cand.config_dir))
+    register_deployments(POOL)
+    run = run_deployment("promote-model/promote-model", timeout=0,
+                         parameters={"model": cand.model, "version": "1.0.0", "initiator": "dana"})
+    run_id = str(run.id)
+    wait_for_request(s3, run_id, timeout=180)
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(run.id).state.name == "Suspended"
+    gate_evidence = f"evidence/{cand.model}/1.0.0/{run_id}/gate-artifact_integrity.json"
+    first_gate_run = s3.head(gate_evidence).etag
+
+    assert decide(s3, cand, run_id, "dana").refusal.reason.value == "self_approval"
+    assert decide(s3, cand, run_id, "sam").accepted
+    assert decide(s3, cand, run_id, "bea").accepted
+    final = wait_state(run_id, {"COMPLETED", "FAILED", "CRASHED"}, timeout=180)
+    assert final == "COMPLETED", worker.read_text()[-4000:]
+    kinds = [e.kind for e in read_ledger(s3, cand.model)]
+    # Each step exactly once although the flow body ran twice (before and after the suspension).
+    assert kinds == ["started", "gate", "approval-requested", "approved", "promoted"]
+    assert s3.head(gate_evidence).etag == first_gate_run
+    assert s3.sha256_of(f"production/{cand.model}/1.0.0/model.joblib")[0] == cand.digests["1.0.0"]
