@@ -271,6 +271,23 @@ def deploy(pool: Annotated[str, typer.Option(help="Process work pool to run prom
         console.print(f"deployment [bold]{name}[/bold] on pool {pool}")
 
 
+@app.command()
+def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+          socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Take Slack interactions over Socket Mode (no public URL).")] = False) -> None:
+    """Serve the approval endpoints (`/slack/interactions`, `/jira/webhook`, `/healthz`)."""
+    if socket_mode:
+        from clearance.serve.slack_socket import run_socket_mode
+
+        run_socket_mode()
+        return
+    import uvicorn
+
+    from clearance.serve.app import build_app
+
+    uvicorn.run(build_app(), host=host, port=port, log_level="info")
+
+
 def _principal_id_or_user() -> str:
     user = local_identity()
     try:

@@ -6,6 +6,7 @@ and every verdict comes from ``gates/`` or the approval rules.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from tasks.caching import per_run_key
@@ -13,12 +14,13 @@ from prefect import flow, get_run_logger, task
 from prefect.context import FlowRunContext
 from pydantic import BaseModel, Field
 
-from clearance.approvals import ApprovalRecord, Outcome
+from clearance.approvals import ApprovalRecord, ApprovalRequest, Outcome
 from clearance.approvals.request import build_request, eligible_approvers
 from clearance.config.schema import GateMode, OnWarn
 from clearance.report import render_report
 from flows.signoff import wait_for_sign_off
 from gates.base import GateInputs, GateResult, Status, sha256_json, utcnow
+from tasks.channels import PromotionEvent, announce
 from tasks.candidate import PromotionContext, artifact_digest, load_promotion_context, observe_candidate
 from tasks.evidence import publish_gate_result, publish_report, record_event, run_prefix, store, write_evidence
 from tasks.gate_runner import evaluate_gate
@@ -75,9 +77,11 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
 
     observations = observe_candidate(ctx.model_version)
     digest = artifact_digest(observations)
+    tell = _announcer(ctx, run_id, who, digest, dry_run)
+    tell("opened")
     inputs = GateInputs(model=model, version=version, manifest=ctx.manifest.model_dump(mode="json"),
                         artifacts=observations)
-    results = run_gates(ctx, inputs, prefix, dry_run)
+    results = run_gates(ctx, inputs, prefix, dry_run, tell)
     summary = dict(run_id=run_id, model=model, version=version, artifact_digest=digest,
                    gates={r.gate_id: r.status for r in results}, evidence_prefix=prefix)
     report = dict(model=model, version=version, tier=ctx.policy.tier, run_id=run_id, initiator=who,
@@ -90,6 +94,7 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
         message = f"gate {stopper.gate_id} {stopper.status.value}: promotion stopped"
         if stopper.status is Status.WARN:
             message = "gates warned and the policy requires approval, but it names no approver roles"
+        tell("stopped", status="gate-failed", message=message, gates=results)
         return _stop(ctx, "gate-failed", message, summary, report, dry_run)
 
     request = build_request(run_id=run_id, manifest=ctx.manifest, version=version, policy=ctx.policy,
@@ -103,10 +108,12 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
         log.info("Dry run: gates %s; would need %s", summary["gates"], eligible)
         return PromotionResult(**summary, status="dry-run", would_need=eligible)
 
-    record = sign_off(ctx, request, eligible)
+    record = sign_off(ctx, request, eligible, lambda rec: tell("approval-requested", record=rec, gates=results))
     report["record"] = record
+    tell("closed", record=record, gates=results)
     if record.outcome is not Outcome.APPROVED:
         status: RunStatus = "rejected" if record.outcome is Outcome.REJECTED else "timed-out"
+        tell("stopped", status=status, message=f"sign-off {record.outcome.value}", record=record)
         return _stop(ctx, status, f"sign-off {record.outcome.value}", summary | {"approvals": record.outcome},
                      report, dry_run)
 
@@ -115,29 +122,34 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     try:
         production = promote_candidate(ctx, digest, seen_pointer, run_id, approval_entry.seq, approval_entry.hash)
     except Exception as exc:  # noqa: BLE001 — recorded, then re-raised as the run's failure
+        tell("stopped", status="promotion-failed", message=str(exc), record=record)
         return _stop(ctx, "promotion-failed", str(exc), summary | {"approvals": record.outcome}, report, dry_run)
     record_event(model, "promoted", {"run": run_id, "version": version, "artifact_digest": digest,
                                      "production": production})
     publish_report(prefix, render_report(**report, outcome="promoted", production=production),
                    f"{model} {version} promoted")
+    tell("promoted", status="promoted", record=record, message=", ".join(production))
     log.info("%s %s promoted: %s", model, version, ", ".join(production))
     return PromotionResult(**summary, status="promoted", approvals=record.outcome, production=production)
 
 
-def run_gates(ctx: PromotionContext, inputs: GateInputs, prefix: str, dry_run: bool) -> list[GateResult]:
+def run_gates(ctx: PromotionContext, inputs: GateInputs, prefix: str, dry_run: bool,
+              tell: Callable[..., object]) -> list[GateResult]:
     """The policy's gates in order; a blocking failure stops the sequence (later gates are not run)."""
     results = []
     for spec in ctx.policy.gates:
         result = evaluate_gate(spec.id, inputs, spec.config, spec.mode is GateMode.BLOCKING)
         publish_gate_result(prefix, result, ctx.model, dry_run)
+        tell("gate", gate=result)
         results.append(result)
         if result.stops_promotion:
             break
     return results
 
 
-def sign_off(ctx: PromotionContext, request, eligible: dict[str, list[str]]) -> ApprovalRecord:
-    """Open the approval request (once per run) and wait until it closes."""
+def sign_off(ctx: PromotionContext, request: ApprovalRequest, eligible: dict[str, list[str]],
+             on_open: Callable[[ApprovalRecord], object]) -> ApprovalRecord:
+    """Open the approval request (once per run), tell the channels, and wait until it closes."""
     if not request.required_roles:
         return ApprovalRecord(request=request, outcome=Outcome.APPROVED, closed_by=["policy: no sign-off"])
     impossible = [role for role, people in eligible.items() if len(people) < request.required_roles[role]]
@@ -148,6 +160,7 @@ def sign_off(ctx: PromotionContext, request, eligible: dict[str, list[str]]) -> 
     record_event(ctx.model, "approval-requested", {"run": stored.run_id, "required": stored.required_roles,
                                                     "deadline": stored.deadline.isoformat(),
                                                     "artifact_digest": stored.artifact_digest})
+    on_open(refresh_record(key))
     return wait_for_sign_off(key, stored, ctx.principals)
 
 
@@ -170,6 +183,27 @@ def promote_candidate(ctx: PromotionContext, approved_digest: str, seen: Pointer
         previous_version=seen.pointer.version if seen.pointer else None, ledger_seq=ledger_seq,
         ledger_hash=ledger_hash))
     return copied
+
+
+def _announcer(ctx: PromotionContext, run_id: str, initiator: str, digest: str, dry_run: bool
+               ) -> Callable[..., object]:
+    """``tell(kind, **details)``: publish a PromotionEvent of this run (dry runs tell nobody)."""
+    links = {"prefect_run": f"{_ui_url()}/runs/flow-run/{run_id}"} if _ui_url() else {}
+
+    def tell(kind: str, **details: object) -> object:
+        if dry_run:
+            return None
+        return announce(PromotionEvent(kind=kind, run_id=run_id, model=ctx.model, version=ctx.version,
+                                       tier=ctx.policy.tier, initiator=initiator, artifact_digest=digest,
+                                       links=links, **details))
+
+    return tell
+
+
+def _ui_url() -> str:
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    return (PREFECT_UI_URL.value() or (PREFECT_API_URL.value() or "").removesuffix("/api")).rstrip("/")
 
 
 def _warnings_need_people(ctx: PromotionContext, results: list[GateResult]) -> bool:

@@ -12,6 +12,7 @@ from clearance.approvals.models import Vote
 from clearance.config.schema import Channel, Principal
 from tasks.approvals_record import SubmitResult, read_record, run_index_key, submit_decision
 from tasks.object_store import ObjectStore
+from tasks.channels import event_for, publish_event
 from tasks.prefect_runs import wake_run
 
 
@@ -42,6 +43,9 @@ def receive_decision(store: ObjectStore, run_id: str, *, principal: Principal | 
     result = submit_decision(store, key, principal=principal, identity=identity, channel=channel, vote=vote,
                              artifact_digest=artifact_digest, comment=comment, channel_evidence=channel_evidence,
                              dedupe_key=dedupe_key)
+    if result.accepted:
+        # Every message that shows the tally (Slack, Jira…) follows, whichever channel decided.
+        publish_event(event_for(result.record, "approvals-changed"))
     if result.outcome_changed and wake:
         wake_run(run_id)
     return result

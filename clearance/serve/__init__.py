@@ -1,0 +1,1 @@
+"""``clearance serve``: the HTTP endpoints through which channels deliver decisions."""

@@ -1,0 +1,122 @@
+"""Telling people about a promotion: one event stream, fanned out to every configured channel.
+
+The flow and the approval intake publish :class:`PromotionEvent` s; each channel (Slack,
+Jira, …) registers a :class:`Notifier` factory that returns ``None`` when the channel is
+not configured. A channel is never the truth (the approvals record is): a notifier that
+fails is logged and noted, and the promotion goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Literal, Protocol
+
+from prefect import task
+from pydantic import BaseModel, Field
+
+from clearance.approvals import ApprovalRecord
+from clearance.settings import Settings, get_settings
+from gates.base import GateResult
+from tasks.caching import per_run_key
+
+log = logging.getLogger("clearance.channels")
+
+EventKind = Literal["opened", "gate", "approval-requested", "approvals-changed", "closed", "promoted", "stopped"]
+
+
+class PromotionEvent(BaseModel):
+    """Something that happened to one promotion run, with what a channel needs to show it."""
+
+    kind: EventKind
+    run_id: str
+    model: str
+    version: str
+    tier: str
+    initiator: str
+    artifact_digest: str = ""
+    gate: GateResult | None = None
+    record: ApprovalRecord | None = None
+    gates: list[GateResult] = Field(default_factory=list, description="All results so far (approval summary).")
+    status: str = ""
+    message: str = ""
+    links: dict[str, str] = Field(default_factory=dict, description="e.g. prefect_run → URL.")
+
+
+class Notifier(Protocol):
+    """A channel that shows promotion events to people."""
+
+    name: str
+
+    def handle(self, event: PromotionEvent) -> None:
+        """Show the event; may raise (the caller logs and carries on)."""
+        ...
+
+
+NotifierFactory = Callable[[Settings], "Notifier | None"]
+_FACTORIES: list[NotifierFactory] = []
+
+
+def register_notifier(factory: NotifierFactory) -> NotifierFactory:
+    """Add a channel; the factory returns ``None`` when its settings are absent."""
+    if factory not in _FACTORIES:
+        _FACTORIES.append(factory)
+    return factory
+
+
+def _load_builtin_channels() -> None:
+    """Import the channel modules shipped with clearance so they register (none is required)."""
+    import importlib
+
+    for module in ("tasks.slack", "tasks.jira_tracking"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def active_notifiers(settings: Settings | None = None) -> list[Notifier]:
+    """The notifiers configured in ``settings``."""
+    _load_builtin_channels()
+    settings = settings or get_settings()
+    return [n for n in (factory(settings) for factory in _FACTORIES) if n is not None]
+
+
+def publish_event(event: PromotionEvent, notifiers: list[Notifier] | None = None) -> list[str]:
+    """Give the event to every channel; returns one note per channel that failed (never raises)."""
+    notes = []
+    for notifier in active_notifiers() if notifiers is None else notifiers:
+        try:
+            notifier.handle(event)
+        except Exception as exc:  # noqa: BLE001 — a channel outage must not stop a promotion
+            note = f"{notifier.name}: could not show {event.kind} of run {event.run_id}: {type(exc).__name__}: {exc}"
+            log.warning(note)
+            notes.append(note)
+    return notes
+
+
+def _event_key(context, parameters) -> str:
+    """One announcement per run, kind and gate: a resumed run re-announces nothing it already told."""
+    event: PromotionEvent = parameters["event"]
+    return per_run_key(context, {"kind": event.kind, "gate": event.gate.gate_id if event.gate else None})
+
+
+def event_for(record: ApprovalRecord, kind: EventKind, **details) -> PromotionEvent:
+    """An event about a run, built from its approvals record (for channels outside the flow)."""
+    request = record.request
+    return PromotionEvent(kind=kind, run_id=request.run_id, model=request.model, version=request.version,
+                          tier=request.tier, initiator=request.initiator, artifact_digest=request.artifact_digest,
+                          record=record, **details)
+
+
+@task(name="announce", persist_result=True, cache_key_fn=_event_key)
+def announce(event: PromotionEvent) -> list[str]:
+    """Prefect task around :func:`publish_event`; cached per run so a resumed run does not post twice."""
+    notes = publish_event(event)
+    if notes:
+        from prefect.artifacts import create_markdown_artifact
+
+        create_markdown_artifact(key="channel-problems", markdown="\n".join(f"- {n}" for n in notes),
+                                 description="channels that could not be updated")
+    return notes
