@@ -272,6 +272,15 @@ def deploy(pool: Annotated[str, typer.Option(help="Process work pool to run prom
 
 
 @app.command()
+def sweep() -> None:
+    """Apply approval deadlines now: close overdue sign-offs and wake their suspended runs."""
+    from tasks.deadlines import expire_overdue
+
+    woken = expire_overdue(_store())
+    console.print(f"{len(woken)} overdue run(s) woken" + (f": {', '.join(woken)}" if woken else ""))
+
+
+@app.command()
 def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
           socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Take Slack interactions over Socket Mode (no public URL).")] = False) -> None:

@@ -27,7 +27,10 @@ def ensure_work_pool(name: str) -> None:
 
 
 def register_deployments(pool: str = "clearance") -> list[str]:
-    """Register ``promote-model/promote-model`` from this source tree; returns the deployment names."""
+    """Register ``promote-model/promote-model`` and the deadline sweep from this source tree.
+
+    Returns the deployment names.
+    """
     from flows.promote import promote_model
 
     ensure_work_pool(pool)
@@ -44,4 +47,17 @@ def register_deployments(pool: str = "clearance") -> list[str]:
         push=False,
         print_next_steps=False,
     )
-    return ["promote-model/promote-model"]
+    from flows.deadlines import approval_deadlines
+
+    approval_deadlines.from_source(source=str(REPO_ROOT), entrypoint="flows/deadlines.py:approval_deadlines").deploy(
+        name="every-minute",
+        work_pool_name=pool,
+        interval=60,
+        job_variables={"env": env, "working_dir": str(REPO_ROOT)},
+        description="Applies approval deadlines to suspended promotions (they hold no process).",
+        tags=["clearance"],
+        build=False,
+        push=False,
+        print_next_steps=False,
+    )
+    return ["promote-model/promote-model", "approval-deadlines/every-minute"]

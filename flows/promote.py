@@ -6,10 +6,10 @@ and every verdict comes from ``gates/`` or the approval rules.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Literal
 
-from tasks.caching import per_run_key
 from prefect import flow, get_run_logger, task
 from prefect.context import FlowRunContext
 from pydantic import BaseModel, Field
@@ -20,9 +20,18 @@ from clearance.config.schema import GateMode, OnWarn
 from clearance.report import render_report
 from flows.signoff import wait_for_sign_off
 from gates.base import GateInputs, GateResult, Status, sha256_json, utcnow
-from tasks.channels import PromotionEvent, announce
+from tasks.caching import per_run_key
 from tasks.candidate import PromotionContext, artifact_digest, load_promotion_context, observe_candidate
-from tasks.evidence import publish_gate_result, publish_report, record_event, run_prefix, store, write_evidence
+from tasks.channels import PromotionEvent, announce
+from tasks.evidence import (
+    publish_gate_result,
+    publish_report,
+    record_event,
+    record_unexpected_failure,
+    run_prefix,
+    store,
+    write_evidence,
+)
 from tasks.gate_runner import evaluate_gate
 from tasks.promotion import (
     PointerState,
@@ -57,7 +66,16 @@ class PromotionResult(BaseModel):
     message: str = ""
 
 
-@flow(name="promote-model", persist_result=True)
+def _record_crash(flow, flow_run, state) -> None:
+    """Failure hook: make sure the ledger says how the run ended, even after an unexpected error."""
+    params = flow_run.parameters
+    try:
+        record_unexpected_failure(params["model"], params["version"], str(flow_run.id), state.message or "failed")
+    except Exception as exc:  # noqa: BLE001 — the hook must not mask the original failure
+        logging.getLogger("clearance.flows").warning("could not record the failure in the ledger: %s", exc)
+
+
+@flow(name="promote-model", persist_result=True, on_failure=[_record_crash], on_crashed=[_record_crash])
 def promote_model(model: str, version: str, dry_run: bool = False, initiator: str | None = None) -> PromotionResult:
     """Promote ``model`` ``version`` to production if its policy's gates and approvers clear it.
 

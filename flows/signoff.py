@@ -21,7 +21,7 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from clearance.approvals import ApprovalRecord, ApprovalRequest, Vote
-from clearance.config.schema import Channel, Principals
+from clearance.config.schema import Principals
 from clearance.settings import get_settings
 from tasks.signoff import refresh_record, submit_form_decision
 

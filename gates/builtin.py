@@ -4,5 +4,7 @@ A new built-in gate is one file in ``gates/`` plus one import line here;
 third-party gates register through the ``clearance.gates`` entry-point group instead.
 """
 
-from gates import artifact_integrity  # noqa: F401
-from gates import data_check  # noqa: F401
+from gates import (
+    artifact_integrity,  # noqa: F401
+    data_check,  # noqa: F401
+)

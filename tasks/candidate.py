@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from tasks.caching import per_run_key
 from prefect import task
 from pydantic import BaseModel
 
@@ -13,6 +12,7 @@ from clearance.config import load_config_dir
 from clearance.config.schema import ModelManifest, ModelVersion, Policy, Principals
 from clearance.settings import get_settings
 from gates.base import ArtifactObservation, sha256_json
+from tasks.caching import per_run_key
 from tasks.object_store import ObjectStore
 
 SNIFF_BYTES = 64

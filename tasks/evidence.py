@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tasks.caching import per_run_key
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -17,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from clearance.ledger import LedgerEntry
 from clearance.settings import get_settings
 from gates.base import GateResult, canonical_json
+from tasks.caching import per_run_key
 from tasks.ledger import append_entry
 from tasks.object_store import ObjectExists, ObjectStore
 
@@ -85,3 +85,21 @@ def publish_report(prefix: str, markdown: str, title: str) -> str:
         create_link_artifact(key="evidence-bundle", link=f"{settings.s3_endpoint_url}/{settings.bucket}/{prefix}",
                              link_text=f"s3://{settings.bucket}/{prefix}", description="evidence of this run")
     return key
+
+
+TERMINAL_KINDS = {"promoted", "gate-failed", "rejected", "timed-out", "promotion-failed", "failed"}
+
+
+def record_unexpected_failure(model: str, version: str, run_id: str, message: str) -> bool:
+    """Append a ``failed`` entry unless the run already recorded how it ended; ``True`` if appended.
+
+    Called from the flow's failure hook, so a crash (store down, bad config) still leaves
+    the ledger saying the run ended, and why.
+    """
+    from tasks.ledger import read_ledger
+
+    ours = [e for e in read_ledger(store(), model) if e.payload.get("run") == run_id]
+    if not ours or ours[-1].kind in TERMINAL_KINDS:
+        return False  # never started in the ledger (e.g. invalid config), or ended properly
+    append_entry(store(), model, "failed", {"run": run_id, "version": version, "reason": message[:2000]})
+    return True

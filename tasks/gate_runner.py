@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.caching import per_run_key
 from prefect import task
 
 from gates.base import GateInputs, GateResult, run_gate
+from tasks.caching import per_run_key
 
 
 @task(name="gate", task_run_name="gate-{gate_id}", persist_result=True, cache_key_fn=per_run_key)

@@ -7,10 +7,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from clearance.config.schema import ArtifactRef
+from clearance.config.schema import ArtifactRef, ModelVersion
 from gates.base import utcnow
 from tasks.candidate import artifact_digest, observe_artifacts
-from clearance.config.schema import ModelVersion
 from tasks.object_store import ObjectExists, ObjectStore, PreconditionFailed
 
 

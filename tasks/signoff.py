@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tasks.caching import per_run_key
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -11,6 +10,7 @@ from clearance.approvals.models import Refusal
 from clearance.config.schema import Channel, Principals
 from gates.base import canonical_json
 from tasks.approvals_record import close_if_due, open_record, record_key, run_index_key, submit_decision
+from tasks.caching import per_run_key
 from tasks.evidence import store
 
 

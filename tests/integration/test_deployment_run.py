@@ -70,3 +70,38 @@ def test_suspended_run_resumes_without_rerunning_finished_work(s3, worker, tmp_p
     assert kinds == ["started", "gate", "approval-requested", "approved", "promoted"]
     assert s3.head(gate_evidence).etag == first_gate_run
     assert s3.sha256_of(f"production/{cand.model}/1.0.0/model.joblib")[0] == cand.digests["1.0.0"]
+
+
+def test_suspended_run_past_its_deadline_is_closed_by_the_sweep(s3, worker, tmp_path, monkeypatch):
+    import copy
+    import time
+
+    from prefect.deployments import run_deployment
+
+    from clearance.deployments import register_deployments
+    from tasks.deadlines import expire_overdue
+    from tasks.ledger import read_ledger
+    from tests.integration.promotion_kit import POLICY_HIGH
+
+    policy = copy.deepcopy(POLICY_HIGH)
+    policy["approvals"]["timeout"] = "8s"
+    cand = make_candidate(tmp_path, s3, policy=policy)
+    monkeypatch.setenv("CLEARANCE_CONFIG_DIR", str(cand.config_dir))
+    register_deployments(POOL)
+    run = run_deployment("promote-model/promote-model", timeout=0,
+                         parameters={"model": cand.model, "version": "1.0.0", "initiator": "dana"})
+    run_id = str(run.id)
+    wait_for_request(s3, run_id, timeout=180)
+    from datetime import datetime, timezone
+
+    from clearance.approvals.intake import record_key_for_run
+    from tasks.approvals_record import read_record
+
+    deadline = read_record(s3, record_key_for_run(s3, run_id))[0].request.deadline
+    if (deadline - datetime.now(timezone.utc)).total_seconds() > 1:
+        assert run_id not in expire_overdue(s3)  # not due yet: left waiting
+        assert wait_state(run_id, {"PAUSED"}) == "PAUSED"
+    time.sleep(max(0.0, (deadline - datetime.now(timezone.utc)).total_seconds()) + 0.5)
+    assert run_id in expire_overdue(s3)
+    assert wait_state(run_id, {"FAILED", "COMPLETED"}, timeout=180) == "FAILED"
+    assert [e.kind for e in read_ledger(s3, cand.model)][-1] == "timed-out"

@@ -4,8 +4,16 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from clearance.approvals import ApprovalRecord, ApprovalRequest, Decision, Outcome, RefusalReason, Vote
-from clearance.approvals import authorise, tally
+from clearance.approvals import (
+    ApprovalRecord,
+    ApprovalRequest,
+    Decision,
+    Outcome,
+    RefusalReason,
+    Vote,
+    authorise,
+    tally,
+)
 from clearance.config.schema import Channel, Principal, TimeoutOutcome
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)

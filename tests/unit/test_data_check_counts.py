@@ -5,14 +5,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import ks_2samp
-
-from clearance.config.schema import DatasetRef
-from gates.base import GateInputs, run_gate
-from tasks.datasets import locate_dataset
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "data_check_bench.py"
 spec = importlib.util.spec_from_file_location("data_check_bench", BENCH)

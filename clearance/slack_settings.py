@@ -1,0 +1,58 @@
+"""Slack settings, read from the environment (``CLEARANCE_SLACK_*``) or a ``.env`` file.
+
+Secrets are :class:`pydantic.SecretStr`: they never appear in ``repr``, logs or artifacts.
+The Slack channel stays off until a bot token and at least one channel are set.
+
+==================================  =================================================================
+``CLEARANCE_SLACK_BOT_TOKEN``       ``xoxb-…`` bot token (chat:write, users:read, users:read.email)
+``CLEARANCE_SLACK_SIGNING_SECRET``  the app's signing secret (checks ``/slack/interactions``)
+``CLEARANCE_SLACK_APP_TOKEN``       ``xapp-…`` app-level token (connections:write), Socket Mode only
+``CLEARANCE_SLACK_DEFAULT_CHANNEL`` channel id for promotions of models/tiers not listed below
+``CLEARANCE_SLACK_TIER_CHANNELS``   JSON: ``{"high": "C0123456789"}``
+``CLEARANCE_SLACK_MODEL_CHANNELS``  JSON: ``{"churn-classifier": "C0123456789"}`` (wins over tier)
+``CLEARANCE_SLACK_BASE_URL``        Web API base URL (default Slack's; tests point it at a fake)
+==================================  =================================================================
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SLACK_API_URL = "https://slack.com/api/"
+
+
+class SlackSettings(BaseSettings):
+    """Where clearance talks to Slack, with which credentials, and in which channels."""
+
+    model_config = SettingsConfigDict(env_prefix="CLEARANCE_SLACK_", env_file=".env", extra="ignore")
+
+    bot_token: SecretStr | None = Field(None, description="Bot token (xoxb-…).")
+    signing_secret: SecretStr | None = Field(None, description="Signing secret of the Slack app.")
+    app_token: SecretStr | None = Field(None, description="App-level token (xapp-…) for Socket Mode.")
+    default_channel: str | None = Field(None, description="Channel id used when no tier/model channel matches.")
+    tier_channels: dict[str, str] = Field(default_factory=dict, description="Risk tier → channel id.")
+    model_channels: dict[str, str] = Field(default_factory=dict, description="Model name → channel id.")
+    base_url: str = Field(SLACK_API_URL, description="Slack Web API base URL.")
+    timeout_seconds: float = Field(10.0, gt=0, description="Per-request timeout of Web API calls.")
+    max_retries: int = Field(3, ge=0, description="Retries of one Web API call on 429 / 5xx / connection errors.")
+    max_retry_after_seconds: float = Field(
+        30.0, gt=0, description="Longest Retry-After (429) honoured; longer waits give up on that call.")
+    signature_max_age_seconds: int = Field(300, gt=0, description="Replay window of signed requests.")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the notifier can post (a bot token and some channel)."""
+        return self.bot_token is not None and bool(self.default_channel or self.tier_channels or self.model_channels)
+
+    def channel_for(self, model: str, tier: str) -> str | None:
+        """The channel of a promotion: the model's, else its tier's, else the default."""
+        return self.model_channels.get(model) or self.tier_channels.get(tier) or self.default_channel
+
+
+@lru_cache
+def get_slack_settings() -> SlackSettings:
+    """Process-wide Slack settings (``get_slack_settings.cache_clear()`` after changing env)."""
+    return SlackSettings()

@@ -1,0 +1,42 @@
+"""Applying approval deadlines to suspended runs, which hold no process that could notice them."""
+
+from __future__ import annotations
+
+from prefect import get_client
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+
+from clearance.approvals.intake import UnknownRunError, record_key_for_run
+from tasks.approvals_record import close_if_due
+from tasks.object_store import ObjectStore
+from tasks.prefect_runs import wake_run
+
+
+def waiting_promotion_runs(limit: int = 200) -> list[str]:
+    """Ids of promote-model runs that are paused or suspended."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["promote-model"])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))),
+            limit=limit,
+        )
+    return [str(run.id) for run in runs]
+
+
+def expire_overdue(store: ObjectStore) -> list[str]:
+    """Close every waiting run's request that is past its deadline and wake the run; returns their ids."""
+    woken = []
+    for run_id in waiting_promotion_runs():
+        try:
+            key = record_key_for_run(store, run_id)
+        except UnknownRunError:
+            continue
+        if close_if_due(store, key).outcome.closed and wake_run(run_id, wait_seconds=5):
+            woken.append(run_id)
+    return woken
