@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test unit down env schema lock clean
+.PHONY: install demo test unit down env schema lock clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,3 +47,8 @@ lock:
 
 clean: down
 	rm -rf .local $(VENV)
+
+## Benchmarks (bench/RESULTS.md keeps the latest figures).
+bench: install
+	$(PY) -m pip install -q -c constraints.txt -e '.[bench]'
+	$(PY) bench/data_check_bench.py

@@ -272,6 +272,14 @@ def deploy(pool: Annotated[str, typer.Option(help="Process work pool to run prom
 
 
 @app.command()
+def demo() -> None:
+    """What `make demo` runs: a real promotion end to end on local servers."""
+    from clearance.demo import main as run_demo
+
+    raise typer.Exit(run_demo())
+
+
+@app.command()
 def sweep() -> None:
     """Apply approval deadlines now: close overdue sign-offs and wake their suspended runs."""
     from tasks.deadlines import expire_overdue
