@@ -128,13 +128,15 @@ def call(client: WebClient, method: str, **kwargs: Any) -> dict[str, Any]:
     try:
         return getattr(client, method)(**kwargs).data
     except SlackApiError as exc:
-        code = exc.response.get("error") if isinstance(exc.response.data, dict) else None
         status = exc.response.status_code
+        code = exc.response.data.get("error") if isinstance(exc.response.data, dict) else None
         if code in CONFIG_ERRORS:
             hint = _HINTS.get(code, "check the Slack app setup (docs/slack.md)")
             raise SlackChannelError(f"Slack {method} failed: {code} — {hint}", code) from None
-        raise SlackChannelError(f"Slack {method} failed: {code or f'HTTP {status}'} (gave up after retries)",
-                                code) from None
+        if status >= 500 or status == 429:
+            raise SlackChannelError(f"Slack {method} failed: HTTP {status} (gave up after retries)",
+                                    code or f"http_{status}") from None
+        raise SlackChannelError(f"Slack {method} failed: {code or f'HTTP {status}'}", code) from None
     except (URLError, OSError) as exc:
         raise SlackChannelError(f"Slack {method} failed: {type(exc).__name__}: {exc} (gave up after retries)") from None
 

@@ -1,0 +1,93 @@
+"""Cut the public API specs down to what the contract tests use, so a fresh clone tests without ../shared.
+
+    python scripts/make_spec_subsets.py            # every subset
+    python scripts/make_spec_subsets.py slack      # one of them
+
+One function per spec (``make_<name>_subset``), registered in ``SUBSETS``; each reads its source
+from ``--source-dir`` (default ``../shared/specs``) and writes under ``tests/specs/<name>/``.
+The outputs are committed; rerun after changing the list of operations a fake server serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SOURCE = REPO.parent / "shared" / "specs"
+
+
+def _refs(node: Any) -> set[str]:
+    """Every ``#/definitions/<name>`` referenced inside ``node``."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/definitions/"):
+            found.add(ref.removeprefix("#/definitions/"))
+        for value in node.values():
+            found |= _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _refs(value)
+    return found
+
+
+def _write(path: Path, document: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+# =============================================================================== Slack (Web API)
+
+#: Web API methods the Slack channel and its fake server use.
+SLACK_METHODS = ["/auth.test", "/chat.postMessage", "/chat.update", "/chat.postEphemeral", "/views.open",
+                 "/users.info"]
+
+
+def make_slack_subset(source_dir: Path) -> Path:
+    """``tests/specs/slack/slack_web_openapi_v2.subset.json``: the Slack methods above and their definitions."""
+    source = source_dir / "slack_web_openapi_v2.json"
+    spec = json.loads(source.read_text())
+    paths = {name: spec["paths"][name] for name in SLACK_METHODS}
+    needed: set[str] = set()
+    todo = _refs(paths)
+    while todo:  # definitions referring to definitions
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo |= _refs(spec["definitions"][name]) - needed
+    subset = {
+        "x-subset-of": {"file": source.name, "repository": "slackapi/slack-api-specs",
+                        "path": "web-api/slack_web_openapi_v2.json",
+                        "commit": "bc08db49625630e3585bf2f1322128ea04f2a7f3",
+                        "made-by": "scripts/make_spec_subsets.py (make_slack_subset)"},
+        **{k: spec[k] for k in ("swagger", "info", "basePath", "host", "schemes", "securityDefinitions")},
+        "paths": paths,
+        "definitions": {name: spec["definitions"][name] for name in sorted(needed)},
+    }
+    return _write(REPO / "tests" / "specs" / "slack" / "slack_web_openapi_v2.subset.json", subset)
+
+
+# =============================================================================== (other specs: add below)
+
+
+SUBSETS: dict[str, Callable[[Path], Path]] = {
+    "slack": make_slack_subset,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", choices=[[], *SUBSETS], help="subsets to make (default: all)")
+    parser.add_argument("--source-dir", type=Path, default=DEFAULT_SOURCE)
+    args = parser.parse_args()
+    for name in args.names or list(SUBSETS):
+        print(SUBSETS[name](args.source_dir).relative_to(REPO))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,427 @@
+"""Jira as a channel: one ticket per promotion whose status, comments and attachment follow the run.
+
+Registered with :func:`tasks.channels.register_notifier`; active when ``CLEARANCE_JIRA_URL``,
+``CLEARANCE_JIRA_PROJECT`` and credentials are set (:mod:`clearance.jira_settings`).
+
+Every event becomes a list of *operations* (create-or-find the ticket, transition, comment,
+attach, link) appended to a queue in ``evidence/<model>/<version>/<run>/jira.json``
+(compare-and-swap), and the queue is then written to Jira in order. When Jira is down (5xx,
+429, timeouts, after retries with backoff) the rest of the queue stays there and is written
+on the next successful call — the next event of the run, a decision, or the poller
+(``python -m clearance.jira_poller``), which also flushes runs listed under
+``evidence/jira/pending/``. Nothing here ever fails or blocks the promotion: errors are
+raised to :func:`tasks.channels.publish_event`, which logs them and carries on.
+
+Every operation is idempotent against Jira itself, so a retried or concurrent flush writes
+nothing twice: the ticket is found again by the label ``clearance-run-<run id>``, comments
+carry a ``clearance-ref`` marker, attachments are matched by file name, remote links by URL,
+and a transition is skipped when the ticket already has its target status.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from jira import JIRA
+
+from clearance.approvals import ApprovalRecord, Outcome, tally
+from clearance.jira_settings import JiraSettings
+from clearance.settings import Settings
+from gates.base import GateResult, utcnow
+from tasks.channels import PromotionEvent, register_notifier
+from tasks.jira_client import JiraConfigError, JiraUnavailable, call, connect, search, transition_to
+from tasks.object_store import ObjectExists, ObjectStore, PreconditionFailed
+
+log = logging.getLogger("clearance.jira")
+
+BASE_LABEL = "clearance"
+RUN_LABEL_PREFIX = "clearance-run-"
+
+
+def run_label(run_id: str) -> str:
+    """The label that finds a run's ticket again (rerun, retry, webhook, poller)."""
+    return f"{RUN_LABEL_PREFIX}{run_id}"
+
+
+def run_id_from_labels(labels: list[str]) -> str | None:
+    """The run id carried by a ticket's labels."""
+    return next((label[len(RUN_LABEL_PREFIX):] for label in labels if label.startswith(RUN_LABEL_PREFIX)), None)
+
+
+def jira_state_key(model: str, version: str, run_id: str) -> str:
+    """Where a run's ticket key and write queue live (next to its approvals record)."""
+    return f"evidence/{model}/{version}/{run_id}/jira.json"
+
+
+def pending_key(run_id: str) -> str:
+    """Index entry of a run whose Jira queue is not empty (the poller flushes these)."""
+    return f"evidence/jira/pending/{run_id}.json"
+
+
+# --------------------------------------------------------------------------- state with CAS
+
+
+def read_state(store: ObjectStore, key: str) -> tuple[dict[str, Any], str | None]:
+    """The run's Jira state and its ETag (``({}, None)`` before the first event)."""
+    if store.head(key) is None:
+        return {}, None
+    body, etag = store.get_bytes(key)
+    return json.loads(body), etag
+
+
+def update_state(store: ObjectStore, key: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Apply ``change`` with compare-and-swap (re-read and re-applied after a lost race)."""
+    for _ in range(50):
+        state, etag = read_state(store, key)
+        change(state)
+        try:
+            store.put_if_match(key, json.dumps(state, sort_keys=True).encode(), etag)
+        except PreconditionFailed:
+            continue
+        return state
+    raise RuntimeError(f"could not update {key}: too many concurrent writers")
+
+
+# --------------------------------------------------------------------------- rendering (Jira wiki markup)
+
+
+def _cell(value: Any) -> str:
+    if value is None or value == "":
+        return " "
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    for char in "|{}[]":
+        text = text.replace(char, "\\" + char)
+    return text.replace("\n", " ")[:500]
+
+
+def marker(ref: str) -> str:
+    """The line that identifies a clearance comment (so it is never posted twice)."""
+    return f"{{{{clearance-ref: {ref}}}}}"
+
+
+def gate_comment(result: GateResult) -> str:
+    """A gate result as a readable Jira table: checks, observed values, thresholds."""
+    mode = "blocking" if result.blocking else "advisory"
+    lines = [f"h3. Gate {result.gate_id} v{result.gate_version}: {result.status.value.upper()} ({mode})"]
+    if result.message:
+        lines.append(result.message)
+    if result.checks:
+        lines.append("||check||status||observed||threshold||message||")
+        for check in result.checks:
+            note = check.message + (f" (waived: {check.waiver})" if check.waiver else "")
+            lines.append(f"|{_cell(check.id)}|{check.status.value}|{_cell(check.observed)}|"
+                         f"{_cell(check.threshold)}|{_cell(note)}|")
+    if result.metrics:
+        lines.append("||metric||value||")
+        lines += [f"|{_cell(name)}|{value:g}|" for name, value in sorted(result.metrics.items())]
+    lines.append(marker(f"gate/{result.gate_id}"))
+    return "\n".join(lines)
+
+
+def tally_comment(record: ApprovalRecord, settings: JiraSettings, now: datetime | None = None) -> str:
+    """The sign-off tally, the same numbers the Slack approval message shows."""
+    request = record.request
+    current = tally(record, now or utcnow())
+    outcome = record.outcome if record.outcome.closed else current.outcome
+    lines = [f"h3. Sign-off: {outcome.value.replace('_', ' ')}",
+             "||role||needed||counted||missing||"]
+    for role, need in sorted(request.required_roles.items()):
+        counted = ", ".join(current.counted.get(role, [])) or "-"
+        lines.append(f"|{role}|{need}|{_cell(counted)}|{current.missing.get(role, 0)}|")
+    if current.rejected_by:
+        lines.append(f"Rejected by: {', '.join(current.rejected_by)}")
+    for decision in record.decisions:
+        lines.append(f"* {decision.principal} ({decision.channel.value}): {decision.vote.value}"
+                     + (f" — {_cell(decision.comment)}" if decision.comment else ""))
+    if not outcome.closed:
+        lines.append(f"To decide, move this ticket to *{settings.approval_status}* or *{settings.rejection_status}*. "
+                     f"Not eligible: {', '.join(request.excluded_principals) or '-'}. "
+                     f"Deadline: {request.deadline.isoformat()}.")
+    lines.append(f"Artifact digest: {{{{{request.artifact_digest}}}}}")
+    lines.append(marker("tally"))
+    return "\n".join(lines)
+
+
+def description(event: PromotionEvent) -> str:
+    """The ticket's description: what is promoted, by whom, and where to look."""
+    lines = [f"Promotion of model *{event.model}* version *{event.version}* ({event.tier} risk tier).",
+             "", f"* Initiator: {event.initiator}", f"* Artifact digest: {{{{{event.artifact_digest}}}}}",
+             f"* Prefect run id: {{{{{event.run_id}}}}}",
+             f"* Evidence: {{{{evidence/{event.model}/{event.version}/{event.run_id}/}}}}"]
+    for name, url in sorted(event.links.items()):
+        lines.append(f"* {name.replace('_', ' ')}: [{url}]")
+    lines += ["", "Managed by clearance: status, gate comments and the report follow the pipeline."]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- operations
+
+
+def ops_for(event: PromotionEvent, settings: JiraSettings) -> list[dict[str, Any]]:
+    """What an event changes on the ticket, as queue operations (each idempotent)."""
+    ops: list[dict[str, Any]] = []
+
+    def state(name: str) -> None:
+        ops.append({"id": f"state/{name}", "kind": "transition", "state": name})
+
+    kind = event.kind
+    record = event.record
+    if kind == "opened":
+        if event.links.get("prefect_run"):
+            ops.append({"id": "link/prefect_run", "kind": "link", "url": event.links["prefect_run"],
+                        "title": f"Prefect run {event.run_id}"})
+        state("gates_running")
+    elif kind == "gate" and event.gate is not None:
+        ops.append({"id": f"gate/{event.gate.gate_id}", "kind": "comment", "body": gate_comment(event.gate)})
+    elif kind == "approval-requested" and record is not None:
+        state("awaiting_approval")
+        ops.append({"id": "tally", "kind": "tally", "body": tally_comment(record, settings)})
+    elif kind in ("approvals-changed", "closed") and record is not None:
+        ops.append({"id": "tally", "kind": "tally", "body": tally_comment(record, settings)})
+        if record.outcome is Outcome.APPROVED:
+            state("approved")
+        elif record.outcome in (Outcome.REJECTED, Outcome.TIMED_OUT):
+            state("rejected")
+    elif kind in ("promoted", "stopped"):
+        if record is not None and record.outcome.closed:
+            ops.append({"id": "tally", "kind": "tally", "body": tally_comment(record, settings)})
+        final = "promoted" if kind == "promoted" else (
+            "rejected" if event.status in ("rejected", "timed-out") else "failed")
+        text = f"h3. {'Promoted' if kind == 'promoted' else 'Stopped'}: {event.status or kind}"
+        if event.message:
+            text += f"\n{_cell(event.message)}"
+        ops.append({"id": f"outcome/{kind}", "kind": "comment", "body": text + "\n" + marker(f"outcome/{kind}")})
+        state(final)
+        ops.append({"id": "attach/report", "kind": "attach",
+                    "prefix": f"evidence/{event.model}/{event.version}/{event.run_id}/"})
+    return ops
+
+
+def enqueue(store: ObjectStore, key: str, event_info: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """Append ``ops`` to the run's queue (an op already done is skipped; a queued one is replaced)."""
+
+    def change(state: dict[str, Any]) -> None:
+        for name, value in event_info.items():
+            state.setdefault(name, value)
+        queue = state.setdefault("queue", [])
+        done = set(state.setdefault("done", []))
+        if "issue" not in done and not any(op["id"] == "issue" for op in queue):
+            queue.insert(0, {"id": "issue", "kind": "issue"})
+        for op in ops:
+            if op["id"] in done and op["kind"] != "tally":
+                continue
+            existing = next((i for i, q in enumerate(queue) if q["id"] == op["id"]), None)
+            if existing is None:
+                queue.append(op)
+            else:
+                queue[existing] = op
+
+    return update_state(store, key, change)
+
+
+class JiraTracker:
+    """Writes a run's queued operations to its ticket; shared by the notifier, the webhook and the poller."""
+
+    def __init__(self, settings: JiraSettings, store: ObjectStore, client: JIRA | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self._client = client
+
+    @property
+    def client(self) -> JIRA:
+        if self._client is None:
+            self._client = connect(self.settings)
+        return self._client
+
+    def flush(self, key: str) -> dict[str, Any]:
+        """Write the queue in order; raises JiraUnavailable (rest stays queued) or JiraConfigError (dropped)."""
+        state, _ = read_state(self.store, key)
+        problems: list[str] = []
+        try:
+            for op in list(state.get("queue", [])):
+                state, _ = read_state(self.store, key)
+                if not any(q == op for q in state.get("queue", [])):
+                    continue  # replaced (a newer tally) or done by a concurrent flush
+                try:
+                    outcome = self._apply(op, state, key)
+                except JiraConfigError as exc:
+                    problems.append(str(exc))
+                    self._finish(key, op, error=str(exc))
+                    continue
+                if outcome == "deferred":
+                    continue
+                self._finish(key, op, result=outcome)
+        except JiraUnavailable:
+            self._mark_pending(key, state)
+            raise
+        state, _ = read_state(self.store, key)
+        if state.get("queue"):
+            self._mark_pending(key, state)
+        else:
+            self.store.delete(pending_key(state.get("run_id", ""))) if state.get("run_id") else None
+        if problems:
+            raise JiraConfigError("; ".join(problems))
+        return state
+
+    # ----------------------------------------------------------------- bookkeeping
+
+    def _finish(self, key: str, op: dict[str, Any], result: Any = None, error: str | None = None) -> None:
+        def change(state: dict[str, Any]) -> None:
+            state["queue"] = [q for q in state.get("queue", []) if q != op]
+            if op["kind"] != "tally" and op["id"] not in state.setdefault("done", []):
+                state["done"].append(op["id"])
+            if isinstance(result, dict):
+                state.update(result)
+            if error:
+                state.setdefault("errors", []).append({"op": op["id"], "error": error, "at": utcnow().isoformat()})
+
+        update_state(self.store, key, change)
+
+    def _mark_pending(self, key: str, state: dict[str, Any]) -> None:
+        run_id = state.get("run_id")
+        if not run_id:
+            return
+        try:
+            self.store.put_if_absent(pending_key(run_id), json.dumps({"state": key}).encode(),
+                                     content_type="application/json")
+        except ObjectExists:
+            pass
+
+    # ----------------------------------------------------------------- operations
+
+    def _apply(self, op: dict[str, Any], state: dict[str, Any], key: str) -> Any:
+        kind = op["kind"]
+        if kind == "issue":
+            return self._ensure_issue(state)
+        issue_key = state.get("issue_key")
+        if not issue_key:
+            return "deferred"
+        if kind == "transition":
+            name = self.settings.transition_for(op["state"])
+            transition_to(self.settings, self.client, issue_key, name, op["state"])
+            return {"pipeline_state": op["state"]}
+        if kind in ("comment", "tally"):
+            return self._comment(issue_key, op, state)
+        if kind == "link":
+            links = call(self.settings, "remote links", lambda: self.client.remote_links(issue_key))
+            if not any(getattr(link.object, "url", None) == op["url"] for link in links):
+                call(self.settings, "add remote link", lambda: self.client.add_simple_link(
+                    issue_key, {"url": op["url"], "title": op["title"]}))
+            return None
+        if kind == "attach":
+            return self._attach(issue_key, op)
+        raise JiraConfigError(f"unknown Jira queue operation {kind!r}")
+
+    def _ensure_issue(self, state: dict[str, Any]) -> dict[str, Any]:
+        if state.get("issue_key"):
+            return {}
+        s = self.settings
+        label = run_label(state["run_id"])
+        found = search(s, self.client, f'project = "{s.project}" AND labels = "{label}"', fields="summary,labels")
+        if found:
+            issue = found[0]
+        else:
+            labels = list(dict.fromkeys([BASE_LABEL, label, *s.labels]))
+            fields = {"project": {"key": s.project}, "issuetype": {"name": s.issue_type},
+                      "summary": state["summary"], "description": state["description"], "labels": labels,
+                      **s.extra_fields}
+            issue = call(s, "create issue", lambda: self.client.create_issue(fields=fields, prefetch=False))
+        return {"issue_key": issue.key, "issue_id": str(issue.id),
+                "issue_url": f"{s.url.rstrip('/')}/browse/{issue.key}"}
+
+    def _comments(self, issue_key: str) -> list[Any]:
+        return call(self.settings, "comments", lambda: self.client.comments(issue_key))
+
+    def _comment(self, issue_key: str, op: dict[str, Any], state: dict[str, Any]) -> dict[str, Any] | None:
+        ref = op["body"].rsplit("\n", 1)[-1]
+        existing = next((c for c in self._comments(issue_key) if ref in (c.body or "")), None)
+        if existing is None:
+            call(self.settings, "add comment", lambda: self.client.add_comment(issue_key, op["body"]))
+        elif op["kind"] == "tally" and existing.body != op["body"]:
+            call(self.settings, "update comment", lambda: existing.update(body=op["body"]))
+        return None
+
+    def _attach(self, issue_key: str, op: dict[str, Any]) -> Any:
+        name = next((n for n in ("report.html", "report.md") if self.store.head(op["prefix"] + n)), None)
+        if name is None:
+            return "deferred"  # the flow writes the report right after the final event
+        body, _ = self.store.get_bytes(op["prefix"] + name)
+        filename = f"clearance-{name}"
+        issue = call(self.settings, "get issue", lambda: self.client.issue(issue_key, fields="attachment"))
+        if any(a.filename == filename for a in getattr(issue.fields, "attachment", []) or []):
+            return None
+        call(self.settings, "attach report", lambda: self.client.add_attachment(issue_key, io.BytesIO(body),
+                                                                                filename=filename))
+        return None
+
+    # ----------------------------------------------------------------- refusals (from the approval intake)
+
+    def answer_refusal(self, key: str, dedupe_key: str, message: str, person: str) -> None:
+        """Explain a refused transition on the ticket and move it back to awaiting approval."""
+        body = (f"h3. Transition not counted\n{_cell(person)}: your move to a decision status was not counted: "
+                f"{_cell(message)}. The ticket is moved back to awaiting approval.\n{marker('refusal/' + dedupe_key)}")
+        enqueue(self.store, key, {}, [
+            {"id": f"refusal/{dedupe_key}", "kind": "comment", "body": body},
+            {"id": f"back/{dedupe_key}", "kind": "transition", "state": "awaiting_approval"},
+        ])
+        self.flush(key)
+
+
+class JiraNotifier:
+    """The channel: turns promotion events into queued ticket operations and flushes them."""
+
+    name = "jira"
+
+    def __init__(self, settings: JiraSettings, store: ObjectStore, client: JIRA | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.tracker = JiraTracker(settings, store, client)
+
+    def handle(self, event: PromotionEvent) -> None:
+        """Queue what ``event`` changes and write the queue; raises on outages (the queue keeps it)."""
+        key = jira_state_key(event.model, event.version, event.run_id)
+        info = {"run_id": event.run_id, "model": event.model, "version": event.version,
+                "artifact_digest": event.artifact_digest,
+                "summary": f"Promote {event.model} {event.version} ({event.tier} tier)",
+                "description": description(event)}
+        enqueue(self.store, key, info, ops_for(event, self.settings))
+        try:
+            self.tracker.flush(key)
+        except JiraUnavailable as exc:
+            raise JiraUnavailable(f"{exc}; the ticket update is queued in {key} and written on the next "
+                                  "successful call") from None
+
+
+def flush_pending(settings: JiraSettings, store: ObjectStore, client: JIRA | None = None) -> list[str]:
+    """Write every run's leftover queue (after an outage); returns the state keys flushed empty."""
+    tracker = JiraTracker(settings, store, client)
+    flushed = []
+    for index in store.list_keys("evidence/jira/pending/"):
+        try:
+            key = store.get_json(index)["state"]
+        except Exception:  # noqa: BLE001 — a vanished index entry was flushed by someone else
+            continue
+        try:
+            state = tracker.flush(key)
+        except JiraUnavailable:
+            break
+        except JiraConfigError as exc:
+            log.warning("Jira: %s", exc)
+            continue
+        if not state.get("queue"):
+            flushed.append(key)
+    return flushed
+
+
+@register_notifier
+def jira_notifier(settings: Settings) -> JiraNotifier | None:
+    """The Jira notifier when URL, project and credentials are configured, else ``None``."""
+    jira = JiraSettings()  # not cached: the environment is the switch, read at each event
+    if not jira.enabled:
+        return None
+    return JiraNotifier(jira, ObjectStore.from_settings(settings))
