@@ -18,8 +18,8 @@ from clearance.settings import get_settings
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_show_locals=False)
 audit_app = typer.Typer(help="Check the evidence ledger.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 EXIT_INVALID = 2
 EXIT_REFUSED = 1
@@ -56,7 +56,7 @@ def validate(paths: Annotated[Optional[list[Path]], typer.Argument(help="Files o
 
     issues = validate_paths(paths or [get_settings().config_dir])
     for issue in issues:
-        err.print(str(issue), markup=False, highlight=False)
+        typer.echo(str(issue), err=True)  # one unwrapped line per issue: editors parse file:line
     if issues:
         err.print(f"[red]{len(issues)} problem(s)[/red]")
         raise typer.Exit(EXIT_INVALID)
@@ -84,6 +84,15 @@ def promote(
     wait: Annotated[bool, typer.Option(help="Wait for the run to finish (deployment runs).")] = False,
 ) -> None:
     """Start a promotion of MODEL VERSION as the local user (who then may not approve it)."""
+    configs = _configs()
+    if model not in configs.manifests:
+        err.print(f"[red]no model {model!r} in {get_settings().config_dir}/models[/red] "
+                  f"(known: {', '.join(sorted(configs.manifests)) or 'none'})")
+        raise typer.Exit(EXIT_INVALID)
+    if version not in configs.manifests[model].versions:
+        err.print(f"[red]{model} has no version {version!r}[/red] "
+                  f"(known: {', '.join(sorted(configs.manifests[model].versions))})")
+        raise typer.Exit(EXIT_INVALID)
     initiator = _principal_id_or_user()
     params = {"model": model, "version": version, "dry_run": dry_run, "initiator": initiator}
     if direct:
@@ -122,6 +131,9 @@ def _decide(run_id: str, vote_name: str, comment: str, digest: str | None) -> No
         raise typer.Exit(EXIT_REFUSED) from None
     if result.refusal:
         err.print(f"[red]refused[/red] ({result.refusal.reason.value}): {result.refusal.message}")
+        if principal is None:
+            err.print(f"OS user {user!r} is not in the local_users of any principal in "
+                      f"{get_settings().config_dir}/principals.yaml")
         raise typer.Exit(EXIT_REFUSED)
     record = result.record
     console.print(f"{vote_name} by {principal.id} counted; request is [bold]{record.outcome.value}[/bold]")

@@ -26,38 +26,31 @@ def ensure_work_pool(name: str) -> None:
             pass
 
 
+def _deploy(flow, entrypoint: str, name: str, pool: str, env: dict[str, str], description: str,
+            **schedule) -> str:
+    """Register one flow of this source tree as a deployment on ``pool``; returns its full name."""
+    flow.from_source(source=str(REPO_ROOT), entrypoint=entrypoint).deploy(
+        name=name, work_pool_name=pool, job_variables={"env": env, "working_dir": str(REPO_ROOT)},
+        description=description, tags=["clearance"], build=False, push=False, print_next_steps=False, **schedule,
+    )
+    return f"{flow.name}/{name}"
+
+
 def register_deployments(pool: str = "clearance") -> list[str]:
     """Register ``promote-model/promote-model`` and the deadline sweep from this source tree.
 
     Returns the deployment names.
     """
+    from flows.deadlines import approval_deadlines
     from flows.promote import promote_model
 
     ensure_work_pool(pool)
     settings = get_settings()
     env = {name: os.environ[name] for name in _FORWARDED if name in os.environ}
     env.setdefault("CLEARANCE_CONFIG_DIR", str(Path(settings.config_dir).resolve()))
-    promote_model.from_source(source=str(REPO_ROOT), entrypoint="flows/promote.py:promote_model").deploy(
-        name="promote-model",
-        work_pool_name=pool,
-        job_variables={"env": env, "working_dir": str(REPO_ROOT)},
-        description="Gate, sign off and promote one model version (clearance).",
-        tags=["clearance"],
-        build=False,
-        push=False,
-        print_next_steps=False,
-    )
-    from flows.deadlines import approval_deadlines
-
-    approval_deadlines.from_source(source=str(REPO_ROOT), entrypoint="flows/deadlines.py:approval_deadlines").deploy(
-        name="every-minute",
-        work_pool_name=pool,
-        interval=60,
-        job_variables={"env": env, "working_dir": str(REPO_ROOT)},
-        description="Applies approval deadlines to suspended promotions (they hold no process).",
-        tags=["clearance"],
-        build=False,
-        push=False,
-        print_next_steps=False,
-    )
-    return ["promote-model/promote-model", "approval-deadlines/every-minute"]
+    return [
+        _deploy(promote_model, "flows/promote.py:promote_model", "promote-model", pool, env,
+                "Gate, sign off and promote one model version (clearance)."),
+        _deploy(approval_deadlines, "flows/deadlines.py:approval_deadlines", "every-minute", pool, env,
+                "Applies approval deadlines to suspended promotions (they hold no process).", interval=60),
+    ]

@@ -32,6 +32,19 @@ def worker(prefect_service, s3_service, tmp_path_factory):
     proc.wait(timeout=30)
 
 
+def start_deployment_run(cand, monkeypatch) -> str:
+    """Register the deployments on this candidate's configs and start a promotion of 1.0.0 as dana."""
+    from prefect.deployments import run_deployment
+
+    from clearance.deployments import register_deployments
+
+    monkeypatch.setenv("CLEARANCE_CONFIG_DIR", str(cand.config_dir))
+    register_deployments(POOL)
+    run = run_deployment("promote-model/promote-model", timeout=0,
+                         parameters={"model": cand.model, "version": "1.0.0", "initiator": "dana"})
+    return str(run.id)
+
+
 @pytest.fixture
 def s3(s3_service, prefect_service):
     from clearance.settings import get_settings
@@ -42,21 +55,17 @@ def s3(s3_service, prefect_service):
 
 
 def test_suspended_run_resumes_without_rerunning_finished_work(s3, worker, tmp_path, monkeypatch):
-    from prefect import get_client
-    from prefect.deployments import run_deployment
+    from uuid import UUID
 
-    from clearance.deployments import register_deployments
+    from prefect import get_client
+
     from tasks.ledger import read_ledger
 
     cand = make_candidate(tmp_path, s3)
-    monkeypatch.setenv("CLEARANCE_CONFIG_DIR", str(cand.config_dir))
-    register_deployments(POOL)
-    run = run_deployment("promote-model/promote-model", timeout=0,
-                         parameters={"model": cand.model, "version": "1.0.0", "initiator": "dana"})
-    run_id = str(run.id)
+    run_id = start_deployment_run(cand, monkeypatch)
     wait_for_request(s3, run_id, timeout=180)
     with get_client(sync_client=True) as client:
-        assert client.read_flow_run(run.id).state.name == "Suspended"
+        assert client.read_flow_run(UUID(run_id)).state.name == "Suspended"
     gate_evidence = f"evidence/{cand.model}/1.0.0/{run_id}/gate-artifact_integrity.json"
     first_gate_run = s3.head(gate_evidence).etag
 
@@ -76,9 +85,6 @@ def test_suspended_run_past_its_deadline_is_closed_by_the_sweep(s3, worker, tmp_
     import copy
     import time
 
-    from prefect.deployments import run_deployment
-
-    from clearance.deployments import register_deployments
     from tasks.deadlines import expire_overdue
     from tasks.ledger import read_ledger
     from tests.integration.promotion_kit import POLICY_HIGH
@@ -86,11 +92,7 @@ def test_suspended_run_past_its_deadline_is_closed_by_the_sweep(s3, worker, tmp_
     policy = copy.deepcopy(POLICY_HIGH)
     policy["approvals"]["timeout"] = "8s"
     cand = make_candidate(tmp_path, s3, policy=policy)
-    monkeypatch.setenv("CLEARANCE_CONFIG_DIR", str(cand.config_dir))
-    register_deployments(POOL)
-    run = run_deployment("promote-model/promote-model", timeout=0,
-                         parameters={"model": cand.model, "version": "1.0.0", "initiator": "dana"})
-    run_id = str(run.id)
+    run_id = start_deployment_run(cand, monkeypatch)
     wait_for_request(s3, run_id, timeout=180)
     from datetime import datetime, timezone
 

@@ -1,0 +1,89 @@
+"""Polling Jira with JQL: approval by transition where webhooks are unsigned (Server / Data Center).
+
+    python -m clearance.jira_poller            # every CLEARANCE_JIRA_POLL_SECONDS
+    python -m clearance.jira_poller --once     # one pass (cron, tests)
+
+Each pass searches ``project = P AND labels = "clearance" AND status in (approval, rejection)``
+with the changelog expanded (``search`` on Server/DC, ``search/jql`` on Cloud, from
+``serverInfo``), and hands every history entry that moved a ticket into a decision status to
+the shared approval intake. The dedupe key is the history id, the same id a webhook carries
+as ``changelog.id``: a change seen by both counts once. Each pass also writes ticket updates
+left queued by a Jira outage (:func:`tasks.jira_tracking.flush_pending`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from clearance.config.schema import Principals
+from clearance.jira_settings import JiraSettings
+from tasks.jira_approvals import StatusChange, process_status_change
+from tasks.jira_client import JiraChannelError, connect, search
+from tasks.jira_tracking import BASE_LABEL, flush_pending
+from tasks.object_store import ObjectStore
+
+log = logging.getLogger("clearance.jira.poller")
+
+
+def decision_jql(settings: JiraSettings) -> str:
+    """The JQL of one polling pass."""
+    statuses = ", ".join(f'"{s}"' for s in (settings.approval_status, settings.rejection_status))
+    return f'project = "{settings.project}" AND labels = "{BASE_LABEL}" AND status in ({statuses})'
+
+
+def poll_once(settings: JiraSettings, store: ObjectStore, principals: Principals) -> list[str]:
+    """One pass: count new decision transitions, flush queued ticket updates; returns notes."""
+    client = connect(settings)
+    notes: list[str] = []
+    decision_statuses = {settings.approval_status.casefold(), settings.rejection_status.casefold()}
+    for issue in search(settings, client, decision_jql(settings), fields="summary,status,labels",
+                        expand="changelog"):
+        raw = issue.raw
+        labels = list(raw.get("fields", {}).get("labels") or [])
+        for history in (raw.get("changelog") or {}).get("histories") or []:
+            for item in history.get("items") or []:
+                if (item.get("fieldId") or item.get("field")) != "status":
+                    continue
+                if str(item.get("toString", "")).casefold() not in decision_statuses:
+                    continue
+                change = StatusChange(issue_key=raw["key"], issue_id=str(raw["id"]), labels=labels,
+                                      author=history.get("author") or {}, history_id=str(history["id"]),
+                                      from_status=str(item.get("fromString") or ""),
+                                      to_status=str(item.get("toString") or ""), source="poll")
+                notes.append(f"{raw['key']}#{history['id']}: "
+                             + process_status_change(settings, store, principals, change))
+    flush_pending(settings, store, client)
+    return notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--once", action="store_true", help="one pass, then exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from clearance.config import load_config_dir
+    from clearance.settings import get_settings
+
+    settings = JiraSettings()
+    if not settings.enabled:
+        log.error("Jira is not configured (CLEARANCE_JIRA_URL, _PROJECT and credentials)")
+        return 2
+    store = ObjectStore.from_settings(get_settings())
+    while True:
+        principals = load_config_dir(get_settings().config_dir).principals  # re-read: principals change
+        try:
+            for note in poll_once(settings, store, principals):
+                log.info("%s", note)
+        except JiraChannelError as exc:
+            log.warning("Jira poll failed: %s", exc)
+            if args.once:
+                return 1
+        if args.once:
+            return 0
+        time.sleep(settings.poll_seconds)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
