@@ -23,7 +23,9 @@ from gates.base import GateInputs, GateResult, Status, sha256_json, utcnow
 from tasks.caching import per_run_key
 from tasks.candidate import PromotionContext, artifact_digest, load_promotion_context, observe_candidate
 from tasks.channels import PromotionEvent, announce
+from tasks.datasets import locate_datasets_task
 from tasks.evidence import (
+    evidence_dir,
     publish_gate_result,
     publish_report,
     record_event,
@@ -97,9 +99,11 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     digest = artifact_digest(observations)
     tell = _announcer(ctx, run_id, who, digest, dry_run)
     tell("opened")
+    datasets = locate_datasets_task(ctx.model_version) if ctx.model_version.datasets else {}
     inputs = GateInputs(model=model, version=version, manifest=ctx.manifest.model_dump(mode="json"),
-                        artifacts=observations)
-    results = run_gates(ctx, inputs, prefix, dry_run, tell)
+                        artifacts=observations, datasets=datasets,
+                        extra={"evidence_dir": evidence_dir(run_id)})
+    results = run_gates(ctx, inputs, run_id, prefix, dry_run, tell)
     summary = dict(run_id=run_id, model=model, version=version, artifact_digest=digest,
                    gates={r.gate_id: r.status for r in results}, evidence_prefix=prefix)
     report = dict(model=model, version=version, tier=ctx.policy.tier, run_id=run_id, initiator=who,
@@ -151,13 +155,13 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     return PromotionResult(**summary, status="promoted", approvals=record.outcome, production=production)
 
 
-def run_gates(ctx: PromotionContext, inputs: GateInputs, prefix: str, dry_run: bool,
+def run_gates(ctx: PromotionContext, inputs: GateInputs, run_id: str, prefix: str, dry_run: bool,
               tell: Callable[..., object]) -> list[GateResult]:
     """The policy's gates in order; a blocking failure stops the sequence (later gates are not run)."""
     results = []
     for spec in ctx.policy.gates:
         result = evaluate_gate(spec.id, inputs, spec.config, spec.mode is GateMode.BLOCKING)
-        publish_gate_result(prefix, result, ctx.model, dry_run)
+        publish_gate_result(prefix, result, ctx.model, run_id, dry_run)
         tell("gate", gate=result)
         results.append(result)
         if result.stops_promotion:

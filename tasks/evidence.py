@@ -6,7 +6,10 @@ the ledger (``evidence/<model>/ledger/``) only takes entries from real (not dry)
 
 from __future__ import annotations
 
+import hashlib
 import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -24,6 +27,11 @@ from tasks.object_store import ObjectExists, ObjectStore
 def run_prefix(model: str, version: str, run_id: str) -> str:
     """The only prefix a run (and every dry run) writes its own evidence under."""
     return f"evidence/{model}/{version}/{run_id}/"
+
+
+def evidence_dir(run_id: str) -> str:
+    """Local folder where gates of this run write evidence files (same path on a resumed run)."""
+    return str(Path(tempfile.gettempdir()) / "clearance-evidence" / run_id)
 
 
 def artifact_key(*parts: str) -> str:
@@ -55,9 +63,10 @@ def record_event(model: str, kind: str, payload: dict[str, Any]) -> LedgerEntry:
 
 
 @task(name="publish-gate-result", persist_result=True, cache_key_fn=per_run_key)
-def publish_gate_result(prefix: str, result: GateResult, model: str, dry_run: bool) -> str:
+def publish_gate_result(prefix: str, result: GateResult, model: str, run_id: str, dry_run: bool) -> str:
     """Store the result as JSON evidence, show it as Prefect artifacts, and log it to the ledger."""
     key = put_evidence(prefix, f"gate-{result.gate_id}.json", result.to_evidence_json())
+    upload_gate_files(prefix, result, Path(evidence_dir(run_id)))
     create_markdown_artifact(key=artifact_key("gate", result.gate_id), markdown=result.to_markdown(),
                              description=f"{result.gate_id}: {result.status.value}")
     if result.checks:
@@ -67,6 +76,20 @@ def publish_gate_result(prefix: str, result: GateResult, model: str, dry_run: bo
         append_entry(store(), model, "gate", {"gate": result.gate_id, "status": result.status.value,
                                               "digest": result.digest(), "evidence": key})
     return key
+
+
+def upload_gate_files(prefix: str, result: GateResult, folder: Path) -> list[str]:
+    """Upload the files a gate wrote in ``folder`` (PNG, tables) next to its JSON, checking their digests."""
+    keys = []
+    for item in result.evidence:
+        local = folder / item.name
+        if not local.is_file():
+            continue  # already uploaded by an earlier attempt of this run, or the gate kept it inline
+        body = local.read_bytes()
+        if hashlib.sha256(body).hexdigest() != item.sha256:
+            raise ValueError(f"evidence file {item.name} changed after gate {result.gate_id} recorded its digest")
+        keys.append(put_evidence(prefix, item.name, body, content_type=item.media_type))
+    return keys
 
 
 @task(name="write-evidence", cache_policy=NO_CACHE)

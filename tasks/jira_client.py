@@ -140,21 +140,28 @@ def search(settings: JiraSettings, client: JIRA, jql: str, fields: str = "summar
     return list(found)
 
 
-def transition_to(settings: JiraSettings, client: JIRA, issue_key: str, name: str, state: str) -> str | None:
-    """Apply the transition called ``name``; ``None`` if done or already there, else raise a clear error.
+def transition_to(settings: JiraSettings, client: JIRA, issue_key: str, name: str, state: str,
+                  done_if_status: tuple[str, ...] = ()) -> str | None:
+    """Apply the transition called ``name``; returns the new status, ``None`` if the ticket is already there.
 
     A transition that the issue's workflow does not offer raises :class:`JiraConfigError`
-    naming the transitions it does offer.
+    naming the transitions it does offer (unless the ticket already has a status in
+    ``done_if_status``, e.g. a person moved it to "Approved" themselves).
     """
+    issue = call(settings, "get issue", lambda: client.issue(issue_key, fields="status"))
+    current = issue.fields.status.name
     available = call(settings, "transitions", lambda: client.transitions(issue_key))
     match = next((t for t in available if t["name"].lower() == name.lower()), None)
     if match is None:
-        issue = call(settings, "get issue", lambda: client.issue(issue_key, fields="status"))
-        current = issue.fields.status.name
+        if current.lower() in {s.lower() for s in done_if_status}:
+            return None
         names = ", ".join(f"'{t['name']}'" for t in available) or "none"
         raise JiraConfigError(
             f"Jira transition '{name}' (pipeline state {state}) is not available on {issue_key} "
             f"(status '{current}'); available transitions: {names}. "
             f"Set CLEARANCE_JIRA_TRANSITIONS to map {state} to one of them.")
+    target = (match.get("to") or {}).get("name")
+    if target and target.lower() == current.lower():
+        return None
     call(settings, f"transition {issue_key} '{name}'", lambda: client.transition_issue(issue_key, match["id"]))
-    return match.get("to", {}).get("name")
+    return target

@@ -262,8 +262,8 @@ class JiraTracker:
         state, _ = read_state(self.store, key)
         if state.get("queue"):
             self._mark_pending(key, state)
-        else:
-            self.store.delete(pending_key(state.get("run_id", ""))) if state.get("run_id") else None
+        elif state.get("run_id"):
+            self.store.delete(pending_key(state["run_id"]))
         if problems:
             raise JiraConfigError("; ".join(problems))
         return state
@@ -303,7 +303,9 @@ class JiraTracker:
             return "deferred"
         if kind == "transition":
             name = self.settings.transition_for(op["state"])
-            transition_to(self.settings, self.client, issue_key, name, op["state"])
+            done_if = {"approved": (self.settings.approval_status,),
+                       "rejected": (self.settings.rejection_status,)}.get(op["state"], ())
+            transition_to(self.settings, self.client, issue_key, name, op["state"], done_if)
             return {"pipeline_state": op["state"]}
         if kind in ("comment", "tally"):
             return self._comment(issue_key, op, state)
@@ -404,7 +406,7 @@ def flush_pending(settings: JiraSettings, store: ObjectStore, client: JIRA | Non
     for index in store.list_keys("evidence/jira/pending/"):
         try:
             key = store.get_json(index)["state"]
-        except Exception:  # noqa: BLE001 — a vanished index entry was flushed by someone else
+        except Exception:  # noqa: BLE001, S112 — a vanished index entry was flushed by someone else
             continue
         try:
             state = tracker.flush(key)

@@ -41,7 +41,10 @@ def wake_run(run_id: str, wait_seconds: float = 30.0) -> bool:
             except FlowPauseTimeout as exc:
                 raise ResumeRefused(f"run {run_id} can no longer be resumed: its wait expired") from exc
             except RuntimeError as exc:  # Prefect answers 200 with status REJECT and a reason
-                raise ResumeRefused(f"Prefect refused to resume run {run_id}: {exc}") from exc
+                # Between entering Paused and saving its input schema, a run rejects resumes with
+                # "Run input schema not found": the pause is still being set up, so try again.
+                if "schema not found" not in str(exc):
+                    raise ResumeRefused(f"Prefect refused to resume run {run_id}: {exc}") from exc
         elif state in (StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED):
             return False
         if time.monotonic() > deadline:
