@@ -90,3 +90,16 @@ def store(s3_service: devservers.S3Service, request: pytest.FixtureRequest):
 
     prefix = f"tests/{request.node.name[:40]}-{uuid.uuid4().hex[:8]}/"
     return ObjectStore.from_settings(Settings(), key_prefix=prefix)
+
+
+@pytest.fixture
+def s3(s3_service, prefect_service):
+    """The whole clearance bucket on the session's SeaweedFS, for tests of real promotion runs.
+
+    Flows write outside any test prefix, so these tests isolate themselves by model name instead.
+    """
+    from clearance.settings import get_settings
+    from tasks.object_store import ObjectStore
+
+    get_settings.cache_clear()
+    return ObjectStore.from_settings(get_settings())

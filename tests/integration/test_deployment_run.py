@@ -45,13 +45,6 @@ def start_deployment_run(cand, monkeypatch) -> str:
     return str(run.id)
 
 
-@pytest.fixture
-def s3(s3_service, prefect_service):
-    from clearance.settings import get_settings
-    from tasks.object_store import ObjectStore
-
-    get_settings.cache_clear()
-    return ObjectStore.from_settings(get_settings())
 
 
 def test_suspended_run_resumes_without_rerunning_finished_work(s3, worker, tmp_path, monkeypatch):

@@ -27,14 +27,6 @@ from tests.integration.promotion_kit import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def s3(s3_service, prefect_service):
-    """The whole clearance bucket (flows write outside any test prefix)."""
-    from clearance.settings import get_settings
-    from tasks.object_store import ObjectStore
-
-    get_settings.cache_clear()
-    return ObjectStore.from_settings(get_settings())
 
 
 def pointer(s3, model):

@@ -17,13 +17,6 @@ from tests.integration.promotion_kit import POLICY_HIGH, find_run, finish, make_
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def s3(s3_service, prefect_service):
-    from clearance.settings import get_settings
-    from tasks.object_store import ObjectStore
-
-    get_settings.cache_clear()
-    return ObjectStore.from_settings(get_settings())
 
 
 def parquet(values: np.ndarray) -> bytes:
