@@ -300,6 +300,14 @@ def sweep() -> None:
     console.print(f"{len(woken)} overdue run(s) woken" + (f": {', '.join(woken)}" if woken else ""))
 
 
+@app.command("jira-poll")
+def jira_poll(once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False) -> None:
+    """Approve by Jira transition without webhooks (Server/Data Center): poll with JQL."""
+    from clearance.jira_poller import main as poll_main
+
+    raise typer.Exit(poll_main(["--once"] if once else []))
+
+
 @app.command()
 def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,

@@ -116,8 +116,7 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
         message = f"gate {stopper.gate_id} {stopper.status.value}: promotion stopped"
         if stopper.status is Status.WARN:
             message = "gates warned and the policy requires approval, but it names no approver roles"
-        tell("stopped", status="gate-failed", message=message, gates=results)
-        return _stop(ctx, "gate-failed", message, summary, report, dry_run)
+        return _stop(ctx, "gate-failed", message, summary, report, dry_run, tell)
 
     request = build_request(run_id=run_id, manifest=ctx.manifest, version=version, policy=ctx.policy,
                             initiator=who, artifact_digest=digest,
@@ -135,17 +134,16 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     tell("closed", record=record, gates=results)
     if record.outcome is not Outcome.APPROVED:
         status: RunStatus = "rejected" if record.outcome is Outcome.REJECTED else "timed-out"
-        tell("stopped", status=status, message=f"sign-off {record.outcome.value}", record=record)
         return _stop(ctx, status, f"sign-off {record.outcome.value}", summary | {"approvals": record.outcome},
-                     report, dry_run)
+                     report, dry_run, tell)
 
     approval_entry = record_event(model, "approved", {"run": run_id, "version": version, "artifact_digest": digest,
                                                       "decisions": [d.model_dump(mode="json") for d in record.decisions]})
     try:
         production = promote_candidate(ctx, digest, seen_pointer, run_id, approval_entry.seq, approval_entry.hash)
     except Exception as exc:  # noqa: BLE001 — recorded, then re-raised as the run's failure
-        tell("stopped", status="promotion-failed", message=str(exc), record=record)
-        return _stop(ctx, "promotion-failed", str(exc), summary | {"approvals": record.outcome}, report, dry_run)
+        return _stop(ctx, "promotion-failed", str(exc), summary | {"approvals": record.outcome}, report, dry_run,
+                     tell)
     record_event(model, "promoted", {"run": run_id, "version": version, "artifact_digest": digest,
                                      "production": production})
     publish_report(prefix, render_report(**report, outcome="promoted", production=production),
@@ -234,8 +232,8 @@ def _warnings_need_people(ctx: PromotionContext, results: list[GateResult]) -> b
 
 
 def _stop(ctx: PromotionContext, status: RunStatus, message: str, summary: dict, report: dict,
-          dry_run: bool) -> PromotionResult:
-    """Record why the promotion stopped, publish the report, and fail the run with that reason."""
+          dry_run: bool, tell: Callable[..., object]) -> PromotionResult:
+    """Record why the promotion stopped, publish the report, tell the channels, and fail the run."""
     if dry_run:
         publish_report(summary["evidence_prefix"], render_report(**report, outcome=f"dry-run: {status}"),
                        f"dry run of {ctx.model} {ctx.version}")
@@ -243,4 +241,6 @@ def _stop(ctx: PromotionContext, status: RunStatus, message: str, summary: dict,
     record_event(ctx.model, status, {"run": summary["run_id"], "version": ctx.version, "reason": message})
     publish_report(summary["evidence_prefix"], render_report(**report, outcome=status, note=message),
                    f"{ctx.model} {ctx.version}: {status}")
+    # After the report, so channels that attach it (Jira) find it.
+    tell("stopped", status=status, message=message, record=report.get("record"), gates=report["results"])
     raise PromotionStopped(f"{ctx.model} {ctx.version}: {message}")

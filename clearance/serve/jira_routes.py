@@ -96,9 +96,9 @@ class WebhookEndpoint:
             return JSONResponse({"error": "invalid signature"}, status_code=401)
         try:
             payload = json.loads(bytes(body))
-            if not isinstance(payload, dict):
-                raise ValueError("not an object")
         except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
             return JSONResponse({"error": "bad payload"}, status_code=400)
         changes = status_changes(payload)
         if not changes:
@@ -114,7 +114,7 @@ class WebhookEndpoint:
         for change in changes:
             try:
                 results.append(process_status_change(self.settings, store, principals, change))
-            except Exception as exc:  # noqa: BLE001 — logged; Jira retries failed deliveries
+            except Exception as exc:
                 log.exception("jira webhook: could not process %s", change.issue_key)
                 results.append(f"error: {type(exc).__name__}")
         return results

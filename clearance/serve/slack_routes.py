@@ -33,6 +33,7 @@ class InteractionsEndpoint:
         self.settings = settings or SlackSettings()
         self.interactions = interactions or SlackInteractions(self.settings)
         self.clock = clock
+        import clearance.approvals.intake  # noqa: F401 — imports Prefect now, not on the first click
 
     async def handle(self, request: Request) -> Response:
         secret = self.settings.signing_secret

@@ -451,8 +451,14 @@ def _block_kit_problems(blocks: Any) -> list[str]:
     if len(blocks) > 50:
         problems.append(f"{len(blocks)} blocks (Slack allows 50)")
     for i, block in enumerate(blocks):
+        if not isinstance(block, dict):
+            problems.append(f"block {i} is not an object")
+            continue
         kind = block.get("type")
-        text = (block.get("text") or {}).get("text", "")
+        text = block.get("text") if isinstance(block.get("text"), dict) else {}
+        text = text.get("text", "") if kind in _TEXT_LIMITS else ""
+        if kind == "section" and isinstance(block.get("text"), str):
+            problems.append(f"block {i}: section text must be a text object")
         if kind in _TEXT_LIMITS and len(text) > _TEXT_LIMITS[kind]:
             problems.append(f"block {i} ({kind}) text of {len(text)} characters")
         if kind == "section" and not block.get("text") and not block.get("fields"):

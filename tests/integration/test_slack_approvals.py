@@ -25,8 +25,16 @@ from tests.fakes.slack_server import (
     sign,
     view_submission,
 )
-from tests.integration.promotion_kit import PRINCIPALS, cli, find_run, finish, make_candidate, start_direct_run, \
-    wait_for_request, wait_state
+from tests.integration.promotion_kit import (
+    PRINCIPALS,
+    cli,
+    find_run,
+    finish,
+    make_candidate,
+    start_direct_run,
+    wait_for_request,
+    wait_state,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -205,7 +213,7 @@ def test_thread_approval_message_and_quorum_across_slack_and_cli(slack_world, fa
     assert button(message["blocks"], "clearance_approve") is None
     assert button(message["blocks"], "clearance_reject") is None
     shown = json.dumps(message["blocks"])
-    assert "Approved" in shown and "bea" in shown and "sam" in shown
+    assert "Approved" in shown and "bea" in shown and "sam" in shown and "artifact_integrity" in shown
     assert "promoted" in fake.messages[(CHANNEL, state["parent_ts"])]["text"]
 
     # A stale button (an old copy of the message) is refused: the request is closed.
@@ -274,6 +282,8 @@ def test_socket_mode_delivery_and_rate_limits(slack_world, fake_slack, tmp_path)
                          "approval message")
         message = approval_message(fake, state)
         value = button(message["blocks"], "clearance_approve")["value"]
+        wait_for(lambda: "waiting for sign-off" in fake.messages[(CHANNEL, state["parent_ts"])]["text"], 15,
+                 "the flow's last update of the parent")
 
         # Slack rate-limits the next update: the client waits Retry-After, then succeeds.
         fake.inject("chat.update", status=429, retry_after=1)

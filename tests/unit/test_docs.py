@@ -8,7 +8,8 @@ import typer.main
 from clearance.cli import app
 from clearance.settings import Settings
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+README_PATH = Path(__file__).resolve().parents[2] / "README.md"
+README = README_PATH.read_text()
 
 
 def cli_commands() -> set[str]:
@@ -22,17 +23,29 @@ def cli_commands() -> set[str]:
 
 
 def test_every_documented_command_exists_and_every_command_is_documented():
-    documented = set(re.findall(r"^\| `clearance ([a-z]+(?: verify)?)\b", README, flags=re.M))
-    documented |= {m for m in re.findall(r"`clearance ([a-z]+)\b", README)}
+    documented = set(re.findall(r"^\| `clearance ([a-z-]+(?: verify)?)", README, flags=re.M))
+    documented |= {m for m in re.findall(r"`clearance ([a-z][a-z-]*)", README)}
     commands = cli_commands()
     assert documented - commands == set(), "README names commands the CLI does not have"
     assert {c for c in commands if c != "audit"} - documented == set(), "CLI commands missing from the README"
 
 
+def setting_names() -> set[str]:
+    """Every environment variable a settings model of clearance reads."""
+    from clearance.jira_settings import JiraSettings
+    from clearance.slack_settings import SlackSettings
+
+    names = set()
+    for model in (Settings, JiraSettings, SlackSettings):
+        prefix = model.model_config.get("env_prefix", "")
+        names |= {f"{prefix}{name}".upper() for name in model.model_fields}
+    return names
+
+
 def test_every_documented_setting_exists():
-    documented = set(re.findall(r"`(CLEARANCE_[A-Z0-9_]+)`", README))
-    fields = {f"CLEARANCE_{name.upper()}" for name in Settings.model_fields}
-    assert documented and documented <= fields, documented - fields
+    docs = README + "".join(p.read_text() for p in (README_PATH.parent / "docs").glob("*.md"))
+    documented = set(re.findall(r"`(CLEARANCE_[A-Z0-9_]+)`", docs))
+    assert documented and documented <= setting_names(), documented - setting_names()
 
 
 def test_cli_commands_have_help():

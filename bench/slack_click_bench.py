@@ -1,0 +1,150 @@
+"""Benchmark: a signed Slack click reaching ``clearance serve`` → the promotion running past its wait.
+
+    .venv/bin/python bench/slack_click_bench.py --runs 8
+
+Starts a local SeaweedFS and Prefect server (temp state), the local Slack (tests/fakes), and the
+real ASGI app of ``clearance serve`` (uvicorn, in this process). Starts ``--runs`` promotions
+(``clearance promote --direct`` subprocesses, Slack notifier on), gives each one approval through
+the shared intake so that one is missing, then, one run at a time, sends the deciding **Approve**
+click as Slack would (form-encoded, v0-signed) and measures:
+
+- ``ack``         click sent → HTTP 200 back (Slack wants < 3 s);
+- ``recorded``    click sent → the decision's timestamp in the approvals record;
+- ``past wait``   click sent → start of the flow's first task after the pause (``read-approvals``),
+                  read from the Prefect API: the flow is running again.
+
+Not a test (timings on a shared 2-core machine are noisy); prints p50/p95/max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SECRET = "bench-signing-secret"
+CHANNEL = "C0123456789"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--poll", type=float, default=1.0, help="CLEARANCE_APPROVAL_POLL_SECONDS of the runs")
+    args = parser.parse_args()
+
+    from clearance import devservers
+
+    state = Path(tempfile.mkdtemp(prefix="slack-bench-"))
+    s3 = devservers.start_s3(state)
+    prefect = devservers.start_prefect(state)
+    try:
+        os.environ.update({
+            "CLEARANCE_S3_ENDPOINT_URL": s3.endpoint_url, "CLEARANCE_S3_REGION": s3.region,
+            "CLEARANCE_S3_ACCESS_KEY_ID": s3.access_key_id, "CLEARANCE_S3_SECRET_ACCESS_KEY": s3.secret_access_key,
+            "CLEARANCE_BUCKET": s3.bucket, "PREFECT_API_URL": prefect.api_url,
+            "CLEARANCE_PREFECT_API_URL": prefect.api_url, "PREFECT_HOME": str(state / "prefect-client"),
+            "CLEARANCE_APPROVAL_POLL_SECONDS": str(args.poll),
+        })
+        run_bench(args.runs)
+    finally:
+        devservers.stop(prefect)
+        devservers.stop(s3)
+
+
+def run_bench(runs: int) -> None:
+    import httpx
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
+
+    from clearance.serve.app import build_app
+    from clearance.settings import get_settings
+    from tasks.approvals_record import read_record, record_key
+    from tasks.object_store import ObjectStore
+    from tasks.slack import slack_state_key
+    from tests.fakes.slack_server import AsgiThread, FakeSlack, block_actions, button, form_body, sign
+    from tests.integration.promotion_kit import (PRINCIPALS, decide, find_run, finish, make_candidate,
+                                                 start_direct_run, wait_for_request)
+
+    fake = FakeSlack(channels=(CHANNEL,), users={p["slack_id"]: p["email"] for p in PRINCIPALS}).start()
+    os.environ.update(fake.env(CHANNEL, SECRET))
+    store = ObjectStore.from_settings(get_settings())
+    # One model per run: versions of one model racing for its production pointer would fail by design.
+    cands = [make_candidate(Path(tempfile.mkdtemp(prefix="slack-bench-cfg-")), store) for _ in range(runs)]
+    os.environ["CLEARANCE_CONFIG_DIR"] = str(cands[0].config_dir)  # same principals.yaml in every config dir
+    get_settings.cache_clear()
+    serve = AsgiThread(build_app())
+    http = httpx.Client(base_url=serve.url, timeout=10)
+    try:
+        started = time.monotonic()
+        logs = Path(tempfile.mkdtemp(prefix="slack-bench-logs-"))
+        procs = {c.model: start_direct_run(c, "1.0.0", log=logs / f"{c.model}.log") for c in cands}
+        run_ids = {c.model: find_run(c.model, "1.0.0") for c in cands}
+        for cand in cands:
+            wait_for_request(store, run_ids[cand.model], timeout=300)
+            assert decide(store, cand, run_ids[cand.model], "sam").accepted
+        print(f"{runs} runs waiting for their last approval after {time.monotonic() - started:.1f} s", flush=True)
+
+        rows = []
+        version = "1.0.0"
+        for model, run_id in run_ids.items():
+            from tests.integration.promotion_kit import wait_state
+
+            wait_state(run_id, {"PAUSED"}, timeout=60)
+            slack = store.get_json(slack_state_key(model, version, run_id))
+            message = fake.messages[(slack["approvals"][0]["channel"], slack["approvals"][0]["ts"])]
+            value = button(message["blocks"], "clearance_approve")["value"]
+            payload = block_actions(fake, user="U0BEA000004", channel=CHANNEL, message_ts=message["ts"],
+                                    action_id="clearance_approve", value=value)
+            body = form_body(payload)
+            headers = sign(SECRET, body)
+            t0 = time.time()
+            response = http.post("/slack/interactions", content=body, headers=headers)
+            ack = time.time() - t0
+            assert response.status_code == 200, response.text
+            code = finish(procs[model], timeout=120)
+            assert code == 0, f"run {run_id} exit {code}: " + (logs / f"{model}.log").read_text()[-3000:]
+            record = read_record(store, record_key(model, version, run_id))[0]
+            bea = next(d for d in record.decisions if d.principal == "bea")
+            after: list[float] = []
+            deadline = time.monotonic() + 30  # task runs reach the API through Prefect's event pipeline
+            while not after and time.monotonic() < deadline:
+                with get_client(sync_client=True) as client:
+                    tasks = client.read_task_runs(
+                        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])),
+                        task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=["read-approvals"])))
+                after = sorted(t.start_time.timestamp() for t in tasks
+                               if t.start_time and t.start_time.timestamp() > t0)
+                if not after:
+                    time.sleep(0.5)
+            rows.append({"run": run_id, "ack": ack, "recorded": bea.at.timestamp() - t0,
+                         "past_wait": after[0] - t0 if after else float("nan")})
+            print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rows[-1].items()}),
+                  flush=True)
+        print()
+        print(f"| measure (n={len(rows)}) | p50 s | p95 s | max s |")
+        print("|---|---:|---:|---:|")
+        for name in ("ack", "recorded", "past_wait"):
+            values = [r[name] for r in rows]
+            print(f"| {name} | {statistics.median(values):.3f} | {percentile(values, 95):.3f} | {max(values):.3f} |")
+        assert fake.violations == [], fake.violations
+    finally:
+        serve.stop()
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()
