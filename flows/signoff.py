@@ -50,7 +50,8 @@ def running_from_deployment() -> bool:
 def wait_for_sign_off(key: str, request: ApprovalRequest, principals: Principals) -> ApprovalRecord:
     """Block (or suspend) until the request at ``key`` is approved, rejected or timed out."""
     suspend = running_from_deployment()
-    poll = max(1, round(get_settings().approval_poll_seconds))
+    # Prefect types poll_interval as int but only sleeps on it: sub-second polls work and cut resume latency.
+    poll = max(0.2, get_settings().approval_poll_seconds)
     wait_number = 0
     while True:
         record = refresh_record(key)

@@ -43,9 +43,10 @@ def receive_decision(store: ObjectStore, run_id: str, *, principal: Principal | 
     result = submit_decision(store, key, principal=principal, identity=identity, channel=channel, vote=vote,
                              artifact_digest=artifact_digest, comment=comment, channel_evidence=channel_evidence,
                              dedupe_key=dedupe_key)
+    # Wake first: the waiting run is what people wait for; the channels' messages can follow.
+    if result.outcome_changed and wake:
+        wake_run(run_id)
     if result.accepted:
         # Every message that shows the tally (Slack, Jira…) follows, whichever channel decided.
         publish_event(event_for(result.record, "approvals-changed"))
-    if result.outcome_changed and wake:
-        wake_run(run_id)
     return result

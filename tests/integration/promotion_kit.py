@@ -92,7 +92,7 @@ def cli(candidate: Candidate, user: str, *args: str) -> subprocess.CompletedProc
                           text=True, capture_output=True, timeout=120)
 
 
-def find_run(model: str, version: str, timeout: float = 90) -> str:
+def find_run(model: str, version: str, timeout: float = 180) -> str:
     """The id of the promote-model run for this model and version (polls the Prefect API)."""
     from prefect import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName

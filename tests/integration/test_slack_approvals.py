@@ -130,9 +130,10 @@ def click(world, fake: FakeSlack, user: str, state: dict[str, Any], action_id: s
     return (*post_signed(world, payload), payload)
 
 
-def ephemeral_to(fake: FakeSlack, user: str, contains: str, timeout: float = 30) -> dict[str, Any]:
-    return wait_for(lambda: next((e for e in fake.ephemerals if e.get("user") == user and contains in e["text"]),
-                                 None), timeout, f"ephemeral to {user} containing {contains!r}")
+def ephemeral_to(fake: FakeSlack, user: str, contains: str, timeout: float = 30, since: int = 0) -> dict[str, Any]:
+    return wait_for(lambda: next((e for e in fake.ephemerals[since:] if e.get("user") == user
+                                  and contains in e["text"]), None), timeout,
+                    f"ephemeral to {user} containing {contains!r}")
 
 
 # --------------------------------------------------------------------------- tests
@@ -288,11 +289,12 @@ def test_socket_mode_delivery_and_rate_limits(slack_world, fake_slack, tmp_path)
         # Slack rate-limits the next update: the client waits Retry-After, then succeeds.
         fake.inject("chat.update", status=429, retry_after=1)
         updates_before = len(fake.calls_of("chat.update"))
+        told_before = len(fake.ephemerals)
         started = time.monotonic()
         ack = fake.deliver_socket(block_actions(fake, user=SLACK_IDS["sam"], channel=CHANNEL,
                                                 message_ts=message["ts"], action_id="clearance_approve", value=value))
         assert time.monotonic() - started < 3 and "envelope_id" in ack
-        ephemeral_to(fake, SLACK_IDS["sam"], "was counted")
+        ephemeral_to(fake, SLACK_IDS["sam"], "was counted", since=told_before)
         updates = fake.calls_of("chat.update")[updates_before:]
         limited = next(i for i, c in enumerate(updates) if c.status == 429)
         assert updates[limited + 1].status == 200 and updates[limited + 1].at - updates[limited].at >= 1.0
