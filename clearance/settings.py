@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr | None = None
     bucket: str = Field("clearance", description="Bucket holding candidates/, production/ and evidence/.")
     approval_poll_seconds: float = Field(
-        1.0, gt=0, description="How often a paused direct run checks for a resume."
+        0.5, gt=0, description="How often a paused direct run checks for a resume (half of it is the mean delay)."
     )
 
 

@@ -131,14 +131,15 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
 
     record = sign_off(ctx, request, eligible, lambda rec: tell("approval-requested", record=rec, gates=results))
     report["record"] = record
-    tell("closed", record=record, gates=results)
     if record.outcome is not Outcome.APPROVED:
+        tell("closed", record=record, gates=results)
         status: RunStatus = "rejected" if record.outcome is Outcome.REJECTED else "timed-out"
         return _stop(ctx, status, f"sign-off {record.outcome.value}", summary | {"approvals": record.outcome},
                      report, dry_run, tell)
 
     approval_entry = record_event(model, "approved", {"run": run_id, "version": version, "artifact_digest": digest,
                                                       "decisions": [d.model_dump(mode="json") for d in record.decisions]})
+    tell("closed", record=record, gates=results)
     try:
         production = promote_candidate(ctx, digest, seen_pointer, run_id, approval_entry.seq, approval_entry.hash)
     except Exception as exc:  # noqa: BLE001 — recorded, then re-raised as the run's failure

@@ -71,9 +71,10 @@ def make_candidate(tmp_path: Path, store, versions: tuple[str, ...] = ("1.0.0",)
 
 def cli_env(candidate: Candidate, user: str) -> dict[str, str]:
     """The environment of a CLI process run by OS user ``user`` on this candidate's configs."""
-    return dict(os.environ) | {"CLEARANCE_CONFIG_DIR": str(candidate.config_dir), "USER": user, "LOGNAME": user,
-                               "CLEARANCE_APPROVAL_POLL_SECONDS": "1", "PREFECT_CLIENT_MAX_RETRIES": "20",
-                               "PREFECT_LOGGING_LEVEL": "WARNING"}
+    defaults = {"CLEARANCE_APPROVAL_POLL_SECONDS": "1", "PREFECT_CLIENT_MAX_RETRIES": "20",
+                "PREFECT_LOGGING_LEVEL": "WARNING"}  # the caller's environment wins (benchmarks set these)
+    return defaults | dict(os.environ) | {"CLEARANCE_CONFIG_DIR": str(candidate.config_dir), "USER": user,
+                                          "LOGNAME": user}
 
 
 def start_direct_run(candidate: Candidate, version: str, *, user: str = "dana", dry_run: bool = False,
