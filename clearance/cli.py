@@ -79,7 +79,8 @@ def schema(out: Annotated[Path, typer.Option(help="Folder for the JSON Schemas."
 def promote(
     model: str,
     version: str,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Evaluate gates and name approvers; change nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+                                          help="Evaluate gates and name approvers; change nothing.")] = False,
     direct: Annotated[bool, typer.Option("--direct", help="Run in this process instead of on the deployment.")] = False,
     wait: Annotated[bool, typer.Option(help="Wait for the run to finish (deployment runs).")] = False,
 ) -> None:
@@ -155,7 +156,8 @@ def _current_candidate_digest(store, run_id: str) -> str:
 @app.command()
 def approve(run_id: str,
             comment: Annotated[str, typer.Option(help="Why you approve.")] = "",
-            digest: Annotated[Optional[str], typer.Option(help="Artifact digest you reviewed (default: the candidate's now).")] = None) -> None:
+            digest: Annotated[Optional[str], typer.Option(
+                help="Artifact digest you reviewed (default: the candidate's now).")] = None) -> None:
     """Approve a waiting promotion as the local user (channel `cli`)."""
     _decide(run_id, "approve", comment, digest)
 
@@ -258,7 +260,8 @@ def audit_verify(model: str) -> None:
     from tasks.promotion import read_pointer
 
     store = _store()
-    heads = [read_pointer(store, p, model).pointer for p in sorted({p.promotion.prefix for p in _configs().policies.values()})]
+    prefixes = sorted({p.promotion.prefix for p in _configs().policies.values()})
+    heads = [read_pointer(store, prefix, model).pointer for prefix in prefixes]
     anchor = next(((p.ledger_seq, p.ledger_hash) for p in heads if p and p.ledger_seq), None)
     count, problems = verify_ledger(store, model, expected_head=anchor)
     if count == 0:
@@ -311,7 +314,8 @@ def jira_poll(once: Annotated[bool, typer.Option("--once", help="One pass, then 
 @app.command()
 def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-          socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Take Slack interactions over Socket Mode (no public URL).")] = False) -> None:
+          socket_mode: Annotated[bool, typer.Option(
+              "--socket-mode", help="Take Slack interactions over Socket Mode (no public URL).")] = False) -> None:
     """Serve the approval endpoints (`/slack/interactions`, `/jira/webhook`, `/healthz`)."""
     if socket_mode:
         from clearance.serve.slack_socket import run_socket_mode

@@ -112,5 +112,6 @@ def verify_chain(model: str, documents: dict[str, bytes], *, expected_head: tupl
                                          problem=f"entry {head_seq}, recorded by the production pointer, is missing"))
         elif stored[head_seq].hash != head_hash:
             problems.append(ChainProblem(key=ledger_key(model, head_seq), seq=head_seq,
-                                         problem=f"entry {head_seq} differs from the one the production pointer recorded"))
+                                         problem=f"entry {head_seq} differs from the one the production "
+                                                 "pointer recorded"))
     return problems

@@ -137,8 +137,9 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
         return _stop(ctx, status, f"sign-off {record.outcome.value}", summary | {"approvals": record.outcome},
                      report, dry_run, tell)
 
+    decisions = [d.model_dump(mode="json") for d in record.decisions]
     approval_entry = record_event(model, "approved", {"run": run_id, "version": version, "artifact_digest": digest,
-                                                      "decisions": [d.model_dump(mode="json") for d in record.decisions]})
+                                                      "decisions": decisions})
     tell("closed", record=record, gates=results)
     try:
         production = promote_candidate(ctx, digest, seen_pointer, run_id, approval_entry.seq, approval_entry.hash)
