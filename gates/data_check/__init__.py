@@ -3,7 +3,8 @@
 Inputs: the manifest's ``DatasetRef`` list of the version (role, uri, sha256, contract) and, per role,
 a :class:`~gates.data_check.models.DatasetLocator` in ``GateInputs.datasets`` (prepared by
 ``tasks/datasets.py``). Optional ``GateInputs.extra``: ``evidence_dir`` (where the JSON table and
-PNG go; a temp dir otherwise) and ``now`` (ISO time for freshness; the current time otherwise).
+PNG go; a temp dir otherwise), ``now`` (ISO time for freshness; the current time otherwise) and
+``threads`` (columns processed at once; default one per CPU, at most 4).
 
 Check ids (stable; ``<role>`` is the dataset role, ``<col>`` a column):
 
@@ -33,13 +34,15 @@ Check ids (stable; ``<role>`` is the dataset role, ``<col>`` a column):
 
 from __future__ import annotations
 
+import os
 import tempfile
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pyarrow as pa
 from pydantic import BaseModel, ValidationError
 
 from gates.base import CheckResult, GateInputs, GateResult, Status, register_gate, utcnow
@@ -55,7 +58,8 @@ from gates.data_check.models import (
     Levels,
     dataset_digest,
 )
-from gates.data_check.reader import DatasetReader, DatasetReadError, numeric_values
+from gates.data_check.reader import DatasetReader, DatasetReadError
+from gates.data_check.scan import HistogramBuilder, scan_dictionary, scan_numeric
 
 __all__ = ["DataCheckConfig", "DataCheckGate", "DatasetContract", "DatasetLocator", "FilesystemSpec", "Levels",
            "dataset_digest"]
@@ -72,6 +76,11 @@ class _Dataset:
     reader: DatasetReader | None = None
     finder: C.KeyFinder | None = None
     bad_columns: set[str] = field(default_factory=set)
+    pending: C.Pending = field(default_factory=list)  # failed row-level checks whose keys are still to look up
+    key_check: CheckResult | None = None  # dataset-level checks computed while their column was read
+    label_checks: list[CheckResult] | None = None
+    freshness_check: CheckResult | None = None
+    unread: set[str] = field(default_factory=set)  # columns that could not be read
 
     @property
     def usable(self) -> bool:
@@ -91,20 +100,28 @@ class DataCheckGate:
 
     def evaluate(self, inputs: GateInputs, config: BaseModel) -> GateResult:
         assert isinstance(config, DataCheckConfig)
-        # scipy.stats and matplotlib take ~1-2 s to import: import them while Arrow reads (GIL released).
-        threading.Thread(target=_warm_imports, daemon=True).start()
         return _Run(inputs, config).run()
 
 
-def _warm_imports() -> None:
-    try:
-        import matplotlib
+@dataclass
+class _ColumnOut:
+    """What one column task produced (merged in column order, so results do not depend on scheduling)."""
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot  # noqa: F401
-        import scipy.stats  # noqa: F401
-    except Exception:  # noqa: BLE001 — the real import later reports any problem
-        pass
+    checks: list[CheckResult] = field(default_factory=list)
+    rows: list[tuple[tuple[str, str], dict[str, Any]]] = field(default_factory=list)
+    plots: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+
+def _workers(requested: Any) -> int:
+    """Columns processed at once: ``GateInputs.extra["threads"]`` if given, else one per CPU, at most 4
+    (memory grows with it: about one column of each dataset per thread)."""
+    if isinstance(requested, int) and requested > 0:
+        return requested
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover — not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
 
 
 class _Run:
@@ -141,6 +158,7 @@ class _Run:
         for ds in datasets:
             if ds.usable and ds.contract is not None:
                 self._dataset_checks(ds)
+        self._offending_keys(datasets)
         return self._result(datasets)
 
     def _open(self, ref: dict[str, Any]) -> _Dataset:
@@ -265,36 +283,102 @@ class _Run:
     # ----------------------------------------------------------------- per column
 
     def _columns(self, datasets: list[_Dataset], reference: _Dataset | None, compared: list[_Dataset]) -> None:
+        """Every column of every dataset, one task per column name (its reference first), on a few threads.
+
+        A task reads the column of each dataset in turn (Arrow releases the GIL while decoding, NumPy
+        while counting), so two tasks keep two cores busy; memory stays at about one column per task.
+        """
         order = ([reference] if reference is not None else []) + [d for d in datasets if d is not reference]
         names: list[str] = []
         for ds in order:
             if ds.reader is not None:
                 names += [c for c in ds.reader.columns if c not in names]
-        for name in names:
-            ref_prep: D.NumericReference | D.CategoricalReference | None = None
-            drift_kind = self._drift_kind(name, reference, compared)
-            for ds in order:
-                if ds.reader is None or name not in ds.reader.columns:
-                    continue
-                try:
-                    column = ds.reader.column(name)
-                except DatasetReadError as exc:
-                    self.checks.append(CheckResult(id=f"read:{ds.role}:{name}", status=Status.ERROR, message=str(exc)))
-                    continue
-                row = self.rows.setdefault((ds.role, name), {"dataset": ds.role, "column": name})
-                spec = None if name in ds.bad_columns else ds.spec(name)
-                assert ds.finder is not None
-                numeric_data = numeric_values(column) if C.is_numeric(column.type) else None
-                self.checks += C.column_checks(ds.role, name, column, spec, ds.finder, row, self.offenders,
-                                               numeric_data)
-                if drift_kind is None or not ds.usable:
-                    continue
-                if ds is reference:
-                    ref_prep = D.prepare_reference(column, drift_kind == "categorical", self.config.psi_bins,
-                                                   self.config.fine_bins, numeric_data)
-                elif ds in compared and ref_prep is not None:
-                    self._drift(ds, name, column, ref_prep, row, numeric_data)
-                del column, numeric_data
+        kinds = {name: self._drift_kind(name, reference, compared) for name in names}
+        workers = min(_workers(self.inputs.extra.get("threads")), max(1, len(names)))
+        if workers == 1:
+            outs = (self._column(name, order, reference, compared, kinds[name]) for name in names)
+            self._merge(outs)
+            return
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="data_check") as pool:
+            self._merge(pool.map(lambda name: self._column(name, order, reference, compared, kinds[name]), names))
+
+    def _merge(self, outs: Any) -> None:
+        for out in outs:
+            self.checks += out.checks
+            for key, row in out.rows:
+                self.rows[key] = row
+            self.plots.update(out.plots)
+
+    def _column(self, name: str, order: list[_Dataset], reference: _Dataset | None, compared: list[_Dataset],
+                drift_kind: str | None) -> _ColumnOut:
+        out = _ColumnOut()
+        ref_prep: D.NumericReference | D.CategoricalReference | None = None
+        cap = self.config.max_offending_keys
+        for ds in order:
+            if ds.reader is None or name not in ds.reader.columns:
+                continue
+            try:
+                column = ds.reader.column(name, threads=False)
+            except DatasetReadError as exc:
+                out.checks.append(CheckResult(id=f"read:{ds.role}:{name}", status=Status.ERROR, message=str(exc)))
+                ds.unread.add(name)
+                continue
+            row: dict[str, Any] = {"dataset": ds.role, "column": name}
+            out.rows.append(((ds.role, name), row))
+            spec = None if name in ds.bad_columns else ds.spec(name)
+            n = len(column)
+            drifts = drift_kind is not None and ds.usable and (ds is reference or (ds in compared and ref_prep is not None))
+            counts: dict[Any, int] | None = None  # non-null value counts, shared by label checks and category drift
+            builder: HistogramBuilder | None = None
+            scan = None
+            if C.is_numeric(column.type):
+                keep = drifts and ds is reference and drift_kind == "numeric"
+                if drifts and ds is not reference and isinstance(ref_prep, D.NumericReference) \
+                        and name not in ds.bad_columns:
+                    h = ref_prep.hist
+                    builder = HistogramBuilder(h.lo, h.hi, h.bins)
+                scan = scan_numeric(column, low=spec.min if spec else None, high=spec.max if spec else None,
+                                    cap=cap, hist=builder, keep=keep)
+                missing = scan.missing
+                row.update(rows=n, nulls=missing, null_rate=(missing / n) if n else None, type=C.shown_type(column.type))
+                out.checks += C.numeric_column_checks(ds.role, name, column, scan, spec, row, ds.pending)
+            elif pa.types.is_dictionary(column.type):
+                allowed = set(spec.categories) if spec is not None and spec.categories is not None else None
+                cats = scan_dictionary(column, allowed, cap)
+                counts = cats.counts
+                row.update(rows=n, nulls=cats.nulls, null_rate=(cats.nulls / n) if n else None,
+                           type=C.shown_type(column.type))
+                out.checks += C.dictionary_column_checks(ds.role, name, column, cats, spec, row, ds.pending)
+            else:
+                nulls = int(column.null_count)
+                row.update(rows=n, nulls=nulls, null_rate=(nulls / n) if n else None, type=C.shown_type(column.type))
+                out.checks += C.other_column_checks(ds.role, name, column, spec, row, ds.pending)
+            contract = ds.contract if ds.usable else None
+            is_label = contract is not None and contract.label is not None and contract.label.column == name
+            if drifts and ds is reference:
+                if drift_kind == "categorical":
+                    counts = counts if counts is not None else C.value_counts(column)
+                    ref_prep = D.CategoricalReference(counts=counts)
+                else:
+                    assert scan is not None
+                    ref_prep = D.prepare_numeric_reference(scan.present, scan.present_count, self.config.psi_bins,
+                                                           self.config.fine_bins)
+            elif drifts and ref_prep is not None and name not in ds.bad_columns:
+                if isinstance(ref_prep, D.CategoricalReference) and counts is None and \
+                        (C.is_categorical(column.type) or C.is_numeric(column.type)):
+                    counts = C.value_counts(column)
+                out.checks += self._drift(ds, name, column, ref_prep, row, out.plots, builder, counts)
+            scan = builder = None
+            if contract is not None:
+                if contract.key == [name]:
+                    ds.key_check = C.key_check(ds.role, contract, pa.table({name: column}), ds.pending, cap)
+                if is_label:
+                    counts = counts if counts is not None else C.value_counts(column)
+                    ds.label_checks = C.label_checks(ds.role, contract, column, counts, ds.pending)
+                if contract.event_time is not None and contract.event_time.column == name:
+                    ds.freshness_check = C.freshness_check(ds.role, contract, column, self.now)
+            del column
+        return out
 
     def _drift_kind(self, name: str, reference: _Dataset | None, compared: list[_Dataset]) -> str | None:
         if reference is None or not reference.usable or name not in reference.reader.columns:
@@ -304,6 +388,7 @@ class _Run:
         policy = self.config.columns.get(name)
         if policy is not None and not policy.drift:
             return None
+        labels = set()
         for ds in [reference, *compared]:
             c = ds.contract
             if c is None:
@@ -311,10 +396,12 @@ class _Run:
             spec = c.columns.get(name)
             if name in c.key or (c.event_time and c.event_time.column == name) or (spec is not None and not spec.drift):
                 return None
+            if c.label is not None:
+                labels.add(c.label.column)
         ref_type = reference.reader.schema.field(name).type
         spec = reference.spec(name)
-        if spec is not None and spec.type == "category":
-            return "categorical"
+        if (spec is not None and spec.type == "category") or name in labels:
+            return "categorical"  # the label is a class, whatever its storage type
         if C.is_numeric(ref_type):
             return "numeric"
         if C.is_categorical(ref_type):
@@ -322,28 +409,23 @@ class _Run:
         return None
 
     def _drift(self, ds: _Dataset, name: str, column: Any, ref: Any, row: dict[str, Any],
-               numeric_data: Any = None) -> None:
-        if name in ds.bad_columns:
-            return
+               plots: dict[tuple[str, str], dict[str, Any]], builder: HistogramBuilder | None,
+               counts: dict[Any, int] | None) -> list[CheckResult]:
         spec = ds.spec(name)
         psi_levels = self.config.levels(name, "psi", spec.psi if spec else None)
         if isinstance(ref, D.CategoricalReference):
-            if not C.is_categorical(column.type) and not C.is_numeric(column.type):
-                self.checks.append(CheckResult(id=f"psi:{ds.role}:{name}", status=Status.FAIL, observed=str(column.type),
-                                               message=f"{ds.role}.{name}: type {column.type} differs from the reference"))
-                return
-            self.checks += D.categorical_drift(ds.role, name, column, ref, psi_levels,
-                                               epsilon=self.config.psi_epsilon, row=row, plots=self.plots)
-            return
-        if not C.is_numeric(column.type):
-            self.checks.append(CheckResult(id=f"psi:{ds.role}:{name}", status=Status.FAIL, observed=str(column.type),
-                                           message=f"{ds.role}.{name}: type {column.type} is not numeric like the "
-                                                   f"reference's"))
-            return
+            if counts is None:
+                return [CheckResult(id=f"psi:{ds.role}:{name}", status=Status.FAIL, observed=str(column.type),
+                                    message=f"{ds.role}.{name}: type {column.type} differs from the reference")]
+            return D.categorical_drift(ds.role, name, counts, ref, psi_levels, epsilon=self.config.psi_epsilon,
+                                       row=row, plots=plots)
+        if not C.is_numeric(column.type) or builder is None:
+            return [CheckResult(id=f"psi:{ds.role}:{name}", status=Status.FAIL, observed=str(column.type),
+                                message=f"{ds.role}.{name}: type {column.type} is not numeric like the reference's")]
         ks_levels = self.config.levels(name, "ks", spec.ks if spec else None)
-        self.checks += D.numeric_drift(ds.role, name, column, ref, psi_levels, ks_levels,
-                                       exact=self.config.ks_mode == "exact", epsilon=self.config.psi_epsilon,
-                                       row=row, plots=self.plots, numeric_data=numeric_data)
+        return D.numeric_drift(ds.role, name, builder.finish(), ref, psi_levels, ks_levels,
+                               exact=self.config.ks_mode == "exact", epsilon=self.config.psi_epsilon,
+                               row=row, plots=plots)
 
     # ----------------------------------------------------------------- per dataset
 
@@ -353,13 +435,31 @@ class _Run:
         present = set(reader.columns)
         try:
             if contract.key and all(k in present for k in contract.key):
-                self.checks.append(C.key_check(ds.role, contract, reader, ds.finder, self.offenders))
+                if ds.key_check is None:  # several key columns (or the key column could not be read)
+                    ds.key_check = C.key_check(ds.role, contract, reader.table(contract.key), ds.pending,
+                                                 self.config.max_offending_keys)
+                self.checks.append(ds.key_check)
             if contract.label and contract.label.column in present:
-                self.checks += C.label_checks(ds.role, contract, reader, ds.finder, self.offenders)
+                if ds.label_checks is None:
+                    raise DatasetReadError("unreadable", f"{ds.role}: label column {contract.label.column!r} "
+                                                         f"could not be read")
+                self.checks += ds.label_checks
             if contract.event_time and contract.event_time.column in present:
-                self.checks.append(C.freshness_check(ds.role, contract, reader, self.now))
+                if ds.freshness_check is None:
+                    raise DatasetReadError("unreadable", f"{ds.role}: event time column "
+                                                         f"{contract.event_time.column!r} could not be read")
+                self.checks.append(ds.freshness_check)
         except DatasetReadError as exc:
             self.checks.append(CheckResult(id=f"read:{ds.role}", status=Status.ERROR, message=str(exc)))
+
+    def _offending_keys(self, datasets: list[_Dataset]) -> None:
+        for ds in datasets:
+            if ds.finder is None or not ds.pending:
+                continue
+            try:
+                ds.finder.resolve(ds.pending, self.offenders)
+            except DatasetReadError as exc:
+                self.checks.append(CheckResult(id=f"read:{ds.role}", status=Status.ERROR, message=str(exc)))
 
     # ----------------------------------------------------------------- result
 

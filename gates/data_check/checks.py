@@ -1,7 +1,9 @@
 """Contract checks of one dataset: columns, types, nulls, ranges, categories, key, label, freshness, rows.
 
 Each function returns :class:`CheckResult` objects with a stable id ``<check>:<role>[:<column>]``
-and fills the dataset's per-column table rows. Offending row keys are capped and attached.
+and fills the dataset's per-column table rows. Row-level checks that fail also hand back the
+first few offending row positions (``pending``); the gate turns them into row keys at the end,
+reading the key columns once per dataset (:class:`KeyFinder`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ import pyarrow.compute as pc
 
 from gates.base import CheckResult, Status
 from gates.data_check.models import ColumnContract, DatasetContract
-from gates.data_check.reader import DatasetReader, numeric_values
+from gates.data_check.reader import DatasetReader
+from gates.data_check.scan import CategoryScan, NumericScan, chunk_values, is_numeric
+
+__all__ = ["KeyFinder", "check", "is_categorical", "is_numeric", "type_matches"]
+
+Pending = list[tuple[CheckResult, np.ndarray]]
 
 
 def check(check_id: str, ok: bool, observed: Any, threshold: Any, message: str = "",
@@ -44,10 +51,6 @@ def type_matches(declared: str, arrow_type: pa.DataType) -> bool:
     }[declared]
 
 
-def is_numeric(arrow_type: pa.DataType) -> bool:
-    return pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type)
-
-
 def is_categorical(arrow_type: pa.DataType) -> bool:
     t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
     return (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
@@ -62,18 +65,21 @@ class KeyFinder:
 
     def __init__(self, reader: DatasetReader, key: list[str], cap: int) -> None:
         self.reader, self.key, self.cap = reader, [k for k in key if k in reader.columns], cap
-        self._table: pa.Table | None = None
 
-    def keys(self, positions: np.ndarray) -> list[Any]:
-        positions = positions[: self.cap]
-        if positions.size == 0:
-            return []
+    def resolve(self, pending: Pending, offenders: dict[str, list[Any]]) -> None:
+        """Attach the keys of every pending check's positions (the key columns are read once, then freed)."""
+        wanted = [(result, positions[: self.cap]) for result, positions in pending if positions.size]
+        if not wanted:
+            return
         if not self.key:
-            return [f"row {int(p)}" for p in positions]
-        if self._table is None:
-            self._table = self.reader.table(self.key)
-        rows = self._table.take(pa.array(positions)).to_pylist()
-        return [r[self.key[0]] if len(self.key) == 1 else r for r in rows]
+            for result, positions in wanted:
+                with_keys(result, [f"row {int(p)}" for p in positions], offenders)
+            return
+        everything = np.unique(np.concatenate([p for _, p in wanted]))
+        rows = self.reader.take(self.key, everything).to_pylist()
+        by_position = {int(p): (r[self.key[0]] if len(self.key) == 1 else r) for p, r in zip(everything, rows)}
+        for result, positions in wanted:
+            with_keys(result, [by_position[int(p)] for p in positions], offenders)
 
 
 def with_keys(result: CheckResult, keys: list[Any], offenders: dict[str, list[Any]]) -> CheckResult:
@@ -85,117 +91,169 @@ def with_keys(result: CheckResult, keys: list[Any], offenders: dict[str, list[An
     return result
 
 
+def _flag(result: CheckResult, positions: np.ndarray | None, pending: Pending) -> CheckResult:
+    if result.status is not Status.PASS and positions is not None and positions.size:
+        pending.append((result, positions))
+    return result
+
+
 # --------------------------------------------------------------------------- per column
 
 
-def column_checks(role: str, name: str, column: pa.ChunkedArray, spec: ColumnContract | None,
-                  finder: KeyFinder, row: dict[str, Any], offenders: dict[str, list[Any]],
-                  numeric_data: tuple[np.ndarray, np.ndarray | None] | None = None) -> list[CheckResult]:
-    """Null rate, range and category checks of one column; fills ``row`` of the per-column table."""
+def shown_type(arrow_type: pa.DataType) -> str:
+    return str(arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type)
+
+
+def null_check(role: str, name: str, missing: int, n: int, spec: ColumnContract, positions: np.ndarray | None,
+               pending: Pending) -> CheckResult | None:
+    limit = spec.null_limit
+    if limit is None:
+        return None
+    rate = missing / n if n else 0.0
+    result = check(f"null_rate:{role}:{name}", rate <= limit, rate, limit, f"{role}.{name}: {missing} of {n} rows are null")
+    return _flag(result, positions, pending)
+
+
+def numeric_column_checks(role: str, name: str, column: pa.ChunkedArray, scan: NumericScan,
+                          spec: ColumnContract | None, row: dict[str, Any], pending: Pending) -> list[CheckResult]:
+    """Null rate, range (and category) checks of a numeric column from its scan; fills ``row``."""
+    n = scan.rows
     checks: list[CheckResult] = []
-    n = len(column)
-    numeric = is_numeric(column.type)
-    values = valid = None
-    if numeric:
-        values, valid = numeric_data if numeric_data is not None else numeric_values(column)
-        missing = int(n - (valid.sum() if valid is not None else n))
-    else:
-        missing = int(column.null_count)
-    shown = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
-    row.update(rows=n, nulls=missing, null_rate=(missing / n) if n else None, type=str(shown))
-    if numeric and n and missing < n:
-        present = values if valid is None else values[valid]
-        row.update(min=float(present.min()), max=float(present.max()))
+    if scan.minimum is not None:
+        row.update(min=scan.minimum, max=scan.maximum)
     if spec is None:
         return checks
-    limit = spec.null_limit
-    if limit is not None:
-        rate = missing / n if n else 0.0
-        result = check(f"null_rate:{role}:{name}", rate <= limit, rate, limit,
-                       f"{role}.{name}: {missing} of {n} rows are null")
-        if result.status is Status.FAIL:
-            positions = np.flatnonzero(~valid) if valid is not None else \
-                np.flatnonzero(pc.is_null(column).to_numpy(zero_copy_only=False))
-            result = with_keys(result, finder.keys(positions), offenders)
+    result = null_check(role, name, scan.missing, n, spec, scan.null_positions, pending)
+    if result is not None:
         checks.append(result)
     if spec.min is not None or spec.max is not None:
-        threshold = [spec.min, spec.max]
-        if not numeric:
-            checks.append(CheckResult(id=f"range:{role}:{name}", status=Status.ERROR, threshold=threshold,
-                                      message=f"{role}.{name}: a range needs a numeric column, got {column.type}"))
-        else:
-            bad = np.zeros(n, dtype=bool)
-            if spec.min is not None:
-                bad |= values < spec.min
-            if spec.max is not None:
-                bad |= values > spec.max
-            count = int(np.count_nonzero(bad))
-            row["range_violations"] = count
-            result = check(f"range:{role}:{name}", count == 0, count, threshold,
-                           f"{role}.{name}: {count} values outside [{spec.min}, {spec.max}]")
-            if count:
-                result = with_keys(result, finder.keys(np.flatnonzero(bad)), offenders)
-            checks.append(result)
-    if spec.categories is not None and pa.types.is_dictionary(column.type):
-        allowed_set = set(spec.categories)
-        outside_parts = []
-        for dictionary, codes in dictionary_codes(column):
-            bad_code = np.array([v not in allowed_set for v in dictionary] + [False], dtype=bool)
-            outside_parts.append(bad_code[codes])  # code -1 (null) maps to the trailing False
-        mask = np.concatenate(outside_parts) if outside_parts else np.zeros(0, dtype=bool)
-        count = int(np.count_nonzero(mask))
-        row["unknown_categories"] = count
-        result = check(f"categories:{role}:{name}", count == 0, count, spec.categories,
-                       f"{role}.{name}: {count} values outside the allowed categories")
-        if count:
-            result = with_keys(result, finder.keys(np.flatnonzero(mask)), offenders)
-        checks.append(result)
-    elif spec.categories is not None:
-        allowed = pa.array(spec.categories)
-        try:
-            inside = pc.is_in(column, value_set=allowed.cast(column.type))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-            checks.append(CheckResult(id=f"categories:{role}:{name}", status=Status.ERROR,
-                                      threshold=spec.categories,
-                                      message=f"{role}.{name}: categories do not fit type {column.type}: {exc}"))
-            return checks
-        outside = pc.and_(pc.invert(inside), pc.is_valid(column))
-        count = int(pc.sum(outside).as_py() or 0)
-        row["unknown_categories"] = count
-        result = check(f"categories:{role}:{name}", count == 0, count, spec.categories,
-                       f"{role}.{name}: {count} values outside the allowed categories")
-        if count:
-            mask = outside.to_numpy(zero_copy_only=False) if isinstance(outside, pa.Array) else \
-                np.concatenate([c.to_numpy(zero_copy_only=False) for c in outside.chunks])
-            result = with_keys(result, finder.keys(np.flatnonzero(mask)), offenders)
-        checks.append(result)
+        count = scan.range_violations
+        row["range_violations"] = count
+        checks.append(_flag(check(f"range:{role}:{name}", count == 0, count, [spec.min, spec.max],
+                                  f"{role}.{name}: {count} values outside [{spec.min}, {spec.max}]"),
+                            scan.range_positions, pending))
+    if spec.categories is not None:
+        checks += _arrow_categories(role, name, column, spec, row, pending)
     return checks
+
+
+def dictionary_column_checks(role: str, name: str, column: pa.ChunkedArray, scan: CategoryScan,
+                             spec: ColumnContract | None, row: dict[str, Any], pending: Pending) -> list[CheckResult]:
+    """Null rate and category checks of a dictionary (string) column from its scan; fills ``row``."""
+    checks: list[CheckResult] = []
+    if spec is None:
+        return checks
+    result = null_check(role, name, scan.nulls, scan.rows, spec, _null_positions(column, scan.nulls, spec), pending)
+    if result is not None:
+        checks.append(result)
+    if spec.min is not None or spec.max is not None:
+        checks.append(_range_needs_numbers(role, name, column, spec))
+    if spec.categories is not None:
+        count = scan.outside
+        row["unknown_categories"] = count
+        checks.append(_flag(check(f"categories:{role}:{name}", count == 0, count, spec.categories,
+                                  f"{role}.{name}: {count} values outside the allowed categories"),
+                            scan.outside_positions, pending))
+    return checks
+
+
+def other_column_checks(role: str, name: str, column: pa.ChunkedArray, spec: ColumnContract | None,
+                        row: dict[str, Any], pending: Pending) -> list[CheckResult]:
+    """Null rate and category checks of any other column (plain strings, booleans, times) with Arrow compute."""
+    checks: list[CheckResult] = []
+    if spec is None:
+        return checks
+    nulls = int(column.null_count)
+    result = null_check(role, name, nulls, len(column), spec, _null_positions(column, nulls, spec), pending)
+    if result is not None:
+        checks.append(result)
+    if spec.min is not None or spec.max is not None:
+        checks.append(_range_needs_numbers(role, name, column, spec))
+    if spec.categories is not None:
+        checks += _arrow_categories(role, name, column, spec, row, pending)
+    return checks
+
+
+def _null_positions(column: pa.ChunkedArray, nulls: int, spec: ColumnContract) -> np.ndarray | None:
+    limit = spec.null_limit
+    n = len(column)
+    if limit is None or (nulls / n if n else 0.0) <= limit:
+        return None
+    return np.flatnonzero(_bools(pc.is_null(column)))
+
+
+def _range_needs_numbers(role: str, name: str, column: pa.ChunkedArray, spec: ColumnContract) -> CheckResult:
+    return CheckResult(id=f"range:{role}:{name}", status=Status.ERROR, threshold=[spec.min, spec.max],
+                       message=f"{role}.{name}: a range needs a numeric column, got {column.type}")
+
+
+def _bools(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    if isinstance(values, pa.Array):
+        return values.to_numpy(zero_copy_only=False)
+    if values.num_chunks == 0:
+        return np.zeros(0, dtype=bool)
+    return np.concatenate([c.to_numpy(zero_copy_only=False) for c in values.chunks])
+
+
+def _arrow_categories(role: str, name: str, column: pa.ChunkedArray, spec: ColumnContract, row: dict[str, Any],
+                      pending: Pending) -> list[CheckResult]:
+    assert spec.categories is not None
+    allowed = pa.array(spec.categories)
+    try:
+        inside = pc.is_in(column, value_set=allowed.cast(column.type))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        return [CheckResult(id=f"categories:{role}:{name}", status=Status.ERROR, threshold=spec.categories,
+                            message=f"{role}.{name}: categories do not fit type {column.type}: {exc}")]
+    outside = pc.and_(pc.invert(inside), pc.is_valid(column))
+    count = int(pc.sum(outside).as_py() or 0)
+    row["unknown_categories"] = count
+    result = check(f"categories:{role}:{name}", count == 0, count, spec.categories,
+                   f"{role}.{name}: {count} values outside the allowed categories")
+    return [_flag(result, np.flatnonzero(_bools(outside)) if count else None, pending)]
 
 
 # --------------------------------------------------------------------------- per dataset
 
 
-def duplicate_key_rows(table: pa.Table) -> tuple[int, np.ndarray]:
-    """Rows whose key (all key columns, no nulls) occurs more than once, and their positions."""
-    valid = None
-    for col in table.columns:
-        v = pc.is_valid(col)
-        valid = v if valid is None else pc.and_(valid, v)
+def duplicate_key_rows(table: pa.Table, cap: int | None = None) -> tuple[int, np.ndarray]:
+    """Rows whose key (all key columns, no nulls) occurs more than once, and their positions
+    (the first ``cap`` of them in row order; all when ``cap`` is None)."""
     n = table.num_rows
     if n == 0:
         return 0, np.zeros(0, dtype=np.int64)
-    ok = np.concatenate([c.to_numpy(zero_copy_only=False) for c in valid.chunks]) if valid.num_chunks else \
-        np.ones(n, dtype=bool)
     if table.num_columns == 1 and pa.types.is_integer(table.column(0).type):
-        keys = np.concatenate([c.to_numpy(zero_copy_only=False) for c in table.column(0).chunks])
-        keys = keys.astype(np.int64, copy=False) if ok.all() else np.where(ok, keys, 0).astype(np.int64)
-        present = keys[ok] if not ok.all() else keys
-        if present.size:
-            lo, hi = int(present.min()), int(present.max())
-            if hi - lo <= 8 * n + 1024:  # dense ids: one counting pass, no hashing or sorting
+        parts = [chunk_values(c, as_float=False) for c in table.column(0).chunks]
+        keys = np.concatenate([v for v, _ in parts]).astype(np.int64, copy=False)
+        ok = None if all(valid is None for _, valid in parts) else \
+            np.concatenate([np.ones(v.size, dtype=bool) if valid is None else valid for v, valid in parts])
+        present = keys if ok is None else keys[ok]
+        if not present.size:
+            return 0, np.zeros(0, dtype=np.int64)
+        lo, hi = int(present.min()), int(present.max())
+        if hi - lo <= 8 * n + 1024:  # dense ids: one counting pass, no hashing or sorting
+            if ok is None:
+                if 0 <= lo <= hi - lo + 1024:  # count on the ids themselves (no shifted copy)
+                    lo = 0
+                shifted = keys - lo if lo else keys
+                counts = np.bincount(shifted, minlength=hi - lo + 1)
+            else:
+                shifted = np.where(ok, keys - lo, 0)
                 counts = np.bincount(present - lo, minlength=hi - lo + 1)
-                dup = (counts[keys - lo] > 1) & ok
-                return int(np.count_nonzero(dup)), np.flatnonzero(dup)
+            repeated = counts > 1
+            count = int(counts[repeated].sum())
+            if not count:
+                return 0, np.zeros(0, dtype=np.int64)
+            found, size = [], 0
+            for start in range(0, n, 1 << 16):  # positions in row order, only as many as wanted
+                dup = np.take(repeated, shifted[start:start + (1 << 16)])
+                if ok is not None:
+                    dup &= ok[start:start + (1 << 16)]
+                where = np.flatnonzero(dup) + start
+                found.append(where)
+                size += where.size
+                if cap is not None and size >= cap:
+                    break
+            return count, np.concatenate(found)[:cap] if cap is not None else np.concatenate(found)
     import duckdb
 
     names = [f"k{i}" for i in range(table.num_columns)]
@@ -213,64 +271,45 @@ def duplicate_key_rows(table: pa.Table) -> tuple[int, np.ndarray]:
     return int(rows.size), np.asarray(rows, dtype=np.int64)
 
 
-def key_check(role: str, contract: DatasetContract, reader: DatasetReader, finder: KeyFinder,
-              offenders: dict[str, list[Any]]) -> CheckResult:
-    count, positions = duplicate_key_rows(reader.table(contract.key))
+def key_check(role: str, contract: DatasetContract, table: pa.Table, pending: Pending, cap: int) -> CheckResult:
+    count, positions = duplicate_key_rows(table, cap)
     result = check(f"unique_key:{role}", count == 0, count, 0,
                    f"{role}: {count} rows share their key ({', '.join(contract.key)}) with another row")
-    return with_keys(result, finder.keys(positions), offenders) if count else result
-
-
-def dictionary_codes(column: pa.ChunkedArray) -> list[tuple[list[Any], np.ndarray]]:
-    """Per chunk of a dictionary column: its dictionary values and its codes (-1 for null)."""
-    out = []
-    for chunk in column.chunks:
-        codes = chunk.indices.to_numpy(zero_copy_only=False)
-        if chunk.null_count:
-            codes = np.where(chunk.is_valid().to_numpy(zero_copy_only=False), codes, -1)
-        out.append((chunk.dictionary.to_pylist(), codes.astype(np.int64, copy=False)))
-    return out
+    return _flag(result, positions, pending)
 
 
 def value_counts(column: pa.ChunkedArray) -> dict[Any, int]:
     """Non-null value → count."""
     if pa.types.is_dictionary(column.type):
-        total: dict[Any, int] = {}
-        for dictionary, codes in dictionary_codes(column):
-            counts = np.bincount(codes[codes >= 0], minlength=len(dictionary))
-            for value, count in zip(dictionary, counts.tolist()):
-                if count and value is not None:
-                    total[value] = total.get(value, 0) + count
-        return total
+        from gates.data_check.scan import scan_dictionary
+
+        return scan_dictionary(column).counts
     counts = pc.value_counts(column)
     values = counts.field("values").to_pylist()
     return {v: int(c) for v, c in zip(values, counts.field("counts").to_pylist()) if v is not None}
 
 
-def label_checks(role: str, contract: DatasetContract, reader: DatasetReader, finder: KeyFinder,
-                 offenders: dict[str, list[Any]]) -> list[CheckResult]:
+def label_checks(role: str, contract: DatasetContract, column: pa.ChunkedArray, counts: dict[Any, int],
+                 pending: Pending) -> list[CheckResult]:
+    """Label nulls, values and balance; ``counts`` are the column's non-null value counts."""
     label = contract.label
     assert label is not None
-    column = reader.column(label.column)
     n = len(column)
     nulls = int(column.null_count)
-    checks = [check(f"label_nulls:{role}", nulls == 0, nulls, 0, f"{role}.{label.column}: {nulls} rows have no label")]
-    if nulls:
-        pos = np.flatnonzero(pc.is_null(column).to_numpy(zero_copy_only=False))
-        checks[-1] = with_keys(checks[-1], finder.keys(pos), offenders)
-    counts = value_counts(column)
+    result = check(f"label_nulls:{role}", nulls == 0, nulls, 0, f"{role}.{label.column}: {nulls} rows have no label")
+    checks = [_flag(result, np.flatnonzero(_bools(pc.is_null(column))) if nulls else None, pending)]
     if label.values is not None:
         allowed = set(label.values)
         outside = sum(c for v, c in counts.items() if v not in allowed)
         result = check(f"label_values:{role}", outside == 0, outside, label.values,
                        f"{role}.{label.column}: {outside} labels outside {label.values}")
+        positions = None
         if outside:
             bad_values = pa.array([v for v in counts if v not in allowed])
             plain = column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
             mask = pc.fill_null(pc.is_in(plain, value_set=bad_values.cast(plain.type)), False)
-            pos = np.flatnonzero(np.concatenate([c.to_numpy(zero_copy_only=False) for c in mask.chunks]))
-            result = with_keys(result, finder.keys(pos), offenders)
-        checks.append(result)
+            positions = np.flatnonzero(_bools(mask))
+        checks.append(_flag(result, positions, pending))
     if label.min_class_share is not None:
         classes = list(label.values) if label.values is not None else list(counts)
         total = n - nulls
@@ -282,11 +321,10 @@ def label_checks(role: str, contract: DatasetContract, reader: DatasetReader, fi
     return checks
 
 
-def freshness_check(role: str, contract: DatasetContract, reader: DatasetReader, now: datetime) -> CheckResult:
+def freshness_check(role: str, contract: DatasetContract, column: pa.ChunkedArray, now: datetime) -> CheckResult:
     spec = contract.event_time
     assert spec is not None
     cid = f"freshness:{role}"
-    column = reader.column(spec.column)
     threshold = f"<= {spec.max_age}"
     if not (pa.types.is_timestamp(column.type) or pa.types.is_date(column.type)):
         return CheckResult(id=cid, status=Status.FAIL, threshold=threshold,

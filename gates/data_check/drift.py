@@ -6,13 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from gates.base import CheckResult, Status
 from gates.data_check import stats
-from gates.data_check.checks import value_counts
 from gates.data_check.models import Levels
-from gates.data_check.reader import numeric_values
 
 UNSEEN = "<unseen in reference>"
 PLOT_BINS = 40
@@ -47,39 +44,36 @@ class CategoricalReference:
     counts: dict[Any, int]
 
 
-def prepare_reference(column: pa.ChunkedArray, categorical: bool, psi_bins: int, fine_bins: int,
-                      numeric_data: tuple[np.ndarray, np.ndarray | None] | None = None
-                      ) -> NumericReference | CategoricalReference:
-    if categorical:
-        return CategoricalReference(counts=value_counts(column))
-    values, valid = numeric_data if numeric_data is not None else numeric_values(column)
-    present = values if valid is None else values[valid]
-    lo, hi = stats.fine_range(present)
-    hist = stats.fine_histogram(present, lo, hi, fine_bins)
+def prepare_numeric_reference(present: list[np.ndarray], total: int, psi_bins: int, fine_bins: int
+                              ) -> NumericReference:
+    """Fine histogram over the reference's robust range, exact PSI edges and the reference's PSI counts."""
+    lo, hi = stats.range_of_sample(stats.strided_sample(present, total))
+    builder = stats.HistogramBuilder(lo, hi, fine_bins)
+    for block in present:
+        builder.add(block)
+    hist = builder.finish()
     edges = stats.psi_edges(hist, psi_bins)
     return NumericReference(hist=hist, edges=edges, counts=stats.counts_between(hist, edges))
 
 
-def numeric_drift(role: str, name: str, column: pa.ChunkedArray, ref: NumericReference, psi_levels: Levels,
+def numeric_drift(role: str, name: str, hist: stats.FineHistogram, ref: NumericReference, psi_levels: Levels,
                   ks_levels: Levels, *, exact: bool, epsilon: float,
-                  row: dict[str, Any], plots: dict[tuple[str, str], dict[str, Any]],
-                  numeric_data: tuple[np.ndarray, np.ndarray | None] | None = None) -> list[CheckResult]:
-    values, valid = numeric_data if numeric_data is not None else numeric_values(column)
-    present = values if valid is None else values[valid]
+                  row: dict[str, Any], plots: dict[tuple[str, str], dict[str, Any]]) -> list[CheckResult]:
+    """PSI and KS of a current column, given its fine histogram on the reference's bins."""
     psi_id, ks_id = f"psi:{role}:{name}", f"ks:{role}:{name}"
-    if present.size == 0 or ref.hist.n == 0:
-        side = "current" if present.size == 0 else "reference"
+    if hist.n == 0 or ref.hist.n == 0:
+        side = "current" if hist.n == 0 else "reference"
         msg = f"{role}.{name}: the {side} column has no values to compare"
         return [judge(psi_id, float("nan"), psi_levels, msg), judge(ks_id, float("nan"), ks_levels, msg)]
-    hist = stats.fine_histogram(present, ref.hist.lo, ref.hist.hi, ref.hist.bins)
-    if exact:  # one pass per sample extracts every bin looked at individually (PSI edges and KS candidates)
+    small = max(hist.n, ref.hist.n) <= stats.MAX_AUTO_EXACT
+    if exact and not small:  # one pass per sample extracts every bin looked at individually (PSI edges, KS)
         candidates = stats.ks_candidates(hist, ref.hist)
         hist.preload(np.concatenate([hist.bin_of(ref.edges), candidates]))
         ref.hist.preload(candidates)
     counts = stats.counts_between(hist, ref.edges)
     psi = stats.psi(counts, ref.counts, epsilon)
-    if max(present.size, ref.hist.n) <= stats.MAX_AUTO_EXACT:
-        ks = stats.ks_small(present, ref.hist.values)
+    if small:
+        ks = stats.ks_small(hist.values, ref.hist.values)
     else:
         ks = stats.ks_from_histograms(hist, ref.hist, exact=exact)
     row.update(psi=psi, ks=ks.statistic, ks_p_value=ks.p_value, ks_exact=ks.exact,
@@ -92,10 +86,10 @@ def numeric_drift(role: str, name: str, column: pa.ChunkedArray, ref: NumericRef
     ]
 
 
-def categorical_drift(role: str, name: str, column: pa.ChunkedArray, ref: CategoricalReference, psi_levels: Levels,
+def categorical_drift(role: str, name: str, current: dict[Any, int], ref: CategoricalReference, psi_levels: Levels,
                       *, epsilon: float, row: dict[str, Any],
                       plots: dict[tuple[str, str], dict[str, Any]]) -> list[CheckResult]:
-    current = value_counts(column)
+    """PSI over the reference's categories plus one bin for categories unseen in the reference."""
     psi_id = f"psi:{role}:{name}"
     if not current or not ref.counts:
         side = "current" if not current else "reference"

@@ -91,11 +91,12 @@ def smirnov(n: int, x: float) -> float:
     # With Stirling's formula for the factorials, the large n log n parts cancel exactly:
     # log A_v = log n + (n-v) log1p(-nx/(n-v)) + v log1p(nx/v) - log(v+nx)
     #           + log(n / (2 pi v (n-v))) / 2 + s(n) - s(v) - s(n-v)      (1 <= v < n)
-    v = np.arange(1, last + 1, dtype=np.float64)
-    rest = n - v
-    log_a = (math.log(n) + rest * np.log1p(-nx / rest) + v * np.log1p(nx / v) - np.log(v + nx)
-             + 0.5 * np.log(n / (2 * math.pi * v * rest))
-             + _stirling_rest(np.array([n]))[0] - _stirling_rest(v) - _stirling_rest(rest))
+    with np.errstate(divide="ignore"):  # a term whose base rounds to 0 is 0
+        v = np.arange(1, last + 1, dtype=np.float64)
+        rest = n - v
+        log_a = (math.log(n) + rest * np.log1p(-nx / rest) + v * np.log1p(nx / v) - np.log(v + nx)
+                 + 0.5 * np.log(n / (2 * math.pi * v * rest))
+                 + _stirling_rest(np.array([n]))[0] - _stirling_rest(v) - _stirling_rest(rest))
     log_a0 = n * math.log1p(-x) - math.log(x)  # v = 0: (1 - x)^n / x
     logs = np.concatenate([[log_a0], log_a])
     top = float(np.max(logs))
@@ -283,7 +284,7 @@ def _kolmogn_pelz_good(n: int, x: float) -> float:
 
 def kstwo_sf(d: float, n: int) -> float:
     """``scipy.stats.kstwo.sf(d, n)``: P(D_n >= d) for the two-sided one-sample KS statistic."""
-    if n != n or n < 1 or int(n) != n or d != d:
+    if math.isnan(n) or n < 1 or int(n) != n or math.isnan(d):
         return float("nan")
     n = int(n)
     x = float(d)

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from gates.data_check.models import DatasetLocator
@@ -81,12 +80,12 @@ class DatasetReader:
     def columns(self) -> list[str]:
         return list(self.schema.names)
 
-    def column(self, name: str) -> pa.ChunkedArray:
-        """One column as Arrow (read now for Parquet)."""
+    def column(self, name: str, threads: bool = True) -> pa.ChunkedArray:
+        """One column as Arrow (read now for Parquet; ``threads=False`` when the caller runs columns in parallel)."""
         if self._csv_table is not None:
             return self._csv_table.column(name)
         try:
-            return self._dataset.to_table(columns=[name], use_threads=True).column(0)
+            return self._dataset.to_table(columns=[name], use_threads=threads).column(0)
         except Exception as exc:  # noqa: BLE001
             raise DatasetReadError(_classify(exc), f"{self.locator.role} ({self.locator.uri}), column {name!r}: "
                                                    f"{type(exc).__name__}: {exc}")
@@ -101,26 +100,13 @@ class DatasetReader:
             raise DatasetReadError(_classify(exc), f"{self.locator.role} ({self.locator.uri}): "
                                                    f"{type(exc).__name__}: {exc}")
 
-
-def numeric_values(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Float64 values of a numeric/temporal column with a validity mask (None: all valid).
-
-    Nulls and NaN are both "missing"; the values array keeps every row (missing rows hold NaN)
-    so row positions stay aligned with the dataset.
-    """
-    typ = column.type
-    if pa.types.is_timestamp(typ) or pa.types.is_date(typ) or pa.types.is_duration(typ):
-        column = pc.cast(column, pa.int64()) if not pa.types.is_date32(typ) else pc.cast(column, pa.int32())
-    if pa.types.is_boolean(column.type):
-        column = pc.cast(column, pa.int8())
-    if pa.types.is_decimal(column.type):
-        column = pc.cast(column, pa.float64())
-    chunks = [c.to_numpy(zero_copy_only=False) for c in column.chunks]
-    if not chunks:
-        return np.zeros(0, dtype=np.float64), None
-    values = np.concatenate(chunks).astype(np.float64, copy=False) if len(chunks) > 1 else \
-        chunks[0].astype(np.float64, copy=False)
-    valid = ~np.isnan(values)
-    if bool(valid.all()):
-        return values, None
-    return values, valid
+    def take(self, names: list[str], positions: np.ndarray) -> pa.Table:
+        """The rows at ``positions`` (sorted, unique) of some columns, without holding whole columns."""
+        indices = pa.array(np.asarray(positions, dtype=np.int64))
+        if self._csv_table is not None:
+            return self._csv_table.select(names).take(indices)
+        try:
+            return self._dataset.take(indices, columns=names)
+        except Exception as exc:  # noqa: BLE001
+            raise DatasetReadError(_classify(exc), f"{self.locator.role} ({self.locator.uri}): "
+                                                   f"{type(exc).__name__}: {exc}")

@@ -2,12 +2,17 @@
 
 The costly part of drift is exact KS, which classically needs both samples sorted
 (O(n log n) per column). Here every sample is first counted into ``B`` ordered fine bins
-(one arithmetic pass, O(n)); the ECDF difference inside a bin can only move between two
-known limits, so the bins give a guaranteed interval ``[lower, upper]`` for the KS
-statistic. *Exact* mode then sorts only the values of the few bins whose upper limit
-beats the best exact value seen (usually a tiny fraction of the data); *bounded* mode
-stops at the interval. Exact quantiles (for PSI bin edges) and PSI bin counts use the same
-trick: only the values of the fine bin holding an edge are looked at individually.
+(one arithmetic pass, O(n), done block by block while the block is in cache, in the same pass
+as the contract checks); the ECDF difference inside a bin can only move between two known
+limits, so the bins give a guaranteed interval ``[lower, upper]`` for the KS statistic.
+*Exact* mode then sorts only the values of the few bins whose upper limit beats the best
+exact value seen (usually a tiny fraction of the data); *bounded* mode stops at the interval.
+Exact quantiles (for PSI bin edges) and PSI bin counts use the same trick: only the values of
+the fine bin holding an edge are looked at individually.
+
+The histogram keeps, per block, the values and their bin numbers (2 bytes per value for up to
+65 533 bins), so picking the values of a few bins later is one table lookup per value, without
+recomputing or re-reading anything.
 
 All functions take 1-D float64 arrays without NaN (callers drop nulls and NaN first).
 """
@@ -18,8 +23,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gates.data_check.ksdist import kstwo_sf
+
 DEFAULT_FINE_BINS = 1 << 15
 MAX_AUTO_EXACT = 10_000  # as scipy's ks_2samp: below this sample size its exact p-value applies
+BLOCK = 1 << 16  # values per block: 512 KiB of float64, cache-sized
+
+
+def index_dtype(bins: int) -> type:
+    """The narrowest integer type that holds bin numbers ``0 .. bins + 2`` (``bins + 2``: a missing value)."""
+    return np.uint16 if bins + 2 <= np.iinfo(np.uint16).max else np.int32
 
 
 @dataclass
@@ -28,6 +41,7 @@ class FineHistogram:
 
     Bin ``k`` (0 = underflow, ``bins + 1`` = overflow) holds the values whose :meth:`bin_of`
     is ``k``; the map is monotone, so every value of bin ``k`` is <= every value of bin ``k + 1``.
+    ``blocks`` are the sample's values, block by block, with each value's bin.
     """
 
     lo: float
@@ -35,17 +49,21 @@ class FineHistogram:
     scale: float
     bins: int
     counts: np.ndarray
-    values: np.ndarray = field(repr=False)
-    index: np.ndarray = field(repr=False)
+    blocks: list[tuple[np.ndarray, np.ndarray]] = field(repr=False)
+    n: int = 0
     _cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
-    def n(self) -> int:
-        return int(self.values.size)
+    def values(self) -> np.ndarray:
+        """The whole sample, in its order (a copy when it is held in several blocks or has missing slots)."""
+        parts = [v[i <= self.bins + 1] if np.any(i > self.bins + 1) else v for v, i in self.blocks]
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     def bin_of(self, x: np.ndarray | float) -> np.ndarray:
         """The fine bin of each value (monotone non-decreasing in the value)."""
-        return _bin_index(np.asarray(x, dtype=np.float64), self.lo, self.scale, self.bins)
+        return _bin_index(np.atleast_1d(np.asarray(x, dtype=np.float64)), self.lo, self.scale, self.bins)
 
     def cumulative(self) -> np.ndarray:
         """``c[k]`` = number of values in bins ``< k`` (length ``bins + 3``)."""
@@ -66,16 +84,26 @@ class FineHistogram:
         missing = np.array(sorted({b for b in np.asarray(bins).tolist() if b not in self._cache}), dtype=np.int64)
         if missing.size == 0:
             return
-        wanted = np.zeros(self.counts.size, dtype=bool)
-        wanted[missing] = True
-        mask = wanted[self.index]
-        picked_values = self.values[mask]
-        picked_bins = self.index[mask]
+        occupied = missing[self.counts[missing] > 0]
+        for b in missing[self.counts[missing] == 0].tolist():
+            self._cache[b] = np.zeros(0, dtype=np.float64)
+        if occupied.size == 0:
+            return
+        wanted = np.zeros(self.counts.size + 1, dtype=bool)  # the last slot: missing values, never wanted
+        wanted[occupied] = True
+        picked_v, picked_b = [], []
+        for values, index in self.blocks:
+            pos = np.flatnonzero(np.take(wanted, index))
+            if pos.size:
+                picked_v.append(values[pos])
+                picked_b.append(index[pos])
+        picked_values = np.concatenate(picked_v)
+        picked_bins = np.concatenate(picked_b).astype(np.int64)
         order = np.lexsort((picked_values, picked_bins))
         picked_values, picked_bins = picked_values[order], picked_bins[order]
-        starts = np.searchsorted(picked_bins, missing, side="left")
-        ends = np.searchsorted(picked_bins, missing, side="right")
-        for b, s, e in zip(missing.tolist(), starts.tolist(), ends.tolist()):
+        starts = np.searchsorted(picked_bins, occupied, side="left")
+        ends = np.searchsorted(picked_bins, occupied, side="right")
+        for b, s, e in zip(occupied.tolist(), starts.tolist(), ends.tolist()):
             self._cache[b] = picked_values[s:e]
 
     def count_below(self, edges: np.ndarray, side: str = "left") -> np.ndarray:
@@ -114,11 +142,57 @@ class FineHistogram:
 
 
 def _bin_index(x: np.ndarray, lo: float, scale: float, bins: int) -> np.ndarray:
-    # 1 + floor((x - lo) * scale), clipped to [0, bins + 1]: monotone in x, three passes over x.
+    # 1 + floor((x - lo) * scale), clipped to [0, bins + 1]: monotone in x.
     scaled = np.multiply(x, scale)
     scaled += 1.0 - lo * scale
     np.clip(scaled, 0.0, float(bins + 1), out=scaled)
-    return scaled.astype(np.int32)  # truncation == floor on non-negative values
+    return scaled.astype(np.int64)  # truncation == floor on non-negative values
+
+
+class HistogramBuilder:
+    """Counts blocks of values into fine bins as they stream by (the arithmetic of :func:`_bin_index`)."""
+
+    def __init__(self, lo: float, hi: float, bins: int = DEFAULT_FINE_BINS, keep: bool = True) -> None:
+        self.lo, self.hi, self.bins, self.keep = lo, hi, bins, keep
+        self.scale = bins / (hi - lo)
+        self.offset = 1.0 - lo * self.scale
+        self.top = float(bins + 1)
+        self.dtype = index_dtype(bins)
+        self.counts = np.zeros(bins + 2, dtype=np.int64)
+        self.blocks: list[tuple[np.ndarray, np.ndarray]] = []
+        self.n = 0
+        self._scratch = np.empty(BLOCK, dtype=np.float64)
+        if bins + 2 > np.iinfo(self.dtype).max:
+            raise ValueError(f"too many fine bins: {bins}")
+
+    def add(self, values: np.ndarray, missing: np.ndarray | None = None) -> None:
+        """Count ``values`` (float64); they are kept (not copied) for later refinement.
+
+        ``missing`` (a mask, or None) marks values that are not values at all (nulls, NaN): they get
+        the bin number ``bins + 2``, which is never counted nor picked, so a column with nulls is
+        kept as Arrow's own buffer instead of a compacted copy.
+        """
+        for start in range(0, values.size, BLOCK):
+            block = values[start:start + BLOCK]
+            scaled = np.multiply(block, self.scale, out=self._scratch[: block.size])
+            scaled += self.offset
+            np.maximum(scaled, 0.0, out=scaled)
+            np.minimum(scaled, self.top, out=scaled)
+            if missing is None:
+                index = scaled.astype(self.dtype)
+            else:
+                with np.errstate(invalid="ignore"):  # NaN or garbage in missing slots: overwritten next
+                    index = scaled.astype(self.dtype)
+                index[missing[start:start + BLOCK]] = self.bins + 2
+            counts = np.bincount(index, minlength=self.bins + 3)
+            self.counts += counts[: self.bins + 2]
+            self.n += int(block.size - counts[self.bins + 2:].sum())
+            if self.keep:
+                self.blocks.append((block, index))
+
+    def finish(self) -> FineHistogram:
+        return FineHistogram(lo=self.lo, hi=self.hi, scale=self.scale, bins=self.bins, counts=self.counts,
+                             blocks=self.blocks, n=self.n)
 
 
 def fine_range(reference: np.ndarray, current: np.ndarray | None = None) -> tuple[float, float]:
@@ -127,9 +201,22 @@ def fine_range(reference: np.ndarray, current: np.ndarray | None = None) -> tupl
     Any range gives exact results; a range covering the bulk of the data keeps bins small.
     """
     parts = [a[:: max(1, a.size // 50_000)] for a in (reference, current) if a is not None and a.size]
-    if not parts:
+    return range_of_sample(np.concatenate(parts) if parts else np.zeros(0))
+
+
+def strided_sample(blocks: list[np.ndarray], total: int) -> np.ndarray:
+    """``concatenate(blocks)[::max(1, total // 50_000)]`` without concatenating."""
+    stride = max(1, total // 50_000)
+    out, offset = [], 0
+    for block in blocks:
+        out.append(block[(-offset) % stride:: stride])
+        offset += block.size
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def range_of_sample(sample: np.ndarray) -> tuple[float, float]:
+    if not sample.size:
         return 0.0, 1.0
-    sample = np.concatenate(parts)
     lo, hi = np.quantile(sample, [0.001, 0.999])
     if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
         lo, hi = float(np.min(sample)), float(np.max(sample))
@@ -141,10 +228,9 @@ def fine_range(reference: np.ndarray, current: np.ndarray | None = None) -> tupl
 
 def fine_histogram(values: np.ndarray, lo: float, hi: float, bins: int = DEFAULT_FINE_BINS) -> FineHistogram:
     """Count ``values`` into ``bins`` equal-width bins over ``[lo, hi]`` plus under/overflow."""
-    scale = bins / (hi - lo)
-    index = _bin_index(values, lo, scale, bins)
-    counts = np.bincount(index, minlength=bins + 2).astype(np.int64)
-    return FineHistogram(lo=lo, hi=hi, scale=scale, bins=bins, counts=counts, values=values, index=index)
+    builder = HistogramBuilder(lo, hi, bins)
+    builder.add(np.asarray(values, dtype=np.float64))
+    return builder.finish()
 
 
 # --------------------------------------------------------------------------- KS
@@ -162,13 +248,22 @@ class KSResult:
     refined_values: int = 0
 
 
-def ks_candidates(current: FineHistogram, reference: FineHistogram) -> np.ndarray:
-    """The bins exact KS will resolve individually (see :func:`ks_from_histograms`)."""
+def _ks_bounds(current: FineHistogram, reference: FineHistogram
+               ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
     n, m = current.n, reference.n
     cum_a = np.concatenate([[0.0], np.cumsum(current.counts.astype(np.float64))])
     cum_b = np.concatenate([[0.0], np.cumsum(reference.counts.astype(np.float64))])
-    lower = np.max(np.abs(cum_a[1:] / n - cum_b[1:] / m))
-    upper_k = np.maximum(np.abs(cum_a[1:] / n - cum_b[:-1] / m), np.abs(cum_a[:-1] / n - cum_b[1:] / m))
+    end = cum_a[1:] / n - cum_b[1:] / m
+    lower = float(np.max(np.abs(end)))
+    hi_k = cum_a[1:] / n - cum_b[:-1] / m  # all of bin k's current values counted, none of the reference's
+    lo_k = cum_a[:-1] / n - cum_b[1:] / m
+    upper_k = np.maximum(np.abs(hi_k), np.abs(lo_k))
+    return cum_a, cum_b, lower, upper_k
+
+
+def ks_candidates(current: FineHistogram, reference: FineHistogram) -> np.ndarray:
+    """The bins exact KS will resolve individually (see :func:`ks_from_histograms`)."""
+    _, _, lower, upper_k = _ks_bounds(current, reference)
     return np.flatnonzero(upper_k > lower)
 
 
@@ -179,30 +274,31 @@ def ks_from_histograms(current: FineHistogram, reference: FineHistogram, *, exac
     the difference anywhere. Exact mode resolves every bin whose upper limit exceeds ``lower``.
     """
     n, m = current.n, reference.n
-    ca, cb = current.counts.astype(np.float64), reference.counts.astype(np.float64)
-    cum_a = np.concatenate([[0.0], np.cumsum(ca)])
-    cum_b = np.concatenate([[0.0], np.cumsum(cb)])
-    start_a, start_b = cum_a[:-1] / n, cum_b[:-1] / m
-    end = cum_a[1:] / n - cum_b[1:] / m
-    lower = float(np.max(np.abs(end)))
-    hi_k = cum_a[1:] / n - start_b  # all of bin k's current values counted, none of the reference's
-    lo_k = start_a - cum_b[1:] / m
-    upper_k = np.maximum(np.abs(hi_k), np.abs(lo_k))
+    cum_a, cum_b, lower, upper_k = _ks_bounds(current, reference)
     upper = float(np.max(upper_k))
     refined = 0
     if exact and upper > lower:
         candidates = np.flatnonzero(upper_k > lower)
-        vals_a = dict(zip(candidates.tolist(), current.values_in(candidates)))
-        vals_b = dict(zip(candidates.tolist(), reference.values_in(candidates)))
+        a_parts, b_parts = current.values_in(candidates), reference.values_in(candidates)
+        a_sizes = np.array([p.size for p in a_parts], dtype=np.int64)
+        b_sizes = np.array([p.size for p in b_parts], dtype=np.int64)
+        a = np.concatenate(a_parts) if a_parts else np.zeros(0)
+        b = np.concatenate(b_parts) if b_parts else np.zeros(0)
+        refined = int(a.size + b.size)
         best = lower
-        for k in candidates.tolist():
-            a, b = vals_a[k], vals_b[k]
-            refined += a.size + b.size
+        if refined:
+            # Bins are ordered and each bin's values sorted, so ``a`` and ``b`` are sorted, and a value
+            # of a later bin is strictly greater than any value of an earlier bin. For a point p of
+            # candidate bin k: F(p) = cum[k] + (values of bin k <= p) = cum[k] + searchsorted(all, p) - start[k].
+            start_a = np.concatenate([[0], np.cumsum(a_sizes)[:-1]])
+            start_b = np.concatenate([[0], np.cumsum(b_sizes)[:-1]])
+            slot = np.concatenate([np.repeat(np.arange(candidates.size), a_sizes),
+                                   np.repeat(np.arange(candidates.size), b_sizes)])
             points = np.concatenate([a, b])
-            fa = (cum_a[k] + np.searchsorted(a, points, side="right")) / n
-            fb = (cum_b[k] + np.searchsorted(b, points, side="right")) / m
-            if points.size:
-                best = max(best, float(np.max(np.abs(fa - fb))))
+            k = candidates[slot]
+            fa = (cum_a[k] + (np.searchsorted(a, points, side="right") - start_a[slot])) / n
+            fb = (cum_b[k] + (np.searchsorted(b, points, side="right") - start_b[slot])) / m
+            best = max(best, float(np.max(np.abs(fa - fb))))
         lower = upper = best
     statistic = upper
     return KSResult(statistic=statistic, lower=lower, upper=upper, p_value=ks_p_value(statistic, n, m),
@@ -210,14 +306,13 @@ def ks_from_histograms(current: FineHistogram, reference: FineHistogram, *, exac
 
 
 def ks_p_value(statistic: float, n: int, m: int) -> float:
-    """Two-sided asymptotic p-value, as ``scipy.stats.ks_2samp(method="asymp")`` computes it."""
-    from scipy.stats import distributions
-
+    """Two-sided asymptotic p-value, as ``scipy.stats.ks_2samp(method="asymp")`` computes it:
+    ``kstwo.sf(D, round(n*m/(n+m)))`` (:mod:`gates.data_check.ksdist`, no scipy import)."""
     if n == 0 or m == 0:
         return float("nan")
     big, small = sorted([float(n), float(m)], reverse=True)
     en = big * small / (big + small)
-    return float(np.clip(distributions.kstwo.sf(statistic, np.round(en)), 0.0, 1.0))
+    return float(np.clip(kstwo_sf(float(statistic), float(np.round(en))), 0.0, 1.0))
 
 
 def ks_small(current: np.ndarray, reference: np.ndarray) -> KSResult:
