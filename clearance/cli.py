@@ -65,7 +65,7 @@ def validate(paths: Annotated[Optional[list[Path]], typer.Argument(help="Files o
 
 @app.command()
 def schema(out: Annotated[Path, typer.Option(help="Folder for the JSON Schemas.")] = Path("configs/schemas")) -> None:
-    """Write JSON Schemas of policies, model manifests and principals (for editors)."""
+    """Write JSON Schemas of policies, model manifests, principals and waivers (for editors)."""
     from clearance.config.jsonschema_export import write_schemas
 
     for path in write_schemas(out):

@@ -20,6 +20,7 @@ from clearance.config.schema import GateMode, OnWarn
 from clearance.report import render_report
 from flows.signoff import wait_for_sign_off
 from gates.base import GateInputs, GateResult, Status, sha256_json, utcnow
+from gates.waivers import apply_waivers
 from tasks.caching import per_run_key
 from tasks.candidate import PromotionContext, artifact_digest, load_promotion_context, observe_candidate
 from tasks.channels import PromotionEvent, announce
@@ -157,10 +158,15 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
 
 def run_gates(ctx: PromotionContext, inputs: GateInputs, run_id: str, prefix: str, dry_run: bool,
               tell: Callable[..., object]) -> list[GateResult]:
-    """The policy's gates in order; a blocking failure stops the sequence (later gates are not run)."""
+    """The policy's gates in order; a blocking failure stops the sequence (later gates are not run).
+
+    Waivers apply as of when the gate decided (its ``finished_at``), so a resumed run, which gets
+    the stored result back, waives exactly what the first pass waived.
+    """
     results = []
     for spec in ctx.policy.gates:
         result = evaluate_gate(spec.id, inputs, spec.config, spec.mode is GateMode.BLOCKING)
+        result = apply_waivers(result, ctx.waivers, ctx.model, ctx.version, now=result.finished_at)
         publish_gate_result(prefix, result, ctx.model, run_id, dry_run)
         tell("gate", gate=result)
         results.append(result)

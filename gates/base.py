@@ -133,7 +133,8 @@ class GateResult(BaseModel):
         """Rows for a Prefect table artifact."""
         return [
             {"check": c.id, "status": c.status.value, "observed": _cell(c.observed),
-             "threshold": _cell(c.threshold), "message": c.message}
+             "threshold": _cell(c.threshold),
+             "message": c.message + (f" (waived: {c.waiver})" if c.waiver else "")}
             for c in self.checks
         ]
 

@@ -6,12 +6,13 @@ import hashlib
 from pathlib import Path
 
 from prefect import task
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from clearance.config import load_config_dir
 from clearance.config.schema import ModelManifest, ModelVersion, Policy, Principals
 from clearance.settings import get_settings
 from gates.base import ArtifactObservation, sha256_json
+from gates.waivers import Waiver
 from tasks.caching import per_run_key
 from tasks.object_store import ObjectStore
 
@@ -27,6 +28,7 @@ class PromotionContext(BaseModel):
     policy: Policy
     principals: Principals
     config_digest: str
+    waivers: list[Waiver] = Field(default_factory=list, description="waivers.yaml entries scoped to this version.")
 
     @property
     def model_version(self) -> ModelVersion:
@@ -58,7 +60,7 @@ def load_promotion_context(model: str, version: str, config_dir: str | None = No
         raise UnknownVersionError(f"model {model!r} has no version {version!r} (known: {known})")
     return PromotionContext(model=model, version=version, manifest=manifest,
                             policy=configs.effective_policy(model), principals=configs.principals,
-                            config_digest=config_digest(root))
+                            config_digest=config_digest(root), waivers=configs.waivers_for(model, version))
 
 
 def observe_artifacts(store: ObjectStore, version: ModelVersion) -> list[ArtifactObservation]:

@@ -15,6 +15,7 @@ from clearance.config.loader import (
     load_manifest,
     load_policy,
     load_principals,
+    load_waivers,
     validate_paths,
 )
 from clearance.config.schema import (
@@ -35,6 +36,7 @@ from clearance.config.schema import (
     PromotionTarget,
     RoleQuorum,
     TimeoutOutcome,
+    Waivers,
 )
 from clearance.config.tighten import effective_policy
 
@@ -59,11 +61,13 @@ __all__ = [
     "PromotionTarget",
     "RoleQuorum",
     "TimeoutOutcome",
+    "Waivers",
     "effective_policy",
     "load_config_dir",
     "load_manifest",
     "load_policy",
     "load_principals",
+    "load_waivers",
     "validate_paths",
     "write_schemas",
 ]

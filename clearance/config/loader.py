@@ -9,6 +9,7 @@ Layout of a config directory::
     principals.yaml            who may initiate / approve, and their identity per channel
     policies/<tier>.yaml       one Policy per risk tier
     models/<name>.yaml         one ModelManifest per model
+    waivers.yaml               optional: accepted failures of gate checks, each with an expiry
     schemas/*.schema.json      generated JSON Schemas for editors (not read here)
 """
 
@@ -36,10 +37,11 @@ from clearance.config.issues import (
     issue_at,
     line_of,
 )
-from clearance.config.schema import ModelManifest, Policy, Principals
+from clearance.config.schema import ModelManifest, Policy, Principals, Waivers
 from clearance.config.tighten import effective_policy as _tighten
 from clearance.config.tighten import fmt
 from gates.base import GateConfigError, parse_gate_config, registered_gates
+from gates.waivers import CHECK_PATTERN, VERSION_PATTERN, Waiver
 
 __all__ = [
     "ConfigError",
@@ -49,12 +51,14 @@ __all__ = [
     "load_manifest",
     "load_policy",
     "load_principals",
+    "load_waivers",
     "read_yaml",
     "validate_paths",
 ]
 
 M = TypeVar("M", bound=BaseModel)
-_KINDS: dict[str, type[BaseModel]] = {"policy": Policy, "manifest": ModelManifest, "principals": Principals}
+_KINDS: dict[str, type[BaseModel]] = {"policy": Policy, "manifest": ModelManifest, "principals": Principals,
+                                      "waivers": Waivers}
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -211,6 +215,8 @@ _BY_TYPE = {
     "time_delta_parsing": "must be a duration like 30m, 24h or 7d",
     "datetime_type": "must be a date-time like 2025-01-31T12:00:00Z",
     "datetime_parsing": "must be a date-time like 2025-01-31T12:00:00Z",
+    "datetime_from_date_parsing": "must be a date-time like 2025-01-31T12:00:00Z",
+    "timezone_aware": "must be a date-time with a timezone, like 2025-01-31T12:00:00Z",
     "date_type": "must be a date like 2025-01-31",
     "date_parsing": "must be a date like 2025-01-31",
     "url_parsing": "must be a URL",
@@ -222,6 +228,8 @@ _PATTERNS = {
     r"^[0-9a-f]{64}$": "must be a SHA-256: 64 lower-case hex characters",
     r"^[UW][A-Z0-9]{2,}$": "must be a Slack user id like U0123ABCD",
     r"^[^@\s]+@[^@\s]+$": "must be an e-mail address",
+    CHECK_PATTERN: "must be a check id, or a prefix of one ending in * (format:*); no spaces, and not * alone",
+    VERSION_PATTERN: "must be a version (1.4.2) or a prefix of one ending in * (1.4.*); not * alone",
 }
 # Show what was given for type-ish errors, where it helps spotting the typo.
 _SHOW_INPUT = {"enum", "literal_error", "int_parsing", "float_parsing", "bool_parsing", "string_pattern_mismatch",
@@ -307,6 +315,7 @@ class _Loaded:
 
     doc: YamlDocument
     model: Any = None
+    parsed: Any = None  # the model as the schema accepted it, even if other rules then failed
 
     @property
     def issues(self) -> list[ConfigIssue]:
@@ -345,6 +354,23 @@ def _check_gates(doc: YamlDocument, prefix: ConfigPath) -> list[ConfigIssue]:
                                                  path + ("config",))
             else:
                 issues.append(issue_at(doc.file, doc.lines, path + ("config",), str(exc)))
+    return issues
+
+
+def _check_waiver_gates(doc: YamlDocument) -> list[ConfigIssue]:
+    """Each waiver names a registered gate (a waiver of a gate that never runs is a typo)."""
+    items = doc.data.get("waivers") if isinstance(doc.data, dict) else None
+    if not isinstance(items, list):
+        return []
+    reported = {issue.field for issue in doc.issues}
+    known = registered_gates()
+    issues = []
+    for i, item in enumerate(items):
+        gate_id = item.get("gate") if isinstance(item, dict) else None
+        path = ("waivers", i, "gate")
+        if isinstance(gate_id, str) and gate_id not in known and dotted(path) not in reported:
+            issues.append(issue_at(doc.file, doc.lines, path,
+                                   f"unknown gate '{gate_id}' (known: {', '.join(sorted(known)) or 'none'})"))
     return issues
 
 
@@ -388,9 +414,12 @@ def _load_file(path: Path, kind: str, doc: YamlDocument | None = None) -> _Loade
     gates_at = {"policy": ("gates",), "manifest": ("policy_overrides", "gates")}.get(kind)
     if gates_at:
         doc.issues.extend(_check_gates(doc, gates_at))
+    if kind == "waivers":
+        doc.issues.extend(_check_waiver_gates(doc))
     if loaded.model is not None:
         doc.issues.extend(_semantic_checks(kind, loaded.model, doc))
     doc.issues.sort(key=_issue_order)
+    loaded.parsed = loaded.model
     if doc.issues:
         loaded.model = None
     return loaded
@@ -423,6 +452,11 @@ def load_principals(path: Path | str) -> Principals:
     return _load_one(Path(path), "principals", Principals)
 
 
+def load_waivers(path: Path | str) -> Waivers:
+    """Load one ``waivers.yaml`` on its own (without the rules across files, see :func:`load_config_dir`)."""
+    return _load_one(Path(path), "waivers", Waivers)
+
+
 # --------------------------------------------------------------------------- a config directory
 
 
@@ -436,6 +470,7 @@ class ConfigSet:
     principals: Principals
     files: dict[str, str] = field(default_factory=dict, repr=False)
     _lines: dict[str, tuple[str, LineMap]] = field(default_factory=dict, repr=False)
+    waivers: list[Waiver] = field(default_factory=list)
 
     def manifest(self, model_name: str) -> ModelManifest:
         """The manifest of ``model_name``; KeyError naming the known models otherwise."""
@@ -449,6 +484,11 @@ class ConfigSet:
         manifest = self.manifest(model_name)
         source, lines = self._lines.get(model_name, (display_path(self.root / "models" / f"{model_name}.yaml"), {}))
         return _tighten(self.policies[manifest.risk_tier], manifest.policy_overrides, source=source, lines=lines)
+
+    def waivers_for(self, model_name: str, version: str) -> list[Waiver]:
+        """The waivers scoped to this model version, in file order (expired ones too: expiry is judged
+        when a waiver is applied)."""
+        return [w for w in self.waivers if w.in_scope(model_name, version)]
 
 
 def _yaml_files(folder: Path) -> list[Path]:
@@ -495,11 +535,13 @@ def _collect_dir(config_dir: Path) -> tuple[ConfigSet | None, list[ConfigIssue]]
                 issues += _quorum_issues(policy, principals, loaded.doc, excluded=set(), prefix=())
 
     manifests: dict[str, _Loaded] = {}
+    broken_models: set[str] = set()  # manifest files that exist but failed: don't cascade "no model"
     models_dir = root / "models"
     for path in _yaml_files(models_dir) if models_dir.is_dir() else []:
         loaded = _load_file(path, "manifest")
         issues += loaded.issues
         if loaded.model is None:
+            broken_models.add(path.stem)
             continue
         found = _manifest_issues(loaded, path, policies, broken_tiers, principals)
         issues += found
@@ -507,9 +549,19 @@ def _collect_dir(config_dir: Path) -> tuple[ConfigSet | None, list[ConfigIssue]]
             continue
         manifests[loaded.model.name] = loaded
 
+    waivers: _Loaded | None = None
+    if (root / "waivers.yaml").is_file():
+        waivers = _load_file(root / "waivers.yaml", "waivers")
+        found = list(waivers.issues)
+        if waivers.parsed is not None:  # an unknown gate does not hide the other waivers' problems
+            found += _waiver_issues(waivers, manifests, broken_models, principals)
+        issues += sorted(found, key=_issue_order)
+
     if issues or principals is None:
         return None, issues
-    files = {d.file: d.sha256 or "" for d in [people.doc] + [x.doc for x in (*policies.values(), *manifests.values())]}
+    docs = [people.doc] + [x.doc for x in (*policies.values(), *manifests.values())]
+    docs += [waivers.doc] if waivers else []
+    files = {d.file: d.sha256 or "" for d in docs}
     config = ConfigSet(
         root=root,
         policies={tier: loaded.model for tier, loaded in policies.items()},
@@ -517,8 +569,34 @@ def _collect_dir(config_dir: Path) -> tuple[ConfigSet | None, list[ConfigIssue]]
         principals=principals,
         files=files,
         _lines={name: (loaded.doc.file, loaded.doc.lines) for name, loaded in manifests.items()},
+        waivers=list(waivers.model.waivers) if waivers else [],
     )
     return config, []
+
+
+def _waiver_issues(loaded: _Loaded, manifests: dict[str, _Loaded], broken_models: set[str],
+                   principals: Principals | None) -> list[ConfigIssue]:
+    """Each waiver is for a known model and approved by a known principal who did not author that model."""
+    doc = loaded.doc
+    issues = []
+    known_people = ", ".join(sorted(p.id for p in principals.principals)) if principals else ""
+    for i, waiver in enumerate(loaded.parsed.waivers):
+        at = ("waivers", i)
+        manifest = manifests.get(waiver.model)
+        if manifest is None and waiver.model not in broken_models:
+            issues.append(issue_at(doc.file, doc.lines, at + ("model",),
+                                   f"no model '{waiver.model}' in models/ "
+                                   f"(known: {', '.join(sorted(manifests)) or 'none'})"))
+        if principals is None:
+            continue
+        if principals.by_id(waiver.approved_by) is None:
+            issues.append(issue_at(doc.file, doc.lines, at + ("approved_by",),
+                                   f"'{waiver.approved_by}' is not in principals.yaml (known: {known_people})"))
+        elif manifest is not None and waiver.approved_by in manifest.model.authors:
+            issues.append(issue_at(doc.file, doc.lines, at + ("approved_by",),
+                                   f"'{waiver.approved_by}' is an author of {waiver.model}: "
+                                   f"nobody may waive checks of their own model"))
+    return issues
 
 
 def _manifest_issues(loaded: _Loaded, path: Path, policies: dict[str, _Loaded], broken_tiers: set[str],
@@ -587,7 +665,7 @@ def _quorum_issues(policy: Policy, principals: Principals, doc: YamlDocument, *,
 
 
 def load_config_dir(config_dir: Path | str) -> ConfigSet:
-    """Load ``config_dir`` (policies/, models/, principals.yaml) and check the rules across files.
+    """Load ``config_dir`` (policies/, models/, principals.yaml, waivers.yaml) and check the rules across files.
 
     Raises :class:`ConfigError` listing every problem in every file.
     """
@@ -608,9 +686,13 @@ def _kind_of(path: Path, data: Any) -> str | None:
         return "manifest"
     if path.stem == "principals":
         return "principals"
+    if path.stem == "waivers":
+        return "waivers"
     if isinstance(data, dict):
         if "principals" in data:
             return "principals"
+        if "waivers" in data:
+            return "waivers"
         if "tier" in data or "gates" in data:
             return "policy"
         if "risk_tier" in data or "versions" in data:

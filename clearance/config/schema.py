@@ -1,4 +1,4 @@
-"""The configuration schema: model manifests, risk-tier policies and principals.
+"""The configuration schema: model manifests, risk-tier policies, principals and waivers.
 
 These pydantic models are the single source of truth for the YAML under ``configs/``
 and for the JSON Schemas that ``clearance schema`` writes for editors. Every model
@@ -13,6 +13,8 @@ from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from gates.waivers import Waiver
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -260,3 +262,17 @@ class Principals(StrictModel):
     def by_jira_account(self, account_id: str) -> Principal | None:
         """The principal with this Jira account id."""
         return next((p for p in self.principals if p.jira_account_id == account_id), None)
+
+
+# --------------------------------------------------------------------------- waivers
+
+
+class Waivers(StrictModel):
+    """``configs/waivers.yaml`` (optional): accepted failures of gate checks, each with an expiry.
+
+    The :class:`~gates.waivers.Waiver` model lives with the gates (which apply it and may not
+    import ``clearance``); the rules across files (gate registered, model and approver exist,
+    approver not an author) are checked by the loader.
+    """
+
+    waivers: list[Waiver] = Field(default_factory=list)

@@ -569,17 +569,18 @@ def _validator(schema_path: Path) -> jsonschema.protocols.Validator:
 
 def test_schemas_are_written_and_examples_validate(tmp_path: Path) -> None:
     written = write_schemas(tmp_path / "schemas")
-    assert sorted(p.name for p in written) == ["model.schema.json", "policy.schema.json", "principals.schema.json"]
+    assert sorted(p.name for p in written) == ["model.schema.json", "policy.schema.json", "principals.schema.json",
+                                               "waivers.schema.json"]
     by_kind = {"policies": "policy", "models": "model"}
     for example in sorted(EXAMPLES.rglob("*.yaml")):
-        kind = by_kind.get(example.parent.name, "principals")
+        kind = by_kind.get(example.parent.name, "waivers" if example.stem == "waivers" else "principals")
         validator = _validator(tmp_path / "schemas" / f"{kind}.schema.json")
         errors = list(validator.iter_errors(yaml.safe_load(example.read_text())))
         assert errors == [], f"{example}: {[e.message for e in errors]}"
 
 
 def test_schemas_reject_what_the_loader_rejects(tmp_path: Path) -> None:
-    [policy_schema, model_schema, _] = write_schemas(tmp_path)
+    [policy_schema, model_schema, *_] = write_schemas(tmp_path)
     policy = _validator(policy_schema)
     good = yaml.safe_load((EXAMPLES / "policies" / "high.yaml").read_text())
     assert policy.is_valid(good)
@@ -620,3 +621,165 @@ def test_models_are_the_schema_models() -> None:
     assert isinstance(load_policy(EXAMPLES / "policies" / "low.yaml"), Policy)
     assert isinstance(load_manifest(EXAMPLES / "models" / "churn-classifier.yaml"), ModelManifest)
     assert isinstance(load_principals(EXAMPLES / "principals.yaml"), Principals)
+
+
+# --------------------------------------------------------------------------- waivers.yaml
+
+
+GOOD_WAIVER = """
+    waivers:
+      - gate: artifact_integrity
+        check: "format:*"
+        model: churn-classifier
+        versions: ["1.0.*", "2.0.0"]
+        reason: Legacy pickle, ONNX export in ML-482
+        approved_by: sam
+        expires_at: 2030-01-31T00:00:00Z
+"""
+
+
+def _waivers(configs: Path, text: str) -> Path:
+    return write(configs / "waivers.yaml", text)
+
+
+def test_example_waivers_file_is_valid_and_waives_nothing() -> None:
+    from clearance.config import load_waivers
+
+    assert load_waivers(EXAMPLES / "waivers.yaml").waivers == []
+    assert load_config_dir(EXAMPLES).waivers == []
+
+
+def test_waivers_file_is_optional(configs: Path) -> None:
+    (configs / "waivers.yaml").unlink()
+    assert load_config_dir(configs).waivers == []
+
+
+def test_waivers_are_loaded_into_the_config_set(configs: Path) -> None:
+    from datetime import datetime, timezone
+
+    _waivers(configs, GOOD_WAIVER)
+    loaded = load_config_dir(configs)
+    [waiver] = loaded.waivers
+    assert (waiver.gate, waiver.check, waiver.approved_by) == ("artifact_integrity", "format:*", "sam")
+    assert waiver.expires_at == datetime(2030, 1, 31, tzinfo=timezone.utc)
+    assert loaded.waivers_for("churn-classifier", "1.0.0") == [waiver]
+    assert loaded.waivers_for("churn-classifier", "2.0.0") == [waiver]
+    assert loaded.waivers_for("churn-classifier", "1.1.0") == []
+    assert loaded.waivers_for("other", "1.0.0") == []
+    assert "configs/waivers.yaml" in loaded.files
+
+
+def test_an_expired_waiver_is_valid_config(configs: Path) -> None:
+    # Expiry is judged when a waiver is applied; an old waiver must not break every promotion.
+    _waivers(configs, GOOD_WAIVER.replace("2030-01-31", "2001-01-31"))
+    assert len(load_config_dir(configs).waivers) == 1
+
+
+def test_waiver_schema_errors_name_file_line_and_field(configs: Path) -> None:
+    path = _waivers(configs, """
+        waivers:
+          - gate: artifact_integrity
+            check: "*"
+            model: churn-classifier
+            versions: ["1.0.0", "*"]
+            reason: "  "
+            approved_by: sam
+            expires_at: 2030-01-31T00:00:00
+          - gate: artifact_integrity
+            check: format:*
+            model: churn-classifier
+            versions: []
+            reason: ok
+            approved_by: sam
+            ticket: ML-1
+    """)
+    assert [str(i) for i in validate_paths([configs])] == [
+        f"{path}:3: waivers.0.check: must be a check id, or a prefix of one ending in * (format:*); no spaces, "
+        "and not * alone (got '*')",
+        f"{path}:5: waivers.0.versions.1: must be a version (1.4.2) or a prefix of one ending in * (1.4.*); "
+        "not * alone (got '*')",
+        f"{path}:6: waivers.0.reason: must say why the failure is acceptable (it cannot be blank)",
+        f"{path}:8: waivers.0.expires_at: must be a date-time with a timezone, like 2025-01-31T12:00:00Z",
+        f"{path}:9: waivers.1.expires_at: required",
+        f"{path}:12: waivers.1.versions: must have at least 1 item(s)",
+        f"{path}:15: waivers.1.ticket: unknown key (allowed: gate, check, model, versions, reason, approved_by, "
+        "expires_at)",
+    ]
+    with pytest.raises(ConfigError):
+        load_config_dir(configs)
+
+
+def test_waiver_cross_file_rules(configs: Path) -> None:
+    path = _waivers(configs, """
+        waivers:
+          - gate: artifact_integrity
+            check: format:*
+            model: churn-classifier
+            versions: ["1.0.0"]
+            reason: accepted by security
+            approved_by: dana
+            expires_at: 2030-01-31T00:00:00Z
+          - gate: model_card
+            check: sections:*
+            model: fraud-scorer
+            versions: ["2.*"]
+            reason: accepted by security
+            approved_by: zoe
+            expires_at: 2030-01-31T00:00:00Z
+    """)
+    known_people = "bea, carl, dana, sam, sol"
+    expected = [
+        f"{path}:7: waivers.0.approved_by: 'dana' is an author of churn-classifier: "
+        "nobody may waive checks of their own model",
+        f"{path}:9: waivers.1.gate: unknown gate 'model_card' (known: {known_gates()})",
+        f"{path}:11: waivers.1.model: no model 'fraud-scorer' in models/ (known: churn-classifier)",
+        f"{path}:14: waivers.1.approved_by: 'zoe' is not in principals.yaml (known: {known_people})",
+    ]
+    assert [str(i) for i in validate_paths([configs])] == expected
+    # The lone file, inside its layout, is checked against its neighbours too.
+    assert [str(i) for i in validate_paths([path])] == expected
+    with pytest.raises(ConfigError) as info:
+        load_config_dir(configs)
+    assert [str(i) for i in info.value.issues] == expected
+
+
+def test_broken_manifest_does_not_cascade_into_unknown_model(configs: Path) -> None:
+    _waivers(configs, GOOD_WAIVER)
+    manifest = configs / "models" / "churn-classifier.yaml"
+    manifest.write_text(manifest.read_text().replace("risk_tier: high", "risk_tier: High"))
+    found = [str(i) for i in validate_paths([configs])]
+    assert len(found) == 1 and "risk_tier" in found[0]
+
+
+def test_lone_waivers_file_outside_a_layout(cwd: Path) -> None:
+    path = write("elsewhere/waivers.yaml", textwrap.dedent(GOOD_WAIVER).replace("artifact_integrity", "nope"))
+    assert [str(i) for i in validate_paths([path])] == [
+        f"elsewhere/waivers.yaml:2: waivers.0.gate: unknown gate 'nope' (known: {known_gates()})",
+    ]
+    renamed = write("elsewhere/exceptions.yaml", GOOD_WAIVER)
+    assert validate_paths([renamed]) == []  # recognised by its top-level key
+
+
+def test_cli_validate_covers_waivers(configs: Path) -> None:
+    from typer.testing import CliRunner
+
+    from clearance.cli import app
+
+    _waivers(configs, GOOD_WAIVER.replace("approved_by: sam", "approved_by: dana"))
+    result = CliRunner().invoke(app, ["validate", str(configs)])
+    assert result.exit_code == 2
+    assert "configs/waivers.yaml:7: waivers.0.approved_by: 'dana' is an author of churn-classifier" in result.output
+
+
+def test_waiver_schema_rejects_what_the_loader_rejects(tmp_path: Path) -> None:
+    written = {p.name: p for p in write_schemas(tmp_path)}
+    schema = _validator(written["waivers.schema.json"])
+    good = yaml.safe_load(textwrap.dedent(GOOD_WAIVER).replace("2030-01-31T00:00:00Z", "'2030-01-31T00:00:00Z'"))
+    assert schema.is_valid(good)
+    assert schema.is_valid({"waivers": []})
+    item = good["waivers"][0]
+    for bad in ({"check": "*"}, {"versions": ["*"]}, {"versions": []}, {"reason": ""}, {"reason": "  "},
+                {"ticket": "ML-1"}):
+        assert not schema.is_valid({"waivers": [item | bad]}), bad
+    missing = {k: v for k, v in item.items() if k != "expires_at"}
+    assert not schema.is_valid({"waivers": [missing]})
