@@ -11,6 +11,8 @@ The Slack channel stays off until a bot token and at least one channel are set.
 ``CLEARANCE_SLACK_TIER_CHANNELS``   JSON: ``{"high": "C0123456789"}``
 ``CLEARANCE_SLACK_MODEL_CHANNELS``  JSON: ``{"churn-classifier": "C0123456789"}`` (wins over tier)
 ``CLEARANCE_SLACK_BASE_URL``        Web API base URL (default Slack's; tests point it at a fake)
+``CLEARANCE_SLACK_SECRET_BLOCK_PREFIX`` e.g. ``clearance-slack``: unset tokens come from Prefect Secret
+                                    blocks ``clearance-slack-bot-token``, ``-signing-secret``, ``-app-token``
 ==================================  =================================================================
 """
 
@@ -20,6 +22,8 @@ from functools import lru_cache
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clearance.secret_blocks import with_secret_blocks
 
 SLACK_API_URL = "https://slack.com/api/"
 
@@ -41,6 +45,9 @@ class SlackSettings(BaseSettings):
     max_retry_after_seconds: float = Field(
         30.0, gt=0, description="Longest Retry-After (429) honoured; longer waits give up on that call.")
     signature_max_age_seconds: int = Field(300, gt=0, description="Replay window of signed requests.")
+    secret_block_prefix: str | None = Field(
+        None, description="Read unset tokens from Prefect Secret blocks "
+                          "<prefix>-bot-token, <prefix>-signing-secret, <prefix>-app-token.")
 
     @property
     def enabled(self) -> bool:
@@ -52,7 +59,14 @@ class SlackSettings(BaseSettings):
         return self.model_channels.get(model) or self.tier_channels.get(tier) or self.default_channel
 
 
+def load_slack_settings() -> SlackSettings:
+    """Slack settings from the environment; secrets not there come from Prefect Secret blocks
+    when ``CLEARANCE_SLACK_SECRET_BLOCK_PREFIX`` is set."""
+    settings = SlackSettings()
+    return with_secret_blocks(settings, settings.secret_block_prefix, ("bot_token", "signing_secret", "app_token"))
+
+
 @lru_cache
 def get_slack_settings() -> SlackSettings:
-    """Process-wide Slack settings (``get_slack_settings.cache_clear()`` after changing env)."""
-    return SlackSettings()
+    """Process-wide :func:`load_slack_settings` (``get_slack_settings.cache_clear()`` after changing env)."""
+    return load_slack_settings()

@@ -31,7 +31,7 @@ from slack_sdk.http_retry.state import RetryState
 
 from clearance.approvals import ApprovalRecord
 from clearance.settings import Settings, get_settings
-from clearance.slack_settings import SlackSettings, get_slack_settings
+from clearance.slack_settings import SlackSettings, get_slack_settings, load_slack_settings
 from gates.base import GateResult
 from tasks.channels import PromotionEvent, register_notifier
 from tasks.object_store import ObjectStore, PreconditionFailed
@@ -326,7 +326,7 @@ class SlackNotifier:
 @register_notifier
 def slack_notifier(settings: Settings) -> SlackNotifier | None:
     """The Slack notifier when a bot token and a channel are configured, else ``None``."""
-    slack = SlackSettings()  # not cached: the environment is the switch, read at each event
+    slack = load_slack_settings()  # not cached: the environment is the switch, read at each event
     if not slack.enabled:
         return None
     return SlackNotifier(slack, ObjectStore.from_settings(settings), config_dir=settings.config_dir)

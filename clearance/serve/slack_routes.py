@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from clearance.serve.slack_interactions import SlackInteractions, verify_signature
-from clearance.slack_settings import SlackSettings
+from clearance.slack_settings import SlackSettings, load_slack_settings
 
 log = logging.getLogger("clearance.slack.http")
 
@@ -30,7 +30,7 @@ class InteractionsEndpoint:
 
     def __init__(self, settings: SlackSettings | None = None, interactions: SlackInteractions | None = None,
                  clock=time.time) -> None:
-        self.settings = settings or SlackSettings()
+        self.settings = settings or load_slack_settings()
         self.interactions = interactions or SlackInteractions(self.settings)
         self.clock = clock
         import clearance.approvals.intake  # noqa: F401 — imports Prefect now, not on the first click

@@ -19,7 +19,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from clearance.serve.slack_interactions import SlackInteractions
-from clearance.slack_settings import SlackSettings
+from clearance.slack_settings import SlackSettings, load_slack_settings
 
 log = logging.getLogger("clearance.slack.socket")
 
@@ -30,7 +30,7 @@ class SocketModeListener:
     def __init__(self, settings: SlackSettings | None = None, interactions: SlackInteractions | None = None) -> None:
         from tasks.slack import slack_client
 
-        self.settings = settings or SlackSettings()
+        self.settings = settings or load_slack_settings()
         if self.settings.app_token is None:
             raise RuntimeError("Socket Mode needs CLEARANCE_SLACK_APP_TOKEN (an xapp-… app-level token)")
         self.interactions = interactions or SlackInteractions(self.settings)

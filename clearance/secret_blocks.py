@@ -1,0 +1,39 @@
+"""Secrets from Prefect Secret blocks, for settings left unset in the environment.
+
+Opt-in per channel with ``CLEARANCE_<CHANNEL>_SECRET_BLOCK_PREFIX``: a missing secret field
+``bot_token`` is then read from the Secret block ``<prefix>-bot-token``. The environment wins,
+so a block never overrides what an operator set explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypeVar
+
+from pydantic import BaseModel, SecretStr
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def block_name(prefix: str, field: str) -> str:
+    """The Secret block that holds ``field``: ``<prefix>-<field with dashes>``."""
+    return f"{prefix}-{field.replace('_', '-')}"
+
+
+def with_secret_blocks(settings: S, prefix: str | None, fields: Iterable[str]) -> S:
+    """``settings`` with each unset secret field filled from its Prefect Secret block, if one exists."""
+    if not prefix:
+        return settings
+    from prefect.blocks.system import Secret
+    from prefect.exceptions import ObjectNotFound
+
+    updates = {}
+    for field in fields:
+        if getattr(settings, field) is not None:
+            continue
+        try:
+            value = Secret.load(block_name(prefix, field)).get()
+        except (ValueError, ObjectNotFound):  # no such block: the field stays unset
+            continue
+        updates[field] = SecretStr(str(value))
+    return settings.model_copy(update=updates) if updates else settings
