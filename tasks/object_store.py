@@ -23,7 +23,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -416,3 +416,29 @@ def _rechunk(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
             del buffer[:size]
     if buffer:
         yield bytes(buffer)
+
+
+def read_json_state(store: ObjectStore, key: str) -> tuple[dict[str, Any], str | None]:
+    """A small JSON document and its ETag; ``({}, None)`` when it does not exist yet."""
+    if store.head(key) is None:
+        return {}, None
+    body, etag = store.get_bytes(key)
+    return json.loads(body), etag
+
+
+def update_json_state(store: ObjectStore, key: str, change: Callable[[dict[str, Any]], None],
+                      attempts: int = 30) -> dict[str, Any]:
+    """Apply ``change`` to a JSON document with compare-and-swap, re-reading and re-applying it
+    when another writer got there first; returns the document as written.
+
+    Works with any store offering ``head``, ``get_bytes`` and ``put_if_match`` (test doubles too).
+    """
+    for _ in range(attempts):
+        state, etag = read_json_state(store, key)
+        change(state)
+        try:
+            store.put_if_match(key, json.dumps(state, sort_keys=True).encode(), etag)
+        except PreconditionFailed:
+            continue
+        return state
+    raise PreconditionFailed(f"{key}: {attempts} concurrent writers won the compare-and-swap first", key=key)

@@ -12,7 +12,6 @@ and ``clearance serve`` / the CLI (which update after a decision) share the same
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import socket
@@ -34,7 +33,7 @@ from clearance.settings import Settings, get_settings
 from clearance.slack_settings import SlackSettings, get_slack_settings, load_slack_settings
 from gates.base import GateResult
 from tasks.channels import PromotionEvent, register_notifier
-from tasks.object_store import ObjectStore, PreconditionFailed
+from tasks.object_store import ObjectStore, PreconditionFailed, read_json_state, update_json_state
 from tasks.slack_blocks import approval_message, gate_reply, outcome_reply, parent_message
 
 log = logging.getLogger("clearance.slack")
@@ -151,23 +150,15 @@ def slack_state_key(model: str, version: str, run_id: str) -> str:
 
 def read_state(store: ObjectStore, key: str) -> tuple[dict[str, Any], str | None]:
     """The run's Slack state and its ETag (``({}, None)`` before the first message)."""
-    if store.head(key) is None:
-        return {}, None
-    body, etag = store.get_bytes(key)
-    return json.loads(body), etag
+    return read_json_state(store, key)
 
 
 def update_state(store: ObjectStore, key: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Apply ``change`` to the state with compare-and-swap (re-read and re-applied on a lost race)."""
-    for _ in range(30):
-        state, etag = read_state(store, key)
-        change(state)
-        try:
-            store.put_if_match(key, json.dumps(state, sort_keys=True).encode(), etag)
-        except PreconditionFailed:
-            continue
-        return state
-    raise SlackChannelError(f"could not record Slack message ids in {key}: too many concurrent writers")
+    try:
+        return update_json_state(store, key, change)
+    except PreconditionFailed as exc:
+        raise SlackChannelError(f"could not record Slack message ids in {key}: too many concurrent writers") from exc
 
 
 # --------------------------------------------------------------------------- the notifier
