@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="one pass, then exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Importing the intake sets up Prefect's logging first (basicConfig is then a no-op and the root
+    # level hides INFO): what each pass counted must still be said.
+    logging.getLogger("clearance.jira").setLevel(logging.INFO)
     from clearance.config import load_config_dir
     from clearance.settings import get_settings
 

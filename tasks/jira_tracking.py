@@ -16,6 +16,24 @@ Every operation is idempotent against Jira itself, so a retried or concurrent fl
 nothing twice: the ticket is found again by the label ``clearance-run-<run id>``, comments
 carry a ``clearance-ref`` marker, attachments are matched by file name, remote links by URL,
 and a transition is skipped when the ticket already has its target status.
+
+Races between processes (the flow, ``clearance serve``, the CLI, the poller):
+
+- *One writer per run*: a flush first takes a lease in ``jira.json`` with compare-and-swap
+  (``flusher``); a process that finds a live lease leaves its operations queued for the holder
+  and returns. The holder re-reads the queue after every operation and gives the lease back
+  only with a compare-and-swap on a queue holding nothing new, so an operation queued before
+  the release is written by the holder and one queued after it finds no lease. So only one
+  process ever searches for and creates the ticket (and no comment or transition is written
+  twice by two flushes). A lease whose holder died expires after :attr:`JiraTracker.lease_seconds`
+  (renewed after every operation).
+- *Two tickets anyway* (the state was lost, or a lease expired under a very slow holder): after
+  creating, the creator searches by the run label again; the oldest ticket is kept and its own
+  newer one is relabelled ``clearance-duplicate`` with a comment pointing at the kept one.
+- *Leaving the pending list*: S3 has no conditional delete, so a flusher that found the queue
+  empty deletes the run's ``pending/`` entry and then re-reads the queue (itself written with
+  compare-and-swap); an operation queued meanwhile puts the entry back. Writers queue before
+  they mark, so no queued operation is left unlisted.
 """
 
 from __future__ import annotations
@@ -23,6 +41,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -35,12 +55,15 @@ from clearance.settings import Settings
 from gates.base import GateResult, utcnow
 from tasks.channels import PromotionEvent, register_notifier
 from tasks.jira_client import JiraConfigError, JiraUnavailable, call, connect, search, transition_to
-from tasks.object_store import ObjectExists, ObjectStore, PreconditionFailed
+from tasks.object_store import ObjectExists, ObjectStore, PreconditionFailed, read_json_state, update_json_state
 
 log = logging.getLogger("clearance.jira")
 
 BASE_LABEL = "clearance"
 RUN_LABEL_PREFIX = "clearance-run-"
+DUPLICATE_LABEL = "clearance-duplicate"
+#: Upper bound of operations one flush applies (other writers may keep queueing while it runs).
+MAX_OPS_PER_FLUSH = 500
 
 
 def run_label(run_id: str) -> str:
@@ -68,23 +91,12 @@ def pending_key(run_id: str) -> str:
 
 def read_state(store: ObjectStore, key: str) -> tuple[dict[str, Any], str | None]:
     """The run's Jira state and its ETag (``({}, None)`` before the first event)."""
-    if store.head(key) is None:
-        return {}, None
-    body, etag = store.get_bytes(key)
-    return json.loads(body), etag
+    return read_json_state(store, key)
 
 
 def update_state(store: ObjectStore, key: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Apply ``change`` with compare-and-swap (re-read and re-applied after a lost race)."""
-    for _ in range(50):
-        state, etag = read_state(store, key)
-        change(state)
-        try:
-            store.put_if_match(key, json.dumps(state, sort_keys=True).encode(), etag)
-        except PreconditionFailed:
-            continue
-        return state
-    raise RuntimeError(f"could not update {key}: too many concurrent writers")
+    return update_json_state(store, key, change, attempts=50)
 
 
 # --------------------------------------------------------------------------- rendering (Jira wiki markup)
@@ -238,40 +250,108 @@ class JiraTracker:
             self._client = connect(self.settings)
         return self._client
 
+    @property
+    def lease_seconds(self) -> float:
+        """How long a flush lease holds without renewal: the worst case of one operation (up to five calls)."""
+        s = self.settings
+        one_call = s.timeout_seconds + s.backoff_seconds * 2 ** s.max_retries * 1.2
+        return max(60.0, 5 * one_call * (s.max_retries + 1))
+
     def flush(self, key: str) -> dict[str, Any]:
-        """Write the queue in order; raises JiraUnavailable (rest stays queued) or JiraConfigError (dropped)."""
+        """Write the queue in order; raises JiraUnavailable (rest stays queued) or JiraConfigError (dropped).
+
+        Only the holder of the run's lease writes; when another process holds it, this returns at
+        once and the holder writes what was queued here. The holder re-reads the queue after every
+        operation, so operations queued meanwhile by other processes are written too.
+        """
+        token = self._acquire_lease(key)
+        if token is None:
+            state, _ = read_state(self.store, key)
+            if state.get("queue"):
+                self._mark_pending(key, state)  # in case the holder dies before it gets to them
+            return state
         state, _ = read_state(self.store, key)
         problems: list[str] = []
+        attempted: list[dict[str, Any]] = []
         try:
-            for op in list(state.get("queue", [])):
-                state, _ = read_state(self.store, key)
-                if not any(q == op for q in state.get("queue", [])):
-                    continue  # replaced (a newer tally) or done by a concurrent flush
-                try:
-                    outcome = self._apply(op, state, key)
-                except JiraConfigError as exc:
-                    problems.append(str(exc))
-                    self._finish(key, op, error=str(exc))
-                    continue
-                if outcome == "deferred":
-                    continue
-                self._finish(key, op, result=outcome)
-        except JiraUnavailable:
-            self._mark_pending(key, state)
+            while True:
+                for _ in range(MAX_OPS_PER_FLUSH):
+                    state, _ = read_state(self.store, key)
+                    # The first op not yet tried here; a replaced op (a newer tally) is a new one.
+                    op = next((q for q in state.get("queue", []) if q not in attempted), None)
+                    if op is None:
+                        break
+                    attempted.append(op)
+                    try:
+                        outcome = self._apply(op, state, key)
+                    except JiraConfigError as exc:
+                        problems.append(str(exc))
+                        self._finish(key, op, error=str(exc), lease=token)
+                        continue
+                    if outcome == "deferred":
+                        continue
+                    self._finish(key, op, result=outcome, lease=token)
+                if self._release_lease(key, token, attempted):
+                    break
+        except BaseException:
+            self._release_lease(key, token, None)
+            if state.get("queue"):
+                self._mark_pending(key, state)
             raise
         state, _ = read_state(self.store, key)
         if state.get("queue"):
             self._mark_pending(key, state)
         elif state.get("run_id"):
-            self.store.delete(pending_key(state["run_id"]))
+            self._clear_pending(key, state["run_id"])
         if problems:
             raise JiraConfigError("; ".join(problems))
         return state
 
     # ----------------------------------------------------------------- bookkeeping
 
-    def _finish(self, key: str, op: dict[str, Any], result: Any = None, error: str | None = None) -> None:
+    def _acquire_lease(self, key: str) -> str | None:
+        """Take the run's flush lease with compare-and-swap; ``None`` while another process holds a live one."""
+        token = uuid.uuid4().hex
+        for _ in range(50):
+            state, etag = read_state(self.store, key)
+            lease = state.get("flusher")
+            if lease and time.time() - float(lease.get("at", 0)) < self.lease_seconds:
+                return None
+            if lease:
+                log.warning("Jira: taking over the expired flush lease of %s", key)
+            state["flusher"] = {"owner": token, "at": time.time()}
+            try:
+                self.store.put_if_match(key, json.dumps(state, sort_keys=True).encode(), etag)
+            except PreconditionFailed:
+                continue
+            return token
+        return None
+
+    def _release_lease(self, key: str, token: str, attempted: list[dict[str, Any]] | None) -> bool:
+        """Give the lease back, unless the queue holds an op not in ``attempted`` (then ``False``: go on).
+
+        ``attempted=None`` releases whatever is queued (this flush is giving up).
+        """
+        for _ in range(50):
+            state, etag = read_state(self.store, key)
+            if (state.get("flusher") or {}).get("owner") != token:
+                return True  # expired and taken over: the new holder carries on
+            if attempted is not None and any(q not in attempted for q in state.get("queue", [])):
+                return False
+            state.pop("flusher", None)
+            try:
+                self.store.put_if_match(key, json.dumps(state, sort_keys=True).encode(), etag)
+            except PreconditionFailed:
+                continue
+            return True
+        log.warning("Jira: could not release the flush lease of %s; it expires by itself", key)
+        return True
+
+    def _finish(self, key: str, op: dict[str, Any], result: Any = None, error: str | None = None,
+                lease: str | None = None) -> None:
         def change(state: dict[str, Any]) -> None:
+            if lease and (state.get("flusher") or {}).get("owner") == lease:
+                state["flusher"]["at"] = time.time()  # renewed: this flush is alive
             state["queue"] = [q for q in state.get("queue", []) if q != op]
             if op["kind"] != "tally" and op["id"] not in state.setdefault("done", []):
                 state["done"].append(op["id"])
@@ -291,6 +371,20 @@ class JiraTracker:
                                      content_type="application/json")
         except ObjectExists:
             pass
+
+    def _clear_pending(self, key: str, run_id: str) -> None:
+        """Take the run off the pending list, unless an operation was queued meanwhile.
+
+        Object stores have no portable conditional delete, so the removal is made conditional
+        on the queue instead: delete, then re-read the queue (written with compare-and-swap);
+        if another process queued an operation since this flush saw it empty, list the run
+        again. A writer queues before it marks the run pending, so either this re-read sees its
+        operation or its mark comes after the delete.
+        """
+        self.store.delete(pending_key(run_id))
+        state, _ = read_state(self.store, key)
+        if state.get("queue"):
+            self._mark_pending(key, state)
 
     # ----------------------------------------------------------------- operations
 
@@ -320,21 +414,55 @@ class JiraTracker:
         raise JiraConfigError(f"unknown Jira queue operation {kind!r}")
 
     def _ensure_issue(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Find or create the run's ticket (only the lease holder gets here, so one process creates)."""
         if state.get("issue_key"):
             return {}
+        return self._find_or_create(state)
+
+    def _tickets_of_run(self, run_id: str) -> list[Any]:
         s = self.settings
-        label = run_label(state["run_id"])
-        found = search(s, self.client, f'project = "{s.project}" AND labels = "{label}"', fields="summary,labels")
-        if found:
-            issue = found[0]
-        else:
-            labels = list(dict.fromkeys([BASE_LABEL, label, *s.labels]))
+        found = search(s, self.client, f'project = "{s.project}" AND labels = "{run_label(run_id)}"',
+                       fields="summary,labels,created")
+        return sorted(found, key=lambda issue: (int(issue.id) if str(issue.id).isdigit() else 0, str(issue.key)))
+
+    def _find_or_create(self, state: dict[str, Any]) -> dict[str, Any]:
+        s = self.settings
+        found = self._tickets_of_run(state["run_id"])
+        duplicates = found[1:]  # left by an earlier race: keep the oldest
+        if not found:
+            labels = list(dict.fromkeys([BASE_LABEL, run_label(state["run_id"]), *s.labels]))
             fields = {"project": {"key": s.project}, "issuetype": {"name": s.issue_type},
                       "summary": state["summary"], "description": state["description"], "labels": labels,
                       **s.extra_fields}
-            issue = call(s, "create issue", lambda: self.client.create_issue(fields=fields, prefetch=False))
+            created = call(s, "create issue", lambda: self.client.create_issue(fields=fields, prefetch=False))
+            # Another process may have created one too (lost state, an expired lease): keep the oldest.
+            found = self._tickets_of_run(state["run_id"]) or [created]
+            if not any(str(i.id) == str(created.id) for i in found):
+                found = sorted([*found, created], key=lambda i: int(i.id) if str(i.id).isdigit() else 0)
+            # Each creator retires only its own ticket, so two of them never both comment on one.
+            duplicates = [i for i in found[1:] if str(i.id) == str(created.id)]
+        issue = found[0]
+        for duplicate in duplicates:
+            self._mark_duplicate(duplicate.key, issue.key, state["run_id"])
         return {"issue_key": issue.key, "issue_id": str(issue.id),
                 "issue_url": f"{s.url.rstrip('/')}/browse/{issue.key}"}
+
+    def _mark_duplicate(self, duplicate_key: str, kept_key: str, run_id: str) -> None:
+        """Explain and relabel a second ticket of the same run, so that nothing finds it again."""
+        s = self.settings
+        ref = marker(f"duplicate-of/{kept_key}")
+        if not any(ref in (c.body or "") for c in self._comments(duplicate_key)):
+            body = (f"h3. Duplicate\nThis ticket duplicates {kept_key} (two processes created the promotion "
+                    f"ticket of run {{{{{run_id}}}}} at the same time). clearance tracks {kept_key} only.\n{ref}")
+            call(s, "add comment", lambda: self.client.add_comment(duplicate_key, body))
+        issue = call(s, "get issue", lambda: self.client.issue(duplicate_key, fields="labels"))
+        labels = list(issue.fields.labels or [])
+        wanted = [label for label in labels if label != run_label(run_id)]
+        wanted = list(dict.fromkeys([*wanted, DUPLICATE_LABEL]))
+        if wanted != labels:
+            call(s, "relabel duplicate", lambda: issue.update(fields={"labels": wanted}, notify=False))
+        log.warning("Jira: %s duplicated %s (run %s); relabelled %s", duplicate_key, kept_key, run_id,
+                    DUPLICATE_LABEL)
 
     def _comments(self, issue_key: str) -> list[Any]:
         return call(self.settings, "comments", lambda: self.client.comments(issue_key))

@@ -10,7 +10,8 @@ suffix in ``tests/specs/jira/jira_platform_v3.subset.json``; a mismatch is recor
 
 Switches for tests: ``deployment`` ("Cloud"/"Server"), ``down`` (every call answers 503),
 ``fail_next`` (status codes for the next calls, e.g. ``[429, 500]``), ``webhooks`` (the
-``jira:issue_updated`` payloads a real Jira would send after each transition).
+``jira:issue_updated`` payloads a real Jira would send after each transition), ``hold()``
+(the next N matching requests wait for each other, so that two clients race for real).
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class FakeJira:
         self.requests: list[tuple[str, str]] = []
         self.down = False
         self.fail_next: list[int] = []
+        self.holds: list[dict[str, Any]] = []
         self.lock = threading.RLock()
         self._ids = itertools.count(10100)
         self._keys = itertools.count(1)
@@ -119,6 +121,30 @@ class FakeJira:
                             "displayName": name.title(), "password": password}
         if token:
             self.tokens[token] = name
+
+    def hold(self, method: str, path_pattern: str, parties: int = 2, timeout: float = 1.0) -> None:
+        """The next ``parties`` requests ``method`` on a path matching ``path_pattern`` wait for each other.
+
+        They are answered together once all have arrived, or after ``timeout`` seconds (then one at
+        a time): two clients that check-then-act both check before either acts, if nothing
+        (e.g. a claim) keeps the second one away.
+        """
+        self.holds.append({"method": method, "path": re.compile(path_pattern), "left": parties,
+                           "barrier": threading.Barrier(parties, timeout=timeout)})
+
+    def _wait_on_hold(self, method: str, path: str) -> None:
+        for held in self.holds:
+            if held["method"] != method or not held["path"].search(path):
+                continue
+            with self.lock:
+                mine = held["left"] > 0
+                held["left"] -= mine
+            if mine:
+                try:
+                    held["barrier"].wait()
+                except threading.BrokenBarrierError:
+                    pass  # timed out: the others never came
+            return
 
     def start(self) -> FakeJira:
         fake = self
@@ -289,6 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
         parsed = urlparse(self.path)
         body = self._body()
         jira.requests.append((method, parsed.path))
+        jira._wait_on_hold(method, parsed.path)
         if jira.down:
             return self._send(503, {"errorMessages": ["Service unavailable"]})
         if jira.fail_next:

@@ -152,3 +152,91 @@ def test_jira_down_during_a_promotion_never_blocks_it_and_the_ticket_catches_up(
     assert jira.status_history(ticket["key"]) == ["Gates running", "Awaiting approval", "Approved", "Promoted"]
     assert [a["json"]["filename"] for a in ticket["attachments"]] == ["clearance-report.md"]
     assert len(jira.issues) == 1
+
+
+@pytest.fixture
+def jira_server(monkeypatch):
+    """A Server/Data Center fake: ``search`` (not ``search/jql``), user names in changelogs, no webhook secret."""
+    fake = FakeJira("Server").start()
+    for name in ("dana", "sam", "bea", "carl"):
+        fake.add_user(name, f"{name}-pw", account_id=f"acc-{name}", email=f"{name}@example.com")
+    monkeypatch.delenv("CLEARANCE_JIRA_WEBHOOK_SECRET", raising=False)
+    for name, value in {"URL": fake.url, "USERNAME": "clearance-bot", "PASSWORD": "bot-password", "PROJECT": "CLR",
+                        "MAX_RETRIES": "1", "BACKOFF_SECONDS": "0.05", "TIMEOUT_SECONDS": "3"}.items():
+        monkeypatch.setenv(f"CLEARANCE_JIRA_{name}", value)
+    yield fake
+    fake.stop()
+    assert fake.contract_errors == []
+
+
+def poll_pass(cand, tmp_path) -> str:
+    """One pass of the real poller CLI (``clearance jira-poll --once``) in its own process; returns its log."""
+    from tests.integration.promotion_kit import cli
+
+    done = cli(cand, "ops", "jira-poll", "--once")
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    return out
+
+
+def test_polling_a_server_instance_counts_transitions_once_and_resumes_the_run(s3, tmp_path, jira_server,
+                                                                               monkeypatch):
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from clearance.config import load_config_dir
+    from clearance.jira_settings import JiraSettings
+    from clearance.serve.jira_routes import routes
+
+    jira = jira_server
+    cand = candidate_with_jira_ids(tmp_path, s3, monkeypatch)
+    proc = start_direct_run(cand, "1.0.0", log=tmp_path / "run.log")
+    run_id = find_run(cand.model, "1.0.0")
+    wait_for_request(s3, run_id)
+    key = ticket_of(jira, run_id, "Awaiting approval")["key"]
+    record_key = f"evidence/{cand.model}/1.0.0/{run_id}/approvals.json"
+
+    def decisions():
+        return json.loads(s3.get_bytes(record_key)[0])["decisions"]
+
+    # sam (security) moves the ticket in Jira; one pass of the poller counts it.
+    jira.transition_as("sam", key, "Approve")
+    sam_history = jira.issues[key]["histories"][-1]["id"]
+    out = poll_pass(cand, tmp_path)
+    assert f"{key}#{sam_history}: counted: sam approve" in out
+    assert [(d["principal"], d["channel"]) for d in decisions()] == [("sam", "jira")]
+    assert decisions()[0]["channel_evidence"]["source"] == "poll"
+    assert decisions()[0]["dedupe_key"] == f"jira:{jira.issues[key]['id']}:{sam_history}"
+    assert ("GET", "/rest/api/2/search") in jira.requests and ("GET", "/rest/api/2/search/jql") not in jira.requests
+    tally = next(c["body"] for c in jira.issues[key]["comments"] if "Sign-off" in c["body"])
+    assert "|security|1|sam|0|" in tally and "|business|1|-|1|" in tally  # the poller's process updated it
+    assert wait_state(run_id, {"PAUSED"}) == "PAUSED"  # one of two roles: still waiting
+
+    # The same change delivered by a (signed) webhook as well counts once.
+    settings = JiraSettings(webhook_secret=SECRET)
+    principals = load_config_dir(cand.config_dir).principals
+    client = TestClient(Starlette(routes=routes(settings, s3, principals)))
+    sam_webhook = next(w for w in jira.webhooks if w["changelog"]["id"] == sam_history)
+    assert deliver(client, sam_webhook).json()["results"] == ["duplicate: already received"]
+    assert len(decisions()) == 1
+
+    # bea (business) moves it too; the next pass counts her, not sam again, and the run resumes.
+    jira.transition_as("bea", key, "Request approval")
+    jira.transition_as("bea", key, "Approve")
+    bea_history = jira.issues[key]["histories"][-1]["id"]
+    out = poll_pass(cand, tmp_path)
+    assert f"{key}#{bea_history}: counted: bea approve" in out
+    assert f"{key}#{sam_history}: duplicate: already received" in out
+    assert finish(proc) == 0, (tmp_path / "run.log").read_text()[-3000:]
+
+    record = json.loads(s3.get_bytes(record_key)[0])
+    assert record["outcome"] == "approved"
+    assert sorted((d["principal"], d["channel"]) for d in record["decisions"]) == [("bea", "jira"), ("sam", "jira")]
+    ticket = ticket_of(jira, run_id, "Promoted")
+    assert [a["json"]["filename"] for a in ticket["attachments"]] == ["clearance-report.md"]
+    assert len(jira.issues) == 1
+    # After the request closed, neither path counts anything more.
+    bea_webhook = next(w for w in jira.webhooks if w["changelog"]["id"] == bea_history)
+    assert deliver(client, bea_webhook).json()["results"] == ["ignored: request already approved"]
+    assert "counted" not in poll_pass(cand, tmp_path)
+    assert len(json.loads(s3.get_bytes(record_key)[0])["decisions"]) == 2

@@ -309,3 +309,213 @@ def test_committed_spec_subset_is_what_the_script_makes():
         assert module.make_jira_subset(source).read_bytes() == committed
     finally:
         (repo / "tests" / "specs" / "jira" / "jira_platform_v3.subset.json").write_bytes(committed)
+
+
+# --------------------------------------------------------------------------- races between processes
+
+
+def _run_together(*jobs):
+    """Start ``jobs`` in threads at the same moment; re-raise the first error."""
+    import threading
+
+    start = threading.Barrier(len(jobs))
+    errors: list[BaseException] = []
+
+    def run(job):
+        start.wait()
+        try:
+            job()
+        except BaseException as exc:  # noqa: BLE001 — reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads), "a flush hung"
+    if errors:
+        raise errors[0]
+
+
+def test_two_processes_flushing_an_empty_state_at_once_create_one_ticket(fake):
+    store = MemoryStore()
+    # Both searches are answered together: unless one process keeps out of the way (the flush
+    # lease), both see "no ticket" and both create.
+    fake.hold("GET", r"/search", parties=2, timeout=0.5)
+    first, second = JiraNotifier(settings_for(fake), store), JiraNotifier(settings_for(fake), store)
+    _run_together(lambda: first.handle(event("opened")), lambda: second.handle(event("opened")))
+
+    assert len(fake.issues) == 1, sorted(fake.issues)
+    ticket = only_ticket(fake)
+    state = store.get_json(jira_state_key("churn", "1.0.0", "run-1"))
+    assert state["issue_key"] == ticket["key"] and "flusher" not in state  # the lease was given back
+    assert state["queue"] == [] and store.head(pending_key("run-1")) is None
+    # The lease holder also wrote what the other one queued, once.
+    assert fake.status_history(ticket["key"]) == ["Gates running"]
+    assert len(ticket["remotelinks"]) == 1
+
+
+def test_what_a_process_queues_while_another_holds_the_lease_is_written_by_the_holder(fake):
+    store = MemoryStore()
+    fake.hold("GET", r"/search", parties=2, timeout=0.5)  # keeps the holder busy for a moment
+    holder, other = JiraNotifier(settings_for(fake), store), JiraNotifier(settings_for(fake), store)
+    _run_together(lambda: holder.handle(event("opened")), lambda: other.handle(event("gate", gate=GATE)))
+    ticket = only_ticket(fake)
+    assert sum("Gate artifact_integrity" in c["body"] for c in ticket["comments"]) == 1
+    assert fake.status_history(ticket["key"]) == ["Gates running"] and len(ticket["remotelinks"]) == 1
+    state = store.get_json(jira_state_key("churn", "1.0.0", "run-1"))
+    assert state["queue"] == [] and "flusher" not in state and store.head(pending_key("run-1")) is None
+
+
+def test_a_second_ticket_made_without_a_shared_state_is_marked_duplicate_and_the_oldest_kept(fake):
+    from tasks.jira_tracking import DUPLICATE_LABEL
+
+    # Two processes whose run state is not shared (e.g. a retry that lost it): no lease can help,
+    # so after creating each searches again and both settle on the oldest ticket.
+    stores = [MemoryStore(), MemoryStore()]
+    fake.hold("GET", r"/search", parties=2, timeout=2)
+    _run_together(*(lambda s=s: JiraNotifier(settings_for(fake), s).handle(event("opened")) for s in stores))
+
+    assert len(fake.issues) == 2  # both were created: that is the race
+    kept = only_ticket(fake)  # only one still carries the run label
+    oldest = min(fake.issues.values(), key=lambda i: int(i["id"]))
+    assert kept["key"] == oldest["key"]
+    duplicate = next(i for i in fake.issues.values() if i["key"] != kept["key"])
+    assert DUPLICATE_LABEL in duplicate["fields"]["labels"]
+    assert run_label("run-1") not in duplicate["fields"]["labels"]
+    assert sum(f"duplicates {kept['key']}" in c["body"] for c in duplicate["comments"]) == 1
+    for store in stores:
+        assert store.get_json(jira_state_key("churn", "1.0.0", "run-1"))["issue_key"] == kept["key"]
+    # Later events of either process go to the kept ticket only.
+    JiraNotifier(settings_for(fake), stores[1]).handle(event("gate", gate=GATE))
+    assert any("Gate artifact_integrity" in c["body"] for c in kept["comments"])
+    assert not any("Gate" in c["body"] for c in duplicate["comments"])
+
+
+class _DeleteRacingStore(MemoryStore):
+    """Runs ``before_delete(key)`` once, right before the first delete of a key under ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.before_delete = None
+
+    def delete(self, key: str) -> None:
+        hook, self.before_delete = (self.before_delete, None) if key.startswith(self.prefix) else (None,
+                                                                                                 self.before_delete)
+        if hook is not None:
+            hook(key)
+        super().delete(key)
+
+
+def test_leaving_the_pending_list_does_not_drop_an_operation_queued_meanwhile(fake):
+    store = _DeleteRacingStore("evidence/jira/pending/")
+    JiraNotifier(settings_for(fake), store).handle(event("opened"))
+    ticket_key = only_ticket(fake)["key"]
+    assert store.head(pending_key("run-1")) is None
+
+    def other_process_queues_while_jira_is_down(_key):
+        # Between this flush seeing an empty queue and its removal of the pending entry,
+        # another process queues a gate comment, cannot write it (Jira down) and lists the run.
+        fake.down = True
+        try:
+            with pytest.raises(JiraUnavailable):
+                JiraNotifier(settings_for(fake), store).handle(event("gate", gate=GATE))
+        finally:
+            fake.down = False
+        assert store.head(pending_key("run-1")) is not None
+
+    store.before_delete = other_process_queues_while_jira_is_down
+    JiraNotifier(settings_for(fake), store).handle(event("opened"))  # a rerun: nothing new, queue empty
+    assert store.before_delete is None, "the race was not exercised"
+
+    # The run is still listed, so the poller's flush writes the gate comment.
+    assert store.head(pending_key("run-1")) is not None
+    assert [op["id"] for op in store.get_json(jira_state_key("churn", "1.0.0", "run-1"))["queue"]] == [
+        "gate/artifact_integrity"]
+    assert flush_pending(settings_for(fake), store) == [jira_state_key("churn", "1.0.0", "run-1")]
+    assert any("Gate artifact_integrity" in c["body"] for c in fake.issues[ticket_key]["comments"])
+    assert store.head(pending_key("run-1")) is None
+
+
+# --------------------------------------------------------------------------- one tally, two channels
+
+
+def _slack_tally(blocks: list[dict]) -> tuple[dict[str, list[str]], dict[str, int], list[str]]:
+    """counted / missing per role and who rejected, read back from the Slack approval message."""
+    import re
+
+    section = next(b["text"]["text"] for b in blocks if b.get("text", {}).get("text", "").startswith("*Approvals*"))
+    counted, missing, rejected = {}, {}, []
+    for line in section.splitlines()[1:]:
+        if m := re.match(r"^:\w+: \*(?P<role>[^*]+)\*: (?P<n>\d+)/(?P<need>\d+) \((?P<who>[^)]*)\)"
+                         r"(?: — needs (?P<more>\d+) more)?", line):
+            who = [] if m["who"] == "nobody yet" else m["who"].split(", ")
+            assert int(m["n"]) == len(who)
+            counted[m["role"]] = who
+            # "n/need" always shows; "needs k more" only while the request is open.
+            missing[m["role"]] = max(0, int(m["need"]) - int(m["n"]))
+            assert m["more"] is None or int(m["more"]) == missing[m["role"]], line
+        elif m := re.match(r"^:x: rejected by \*(?P<who>[^*]+)\*", line):
+            rejected.append(m["who"])
+    return counted, missing, rejected
+
+
+def _jira_tally(body: str) -> tuple[dict[str, list[str]], dict[str, int], list[str]]:
+    """counted / missing per role and who rejected, read back from the Jira sign-off comment."""
+    counted, missing, rejected = {}, {}, []
+    for line in body.splitlines():
+        cells = line.split("|")
+        if line.startswith("|") and not line.startswith("||") and len(cells) == 6:
+            _, role, _need, who, more, _ = cells
+            counted[role] = [] if who == "-" else who.split(", ")
+            missing[role] = int(more)
+        elif line.startswith("Rejected by: "):
+            rejected = line[len("Rejected by: "):].split(", ")
+    return counted, missing, rejected
+
+
+def test_slack_approval_message_and_jira_tally_comment_show_the_same_tally():
+    from clearance.approvals import Vote, tally
+    from tasks.approvals_record import open_record, read_record, record_key, submit_decision
+    from tasks.jira_tracking import tally_comment
+    from tasks.slack_blocks import approval_message
+
+    store = MemoryStore()
+    people = Principals.model_validate({"principals": [
+        *(p.model_dump() for p in PRINCIPALS.principals),
+        {"id": "sol", "email": "sol@example.com", "roles": ["security", "business"]},
+        {"id": "ray", "email": "ray@example.com", "roles": ["security"]},
+    ]})
+    request = ApprovalRequest(run_id="run-1", model="churn", version="1.0.0", tier="high", artifact_digest="ab" * 32,
+                              evidence_digest="cd" * 32, required_roles={"security": 2, "business": 1},
+                              excluded_principals=["dana"], initiator="dana", channels=[Channel.JIRA, Channel.SLACK],
+                              deadline=utcnow() + timedelta(hours=1))
+    open_record(store, request)
+    key = record_key("churn", "1.0.0", "run-1")
+    now = utcnow()
+    seen = []
+
+    def both(record):
+        _, blocks = approval_message(record, [], now=now)
+        slack = _slack_tally(blocks)
+        jira = _jira_tally(tally_comment(record, settings_for_tally(), now=now))
+        truth = tally(record, now)
+        assert slack == jira == (truth.counted, truth.missing, truth.rejected_by), (slack, jira, truth)
+        seen.append(jira)
+
+    both(read_record(store, key)[0])  # nobody yet
+    # sol holds two roles but counts once (role assignment is the shared rule's, not each renderer's).
+    for who, vote in (("sol", Vote.APPROVE), ("sam", Vote.APPROVE), ("ray", Vote.REJECT)):
+        result = submit_decision(store, key, principal=people.by_id(who), identity=who, channel=Channel.SLACK,
+                                 vote=vote, artifact_digest="ab" * 32)
+        assert result.accepted, result
+        both(read_record(store, key)[0])
+    assert [s[1] for s in seen] == [{"business": 1, "security": 2}, {"business": 0, "security": 2},
+                                    {"business": 0, "security": 1}, {"business": 0, "security": 1}]
+    assert seen[-1][2] == ["ray"]
+
+
+def settings_for_tally() -> JiraSettings:
+    return JiraSettings(url="https://jira.example", project="CLR", email="bot@example.com", api_token="x")
