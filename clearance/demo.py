@@ -44,9 +44,9 @@ def train_model_bytes() -> bytes:
 
 
 def next_version(store) -> str:
-    """1.0.N, one more than the candidates already uploaded (so `make demo` can run again)."""
+    """1.0.0 first, then 1.0.N past the candidates already uploaded (so `make demo` can run again)."""
     taken = {key.split("/")[2] for key in store.list_keys(f"candidates/{MODEL}/")}
-    n = 1
+    n = 0
     while f"1.0.{n}" in taken:
         n += 1
     return f"1.0.{n}"
