@@ -18,20 +18,21 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = REPO.parent / "shared" / "specs"
+V3_SCHEMAS = "#/components/schemas/"  # where OpenAPI 3 keeps named schemas
 
 
-def _refs(node: Any) -> set[str]:
-    """Every ``#/definitions/<name>`` referenced inside ``node``."""
+def _refs(node: Any, prefix: str = "#/definitions/") -> set[str]:
+    """Every schema name referenced as ``<prefix><name>`` inside ``node`` (OpenAPI 2 or 3)."""
     found: set[str] = set()
     if isinstance(node, dict):
         ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/definitions/"):
-            found.add(ref.removeprefix("#/definitions/"))
+        if isinstance(ref, str) and ref.startswith(prefix):
+            found.add(ref.removeprefix(prefix))
         for value in node.values():
-            found |= _refs(value)
+            found |= _refs(value, prefix)
     elif isinstance(node, list):
         for value in node:
-            found |= _refs(value)
+            found |= _refs(value, prefix)
     return found
 
 
@@ -106,20 +107,6 @@ JIRA_OPERATIONS = {
 }
 
 
-def _component_refs(node: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
-            found.add(ref.removeprefix("#/components/schemas/"))
-        for value in node.values():
-            found |= _component_refs(value)
-    elif isinstance(node, list):
-        for value in node:
-            found |= _component_refs(value)
-    return found
-
-
 def make_jira_subset(source_dir: Path) -> Path:
     """``tests/specs/jira/jira_platform_v3.subset.json``: the operations above (responses only) and their schemas."""
     source = source_dir / "jira_cloud_platform_swagger-v3.v3.json"
@@ -135,12 +122,12 @@ def make_jira_subset(source_dir: Path) -> Path:
                                                  if code.startswith("2")}}
     schemas = spec["components"]["schemas"]
     needed: set[str] = set()
-    todo = _component_refs(paths)
+    todo = _refs(paths, V3_SCHEMAS)
     while todo:
         name = todo.pop()
         if name not in needed:
             needed.add(name)
-            todo |= _component_refs(schemas[name]) - needed
+            todo |= _refs(schemas[name], V3_SCHEMAS) - needed
     subset = {
         "x-subset-of": {"file": source.name, "repository": "cfdude/mcp-jira", "path": "swagger-v3.v3.json",
                         "commit": "8bc7903", "made-by": "scripts/make_spec_subsets.py (make_jira_subset)",
