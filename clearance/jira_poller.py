@@ -30,7 +30,9 @@ log = logging.getLogger("clearance.jira.poller")
 def decision_jql(settings: JiraSettings) -> str:
     """The JQL of one polling pass."""
     statuses = ", ".join(f'"{s}"' for s in (settings.approval_status, settings.rejection_status))
-    return f'project = "{settings.project}" AND labels = "{BASE_LABEL}" AND status in ({statuses})'
+    # Only tickets touched within the window: a pass must not reread every ticket ever approved.
+    return (f'project = "{settings.project}" AND labels = "{BASE_LABEL}" AND status in ({statuses}) '
+            f'AND updated >= "{settings.poll_window}"')
 
 
 def poll_once(settings: JiraSettings, store: ObjectStore, principals: Principals) -> list[str]:

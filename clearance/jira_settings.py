@@ -64,7 +64,8 @@ class JiraSettings(BaseSettings):
     rejection_status: str = Field("Rejected", description="Entering this status counts as a rejection.")
     webhook_secret: SecretStr | None = Field(None, description="Secret of the signed Cloud admin webhook.")
     poll_seconds: float = Field(60.0, gt=0, description="Polling interval of the JQL poller.")
-    poll_window: str = Field("-2d", description="JQL 'updated >=' window the poller looks back over.")
+    poll_window: str = Field("-2d", pattern=r"^-\d+[mhdw]$",
+                             description="JQL 'updated >=' window the poller looks back over (-30m, -12h, -2d, -1w).")
     deployment: Literal["auto", "cloud", "server"] = Field("auto", description="Override serverInfo detection.")
     timeout_seconds: float = Field(10.0, gt=0, description="Connect/read timeout of one REST call.")
     max_retries: int = Field(3, ge=0, description="Retries of one call on 5xx / 429 / timeouts.")

@@ -21,7 +21,7 @@ import itertools
 import json
 import re
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,6 +47,20 @@ DEFAULT_WORKFLOW = {
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def _parse_jira_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+
+
+def _jql_since(value: str) -> datetime:
+    """A JQL date: relative (``-2d``, ``-12h``, ``-30m``, ``-1w``) or ``yyyy-MM-dd[ HH:mm]``."""
+    relative = re.fullmatch(r"-(\d+)([mhdw])", value)
+    if relative:
+        unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[relative.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: int(relative.group(1))})
+    fmt = "%Y-%m-%d %H:%M" if " " in value else "%Y-%m-%d"
+    return datetime.strptime(value, fmt).replace(tzinfo=UTC)
 
 
 class ContractValidator:
@@ -255,10 +269,14 @@ class FakeJira:
     def matches(self, issue: dict[str, Any], jql: str) -> bool:
         jql = re.split(r"\s+ORDER\s+BY\s+", jql, flags=re.IGNORECASE)[0].strip()
         for clause in re.split(r"\s+AND\s+", jql, flags=re.IGNORECASE):
-            m = re.fullmatch(r'(\w+)\s*(=|in)\s*(.+)', clause.strip(), flags=re.IGNORECASE)
+            m = re.fullmatch(r'(\w+)\s*(>=|=|in)\s*(.+)', clause.strip(), flags=re.IGNORECASE)
             if not m:
                 raise ValueError(f"unsupported JQL clause: {clause}")
             field, op, raw = m.group(1).lower(), m.group(2).lower(), m.group(3).strip()
+            if field == "updated" and op == ">=":
+                if _parse_jira_time(issue["fields"]["updated"]) < _jql_since(raw.strip('"')):
+                    return False
+                continue
             values = [v.strip().strip('"') for v in raw.strip("()").split(",")] if op == "in" else [raw.strip('"')]
             if field == "project":
                 ok = issue["fields"]["project"]["key"] in values

@@ -283,6 +283,19 @@ def test_polling_a_server_instance_counts_changes_once_even_after_the_webhook(fa
     assert woken == []  # one of two roles: the run is not woken yet
 
 
+def test_polling_skips_tickets_not_updated_within_the_window(fake, pending_run):
+    from clearance.jira_poller import decision_jql, poll_once
+
+    store, _settings, key, _woken = pending_run
+    fake.deployment = "Server"
+    server = settings_for(fake, email=None, api_token=None, username="clearance-bot", password="bot-password")
+    fake.transition_as("sam", key, "Approve")
+    fake.issues[key]["fields"]["updated"] = "2020-01-01T00:00:00.000+0000"  # long before the -2d window
+    assert 'updated >= "-2d"' in decision_jql(server)
+    assert poll_once(server, store, PRINCIPALS) == []
+    assert record_of(store)["decisions"] == []
+
+
 # --------------------------------------------------------------------------- settings and the spec subset
 
 
