@@ -1,0 +1,82 @@
+"""`deploy/prefect.yaml` registers the same deployments as `clearance deploy`, and a worker runs them.
+
+The yaml path is what a platform team uses with `prefect deploy`; without this test it could drift from
+the Python registration (entrypoints, parameters, schedules) unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.promotion_kit import REPO, make_candidate, wait_state
+
+pytestmark = pytest.mark.integration
+YAML_POOL = "clearance"  # the pool named in deploy/prefect.yaml
+
+
+def _prefect(*args: str, env: dict[str, str], log: Path, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).parent / "prefect"), *args], cwd=cwd, env=env,
+                          stdout=open(log, "ab"), stderr=subprocess.STDOUT, timeout=300)
+
+
+def _deployment(client, name: str):
+    return client.read_deployment_by_name(name)
+
+
+def test_prefect_yaml_registers_and_runs_the_promotion(s3, tmp_path, monkeypatch):
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+
+    from clearance.deployments import ensure_work_pool, register_deployments
+
+    log = tmp_path / "prefect.log"
+    env = dict(os.environ) | {"CLEARANCE_HOME": str(REPO), "PREFECT_WORKER_QUERY_SECONDS": "1"}
+
+    # What `clearance deploy` registers, read back as the reference.
+    register_deployments("clearance-yaml-reference")
+    with get_client(sync_client=True) as client:
+        reference = {name: _deployment(client, name)
+                     for name in ("promote-model/promote-model", "approval-deadlines/every-minute")}
+
+    ensure_work_pool(YAML_POOL)
+    done = _prefect("--no-prompt", "deploy", "--all", "--prefect-file", "deploy/prefect.yaml", env=env, log=log)
+    assert done.returncode == 0, log.read_text()[-4000:]
+
+    with get_client(sync_client=True) as client:
+        for name, ref in reference.items():
+            got = _deployment(client, name)
+            assert got.id == ref.id  # the yaml updated the same deployment, did not make a second one
+            assert got.work_pool_name == YAML_POOL
+            assert got.entrypoint == ref.entrypoint
+            assert got.parameter_openapi_schema == ref.parameter_openapi_schema
+            assert got.job_variables["env"]["CLEARANCE_CONFIG_DIR"] == f"{REPO}/configs"
+            assert got.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
+        sweep = _deployment(client, "approval-deadlines/every-minute")
+        schedules = client.read_deployment_schedules(sweep.id)
+        assert [s.schedule.interval.total_seconds() for s in schedules] == [60]
+        # Keep the session's other suspended runs away from this test's worker.
+        client.pause_deployment(sweep.id)
+
+    # Run the yaml's promote-model as a dry run of a test candidate; the worker supplies S3 credentials.
+    cand = make_candidate(tmp_path, s3)
+    run = run_deployment("promote-model/promote-model", timeout=0,
+                         parameters={"model": cand.model, "version": "1.0.0", "initiator": "dana", "dry_run": True},
+                         job_variables={"env": {"CLEARANCE_CONFIG_DIR": str(cand.config_dir)}})
+    worker = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", YAML_POOL],
+                              cwd=tmp_path, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        final = wait_state(str(run.id), {"COMPLETED", "FAILED", "CRASHED"}, timeout=240)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert final == "COMPLETED", log.read_text()[-4000:]
+    dry = json.loads(s3.get_bytes(f"evidence/{cand.model}/1.0.0/{run.id}/dry-run.json")[0])
+    assert dry["eligible"] == {"business": ["bea"], "security": ["sam", "sol"]}
+    assert s3.head(f"production/{cand.model}/CURRENT.json") is None
