@@ -317,6 +317,8 @@ class _Run:
         for ds in order:
             if ds.reader is None or name not in ds.reader.columns:
                 continue
+            if drift_kind is None and self._event_time_from_footers(ds, name, out):
+                continue
             try:
                 column = ds.reader.column(name, threads=False)
             except DatasetReadError as exc:
@@ -376,9 +378,43 @@ class _Run:
                     counts = counts if counts is not None else C.value_counts(column)
                     ds.label_checks = C.label_checks(ds.role, contract, column, counts, ds.pending)
                 if contract.event_time is not None and contract.event_time.column == name:
-                    ds.freshness_check = C.freshness_check(ds.role, contract, column, self.now)
+                    ds.freshness_check = C.freshness_check(ds.role, contract, column.type, C.newest_value(column),
+                                                           self.now)
             del column
         return out
+
+    def _event_time_from_footers(self, ds: _Dataset, name: str, out: _ColumnOut) -> bool:
+        """Answer an event-time column from the Parquet footers (row group statistics) without reading it.
+
+        Only when the column is wanted for nothing but its null count and newest value (not a key,
+        label, category or drift column, and its null rate within the limit, so no offending rows are
+        needed); returns False, and the caller reads the column, in every other case.
+        """
+        contract = ds.contract if ds.usable else None
+        if contract is None or contract.event_time is None or contract.event_time.column != name \
+                or name in contract.key or (contract.label is not None and contract.label.column == name) \
+                or name in ds.bad_columns:
+            return False
+        spec = ds.spec(name)
+        if spec is not None and spec.categories is not None:
+            return False
+        facts = ds.reader.footer_facts(name)
+        if facts is None or not C.is_temporal(facts.type):
+            return False
+        rate = facts.nulls / facts.rows if facts.rows else None
+        if spec is not None and spec.null_limit is not None and (rate or 0.0) > spec.null_limit:
+            return False  # the failed null check wants the offending rows: read them
+        row = {"dataset": ds.role, "column": name, "rows": facts.rows, "nulls": facts.nulls, "null_rate": rate,
+               "type": C.shown_type(facts.type), "source": "parquet statistics"}
+        out.rows.append(((ds.role, name), row))
+        if spec is not None:
+            result = C.null_check(ds.role, name, facts.nulls, facts.rows, spec, None, ds.pending)
+            if result is not None:
+                out.checks.append(result)
+            if spec.min is not None or spec.max is not None:
+                out.checks.append(C.range_needs_numbers(ds.role, name, facts.type, spec))
+        ds.freshness_check = C.freshness_check(ds.role, contract, facts.type, facts.maximum, self.now)
+        return True
 
     def _drift_kind(self, name: str, reference: _Dataset | None, compared: list[_Dataset]) -> str | None:
         if reference is None or not reference.usable or name not in reference.reader.columns:

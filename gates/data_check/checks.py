@@ -147,7 +147,7 @@ def dictionary_column_checks(role: str, name: str, column: pa.ChunkedArray, scan
     if result is not None:
         checks.append(result)
     if spec.min is not None or spec.max is not None:
-        checks.append(_range_needs_numbers(role, name, column, spec))
+        checks.append(range_needs_numbers(role, name, column.type, spec))
     if spec.categories is not None:
         count = scan.outside
         row["unknown_categories"] = count
@@ -168,7 +168,7 @@ def other_column_checks(role: str, name: str, column: pa.ChunkedArray, spec: Col
     if result is not None:
         checks.append(result)
     if spec.min is not None or spec.max is not None:
-        checks.append(_range_needs_numbers(role, name, column, spec))
+        checks.append(range_needs_numbers(role, name, column.type, spec))
     if spec.categories is not None:
         checks += _arrow_categories(role, name, column, spec, row, pending)
     return checks
@@ -182,9 +182,9 @@ def _null_positions(column: pa.ChunkedArray, nulls: int, spec: ColumnContract) -
     return np.flatnonzero(_bools(pc.is_null(column)))
 
 
-def _range_needs_numbers(role: str, name: str, column: pa.ChunkedArray, spec: ColumnContract) -> CheckResult:
+def range_needs_numbers(role: str, name: str, column_type: pa.DataType, spec: ColumnContract) -> CheckResult:
     return CheckResult(id=f"range:{role}:{name}", status=Status.ERROR, threshold=[spec.min, spec.max],
-                       message=f"{role}.{name}: a range needs a numeric column, got {column.type}")
+                       message=f"{role}.{name}: a range needs a numeric column, got {column_type}")
 
 
 def _bools(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -284,9 +284,34 @@ def value_counts(column: pa.ChunkedArray) -> dict[Any, int]:
         from gates.data_check.scan import scan_dictionary
 
         return scan_dictionary(column).counts
+    if pa.types.is_integer(column.type):
+        small = _small_integer_counts(column)
+        if small is not None:
+            return small
     counts = pc.value_counts(column)
     values = counts.field("values").to_pylist()
     return {v: int(c) for v, c in zip(values, counts.field("counts").to_pylist()) if v is not None}
+
+
+def _small_integer_counts(column: pa.ChunkedArray, span_limit: int = 1 << 16) -> dict[int, int] | None:
+    """Value counts of an integer column whose values span at most ``span_limit`` (labels, codes),
+    by counting chunk by chunk instead of hashing; None for a wider span."""
+    present = []
+    for chunk in column.chunks:
+        values, valid = chunk_values(chunk, as_float=False)
+        present.append(values if valid is None else values[valid])
+    present = [p for p in present if p.size]
+    if not present:
+        return {}
+    lo = min(int(p.min()) for p in present)
+    hi = max(int(p.max()) for p in present)
+    if hi - lo >= span_limit or hi > np.iinfo(np.int64).max:
+        return None
+    counts = np.zeros(hi - lo + 1, dtype=np.int64)
+    for p in present:  # in int64, so narrow types cannot overflow on the shift
+        shifted = p.astype(np.int64, copy=False)
+        counts += np.bincount(shifted - lo if lo else shifted, minlength=counts.size)
+    return {lo + int(i): int(counts[i]) for i in np.flatnonzero(counts)}
 
 
 def label_checks(role: str, contract: DatasetContract, column: pa.ChunkedArray, counts: dict[Any, int],
@@ -321,18 +346,30 @@ def label_checks(role: str, contract: DatasetContract, column: pa.ChunkedArray, 
     return checks
 
 
-def freshness_check(role: str, contract: DatasetContract, column: pa.ChunkedArray, now: datetime) -> CheckResult:
+def is_temporal(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type)
+
+
+def newest_value(column: pa.ChunkedArray) -> Any:
+    """The largest value of a timestamp or date column (None for other types or no values)."""
+    return pc.max(column).as_py() if is_temporal(column.type) else None
+
+
+def freshness_check(role: str, contract: DatasetContract, column_type: pa.DataType, newest: Any,
+                    now: datetime) -> CheckResult:
+    """Age of the newest event time (``newest``, from the column or the Parquet footers) against ``max_age``."""
     spec = contract.event_time
     assert spec is not None
     cid = f"freshness:{role}"
     threshold = f"<= {spec.max_age}"
-    if not (pa.types.is_timestamp(column.type) or pa.types.is_date(column.type)):
+    if not is_temporal(column_type):
         return CheckResult(id=cid, status=Status.FAIL, threshold=threshold,
-                           message=f"{role}.{spec.column}: event time must be a timestamp or date, got {column.type}")
-    newest = pc.max(column).as_py()
+                           message=f"{role}.{spec.column}: event time must be a timestamp or date, got {column_type}")
     if newest is None:
         return CheckResult(id=cid, status=Status.FAIL, observed=None, threshold=threshold,
                            message=f"{role}.{spec.column}: no event time at all")
+    if hasattr(newest, "to_pydatetime"):  # a nanosecond timestamp comes back as pandas' Timestamp
+        newest = newest.to_pydatetime(warn=False)
     if not isinstance(newest, datetime):
         newest = datetime(newest.year, newest.month, newest.day)
     if newest.tzinfo is None:

@@ -7,14 +7,26 @@ Every failure becomes a :class:`DatasetReadError` with a kind and a message nami
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from gates.data_check.models import DatasetLocator
+
+
+@dataclass(frozen=True)
+class FooterFacts:
+    """What the Parquet footers alone say of one column: rows, nulls and the largest value."""
+
+    type: pa.DataType
+    rows: int
+    nulls: int
+    maximum: Any  # as ``pc.max(column).as_py()`` would give it; None when every value is null
 
 
 class DatasetReadError(Exception):
@@ -89,6 +101,42 @@ class DatasetReader:
         except Exception as exc:  # noqa: BLE001
             raise DatasetReadError(_classify(exc), f"{self.locator.role} ({self.locator.uri}), column {name!r}: "
                                                    f"{type(exc).__name__}: {exc}")
+
+    def footer_facts(self, name: str) -> FooterFacts | None:
+        """Row count, null count and maximum of column ``name`` from the Parquet footers, without reading it.
+
+        None when any row group lacks the statistics, a file stores the column under another type,
+        or the dataset is CSV: the caller then reads the column.
+        """
+        if self._csv_table is not None or name not in self.schema.names:
+            return None
+        wanted = self.schema.field(name).type
+        maxima, nulls, rows = [], 0, 0
+        for fragment in self._fragments:
+            metadata = fragment.metadata
+            arrow_schema = metadata.schema.to_arrow_schema()
+            if name not in arrow_schema.names or arrow_schema.field(name).type != wanted:
+                return None
+            position = metadata.schema.names.index(name) if name in metadata.schema.names else -1
+            for group in range(metadata.num_row_groups):
+                row_group = metadata.row_group(group)
+                if row_group.num_rows == 0:
+                    continue
+                column = row_group.column(position) if position >= 0 else None
+                stats = column.statistics if column is not None and column.path_in_schema == name else None
+                if stats is None or not stats.has_null_count:
+                    return None
+                nulls += stats.null_count
+                rows += row_group.num_rows
+                if stats.null_count < row_group.num_rows:
+                    if not stats.has_min_max:
+                        return None
+                    maxima.append(stats.max)
+        try:
+            maximum = pc.max(pa.array(maxima, type=wanted)).as_py() if maxima else None
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # a statistic pyarrow cannot turn back into the type
+            return None
+        return FooterFacts(type=wanted, rows=rows, nulls=nulls, maximum=maximum)
 
     def table(self, names: list[str]) -> pa.Table:
         """Several columns as one Arrow table."""

@@ -91,18 +91,25 @@ class FineHistogram:
             return
         wanted = np.zeros(self.counts.size + 1, dtype=bool)  # the last slot: missing values, never wanted
         wanted[occupied] = True
-        picked_v, picked_b = [], []
+        picked_v = []
         for values, index in self.blocks:
             pos = np.flatnonzero(np.take(wanted, index))
             if pos.size:
                 picked_v.append(values[pos])
-                picked_b.append(index[pos])
         picked_values = np.concatenate(picked_v)
-        picked_bins = np.concatenate(picked_b).astype(np.int64)
-        order = np.lexsort((picked_values, picked_bins))
-        picked_values, picked_bins = picked_values[order], picked_bins[order]
-        starts = np.searchsorted(picked_bins, occupied, side="left")
-        ends = np.searchsorted(picked_bins, occupied, side="right")
+        sizes = self.counts[occupied]
+        if picked_values.size == int(sizes.sum()):
+            # The bin map is monotone, so sorting by value alone also orders by bin, and bin k's
+            # values are the next counts[k] of the sorted run: one plain sort, no two-key lexsort.
+            picked_values.sort()
+            ends = np.cumsum(sizes)
+            starts = ends - sizes
+        else:  # counts and kept values disagree (not for a finished builder): sort by (bin, value)
+            picked_bins = self.bin_of(picked_values)
+            order = np.lexsort((picked_values, picked_bins))
+            picked_values, picked_bins = picked_values[order], picked_bins[order]
+            starts = np.searchsorted(picked_bins, occupied, side="left")
+            ends = np.searchsorted(picked_bins, occupied, side="right")
         for b, s, e in zip(occupied.tolist(), starts.tolist(), ends.tolist()):
             self._cache[b] = picked_values[s:e]
 

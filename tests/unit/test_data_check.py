@@ -337,3 +337,58 @@ def test_evidence_is_deterministic(tmp_path: Path) -> None:
     first, second = gate(tmp_path, sets), gate(tmp_path, sets)
     assert [e.sha256 for e in first.evidence] == [e.sha256 for e in second.evidence]
     assert [c.model_dump() for c in first.checks] == [c.model_dump() for c in second.checks]
+
+
+def _event_time_row(tmp_path: Path) -> dict[str, Any]:
+    table = json.loads((tmp_path / "evidence" / "data_check_columns.json").read_text())
+    return next(r for r in table["columns"] if r["column"] == "ts")
+
+
+@pytest.mark.parametrize("unit", ["us", "ns", "date"])
+def test_event_time_from_parquet_footers_equals_reading_it(tmp_path: Path, unit: str) -> None:
+    """Freshness and the null rate of an event-time column come from row-group statistics when
+    nothing else needs its values; the answer is the one a full read (CSV) gives."""
+    rng = np.random.default_rng(3)
+    n = 5_000
+    micros = 1_748_600_000_000_000 + rng.integers(0, 86_400_000_000, n)
+    ts = pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    if unit == "ns":
+        ts = ts.cast(pa.timestamp("ns", tz="UTC"))
+    elif unit == "date":
+        ts = ts.cast(pa.timestamp("us")).cast(pa.date32())
+    mask = np.zeros(n, dtype=bool)
+    mask[rng.choice(n, 40, replace=False)] = True
+    ts = pa.compute.if_else(pa.array(mask), pa.nulls(n, ts.type), ts)
+    table = pa.table({"id": np.arange(n), "ts": ts})
+    parquet = tmp_path / "p" / "eval.parquet"
+    parquet.parent.mkdir()
+    pq.write_table(table, parquet, row_group_size=700)  # several row groups, the newest value in one of them
+    contract = {"columns": {"ts": {"type": "timestamp" if unit != "date" else "date", "max_null_rate": 0.01}},
+                "event_time": {"column": "ts", "max_age": "1d"}}
+    from_footers = by_id(gate(tmp_path / "a", {"eval": (parquet, contract)}))
+    assert _event_time_row(tmp_path / "a").get("source") == "parquet statistics"
+    read = by_id(gate(tmp_path / "b", {"eval": (write(tmp_path / "eval.csv", table), contract)}))
+    assert _event_time_row(tmp_path / "b").get("source") is None
+    for cid in ("freshness:eval", "null_rate:eval:ts"):
+        assert from_footers[cid].status == read[cid].status, cid
+        assert from_footers[cid].observed == read[cid].observed, cid
+    assert from_footers["null_rate:eval:ts"].observed == pytest.approx(40 / n)
+
+
+def test_event_time_is_read_when_footers_cannot_answer(tmp_path: Path) -> None:
+    """No statistics in the file, or a failed null check that wants its offending rows: the column is read."""
+    table = pa.table({"id": [1, 2, 3, 4], "ts": pa.array([datetime(2025, 5, 31, tzinfo=timezone.utc), None, None,
+                                                            datetime(2025, 6, 1, tzinfo=timezone.utc)])})
+    contract = {"columns": {"ts": {"type": "timestamp", "max_null_rate": 0.1}}, "key": ["id"],
+                "event_time": {"column": "ts", "max_age": "1d"}}
+    no_stats = tmp_path / "nostats.parquet"
+    pq.write_table(table, no_stats, write_statistics=False)
+    checks = by_id(gate(tmp_path / "a", {"eval": (no_stats, contract)}))
+    assert _event_time_row(tmp_path / "a").get("source") is None
+    assert checks["freshness:eval"].status is Status.PASS
+    assert checks["null_rate:eval:ts"].status is Status.FAIL
+    with_stats = write(tmp_path / "stats.parquet", table)
+    checks = by_id(gate(tmp_path / "b", {"eval": (with_stats, contract)}))
+    assert _event_time_row(tmp_path / "b").get("source") is None  # read: the failed null check names rows
+    assert "2, 3" in checks["null_rate:eval:ts"].message
+    assert checks["freshness:eval"].observed == str(timedelta(hours=12))

@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from scipy.stats import ks_2samp
 
@@ -54,3 +57,20 @@ def test_defect_counts_match_pandas(generated: tuple[Path, Path], mode: str) -> 
         else:
             assert got[key] == value, key
     assert got["status"] == "fail"
+
+
+@pytest.mark.parametrize("arrow_type", [pa.int8(), pa.int64(), pa.uint8(), pa.uint64()])
+def test_integer_value_counts_equal_arrow_hashing(arrow_type: pa.DataType) -> None:
+    """The counting path for small integer spans (labels) equals pyarrow's hash-based value_counts,
+    including nulls, narrow types at their limits and a span too wide to count."""
+    from gates.data_check.checks import value_counts
+
+    info = np.iinfo(arrow_type.to_pandas_dtype())
+    rng = np.random.default_rng(5)
+    edge = [int(info.min), int(info.max), int(info.min) + 1]
+    values = [*edge, *rng.integers(max(info.min, -3), min(info.max, 4), 2_000).tolist(), None, None]
+    chunked = pa.chunked_array([pa.array(values[:700], arrow_type), pa.array(values[700:], arrow_type)])
+    hashed = pc.value_counts(chunked)
+    want = {v: c for v, c in zip(hashed.field("values").to_pylist(), hashed.field("counts").to_pylist())
+            if v is not None}
+    assert value_counts(chunked) == want

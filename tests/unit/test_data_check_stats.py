@@ -102,3 +102,21 @@ def test_exact_refinement_touches_little_data_when_drift_is_clear() -> None:
     got = stats.ks_from_histograms(stats.fine_histogram(cur, lo, hi), stats.fine_histogram(ref, lo, hi))
     assert got.statistic == pytest.approx(ks_2samp(cur, ref, method="asymp").statistic, abs=1e-12)
     assert got.refined_values < 0.01 * (cur.size + ref.size)
+
+
+@pytest.mark.parametrize("broken_counts", [False, True])
+def test_values_of_a_bin_are_exactly_that_bins_values_sorted(broken_counts: bool) -> None:
+    """Bin extraction (the basis of exact quantiles and exact KS) on ties, -0.0/0.0 and infinities,
+    by the one-sort path and by the (bin, value) fallback used if counts and kept values disagree."""
+    rng = np.random.default_rng(11)
+    values = np.concatenate([np.round(rng.normal(size=30_000), 2), [-0.0, 0.0, np.inf, -np.inf, 1e300, -1e300]])
+    rng.shuffle(values)
+    hist = stats.fine_histogram(values, -1.0, 1.0, bins=257)
+    if broken_counts:
+        hist.counts = hist.counts.copy()
+        hist.counts[5] += 1  # the fast path's size check must notice and fall back
+    bins = np.arange(hist.bins + 2)
+    expected_bin = hist.bin_of(values)
+    for b, got in zip(bins.tolist(), hist.values_in(bins)):
+        want = np.sort(values[expected_bin == b])
+        assert np.array_equal(got, want), b
