@@ -60,6 +60,9 @@ class JiraSettings(BaseSettings):
     extra_fields: dict[str, Any] = Field(default_factory=dict, description="More fields set on creation.")
     transitions: dict[str, str] = Field(default_factory=dict,
                                         description="Pipeline state → transition name (merged over defaults).")
+    duplicate_transition: str | None = Field(
+        None, description="Transition that closes a duplicate ticket of a run (e.g. 'Close as duplicate'); "
+                          "unset: a duplicate is relabelled and commented only.")
     approval_status: str = Field("Approved", description="Entering this status counts as an approval.")
     rejection_status: str = Field("Rejected", description="Entering this status counts as a rejection.")
     webhook_secret: SecretStr | None = Field(None, description="Secret of the signed Cloud admin webhook.")

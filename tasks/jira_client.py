@@ -141,12 +141,12 @@ def search(settings: JiraSettings, client: JIRA, jql: str, fields: str = "summar
 
 
 def transition_to(settings: JiraSettings, client: JIRA, issue_key: str, name: str, state: str,
-                  done_if_status: tuple[str, ...] = ()) -> str | None:
+                  done_if_status: tuple[str, ...] = (), setting: str | None = None) -> str | None:
     """Apply the transition called ``name``; returns the new status, ``None`` if the ticket is already there.
 
     A transition that the issue's workflow does not offer raises :class:`JiraConfigError`
-    naming the transitions it does offer (unless the ticket already has a status in
-    ``done_if_status``, e.g. a person moved it to "Approved" themselves).
+    naming the transitions it does offer and the ``setting`` to change (unless the ticket already
+    has a status in ``done_if_status``, e.g. a person moved it to "Approved" themselves).
     """
     issue = call(settings, "get issue", lambda: client.issue(issue_key, fields="status"))
     current = issue.fields.status.name
@@ -159,7 +159,7 @@ def transition_to(settings: JiraSettings, client: JIRA, issue_key: str, name: st
         raise JiraConfigError(
             f"Jira transition '{name}' (pipeline state {state}) is not available on {issue_key} "
             f"(status '{current}'); available transitions: {names}. "
-            f"Set CLEARANCE_JIRA_TRANSITIONS to map {state} to one of them.")
+            f"Set {setting or f'CLEARANCE_JIRA_TRANSITIONS to map {state}'} to one of them.")
     target = (match.get("to") or {}).get("name")
     if target and target.lower() == current.lower():
         return None

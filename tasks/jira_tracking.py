@@ -29,7 +29,8 @@ Races between processes (the flow, ``clearance serve``, the CLI, the poller):
   (renewed after every operation).
 - *Two tickets anyway* (the state was lost, or a lease expired under a very slow holder): after
   creating, the creator searches by the run label again; the oldest ticket is kept and its own
-  newer one is relabelled ``clearance-duplicate`` with a comment pointing at the kept one.
+  newer one is relabelled ``clearance-duplicate`` with a comment pointing at the kept one, and
+  closed with ``CLEARANCE_JIRA_DUPLICATE_TRANSITION`` when that is set.
 - *Leaving the pending list*: S3 has no conditional delete, so a flusher that found the queue
   empty deletes the run's ``pending/`` entry and then re-reads the queue (itself written with
   compare-and-swap); an operation queued meanwhile puts the entry back. Writers queue before
@@ -463,6 +464,12 @@ class JiraTracker:
             call(s, "relabel duplicate", lambda: issue.update(fields={"labels": wanted}, notify=False))
         log.warning("Jira: %s duplicated %s (run %s); relabelled %s", duplicate_key, kept_key, run_id,
                     DUPLICATE_LABEL)
+        if s.duplicate_transition:
+            try:
+                transition_to(s, self.client, duplicate_key, s.duplicate_transition, "duplicate",
+                              setting="CLEARANCE_JIRA_DUPLICATE_TRANSITION")
+            except JiraConfigError as exc:  # the duplicate stays open, relabelled; the kept ticket is unaffected
+                log.error("Jira: %s", exc)
 
     def _comments(self, issue_key: str) -> list[Any]:
         return call(self.settings, "comments", lambda: self.client.comments(issue_key))

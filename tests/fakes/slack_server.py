@@ -101,6 +101,7 @@ class FakeSlack:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sockets: list[WebSocket] = []
+        self.socket_links = 0  # WebSocket links accepted so far (a reconnect adds one)
         self._connected = threading.Event()
         self._acks: dict[str, dict[str, Any]] = {}
         self._ack_events: dict[str, threading.Event] = {}
@@ -369,6 +370,7 @@ class FakeSlack:
         await websocket.accept()
         self._loop = asyncio.get_running_loop()
         self._sockets.append(websocket)
+        self.socket_links += 1
         await websocket.send_text(json.dumps({"type": "hello", "num_connections": len(self._sockets),
                                               "debug_info": {"host": "fake-slack", "approximate_connection_time": 3600},
                                               "connection_info": {"app_id": APP_ID}}))
@@ -388,6 +390,27 @@ class FakeSlack:
             self._sockets.remove(websocket)
             if not self._sockets:
                 self._connected.clear()
+
+    def end_socket(self, how: str) -> None:
+        """End the app's current link as Slack does: ``refresh`` sends the documented ``disconnect``
+        message (reason ``refresh_requested``; the app opens a new link, then this one is closed),
+        ``drop`` closes the WebSocket without warning (a network cut or a Slack restart)."""
+        if not self._sockets or self._loop is None:
+            raise RuntimeError("no Socket Mode client is connected")
+        websocket = self._sockets[-1]
+        if how == "refresh":
+            message = {"type": "disconnect", "reason": "refresh_requested",
+                       "debug_info": {"host": "fake-slack"}}
+            coro = websocket.send_text(json.dumps(message))
+        elif how == "drop":
+            coro = websocket.close(code=1001)
+        else:
+            raise ValueError(f"unknown way to end a link: {how!r}")
+        asyncio.run_coroutine_threadsafe(coro, self._loop).result(5)
+
+    @property
+    def live_socket_links(self) -> int:
+        return len(self._sockets)
 
     def wait_socket(self, timeout: float = 10) -> bool:
         """Wait until a Socket Mode client is connected."""

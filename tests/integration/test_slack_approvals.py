@@ -309,3 +309,37 @@ def test_socket_mode_delivery_and_rate_limits(slack_world, fake_slack, tmp_path)
         assert fake.violations == []
     finally:
         listener.close()
+
+
+@pytest.mark.parametrize("how", ["refresh", "drop"])
+def test_socket_mode_reconnects_when_slack_refreshes_or_drops_the_link(slack_world, fake_slack, how):
+    """Slack refreshes Socket Mode links every few hours and may cut one without warning; the
+    listener opens a new link (a fresh ``apps.connections.open``) and clicks keep arriving."""
+    from clearance.serve.slack_socket import SocketModeListener
+    from clearance.slack_settings import SlackSettings
+
+    fake = fake_slack
+    listener = SocketModeListener(SlackSettings()).connect()
+    try:
+        assert fake.wait_socket(10)
+        opened, links = len(fake.calls_of("apps.connections.open")), fake.socket_links
+        fake.end_socket(how)
+        wait_for(lambda: fake.socket_links > links and fake.live_socket_links >= 1, 30, "a new Socket Mode link")
+        assert len(fake.calls_of("apps.connections.open")) > opened
+        told = len(fake.ephemerals)
+        click = block_actions(fake, user=SLACK_IDS["sam"], channel=CHANNEL, message_ts="1700000000.000100",
+                              action_id="clearance_approve", value="not-a-decision")
+        ack = wait_for(lambda: _try_deliver(fake, click), 30, "an acknowledged click on the new link")
+        assert "envelope_id" in ack
+        ephemeral_to(fake, SLACK_IDS["sam"], "not a clearance decision", since=told)
+        assert fake.violations == []
+    finally:
+        listener.close()
+
+
+def _try_deliver(fake: FakeSlack, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """Deliver on the newest link; None while the old link is still the one being closed."""
+    try:
+        return fake.deliver_socket(payload, timeout=3)
+    except (RuntimeError, TimeoutError):
+        return None

@@ -381,14 +381,18 @@ def test_what_a_process_queues_while_another_holds_the_lease_is_written_by_the_h
     assert state["queue"] == [] and "flusher" not in state and store.head(pending_key("run-1")) is None
 
 
-def test_a_second_ticket_made_without_a_shared_state_is_marked_duplicate_and_the_oldest_kept(fake):
+@pytest.mark.parametrize("close_with", [None, "Close as duplicate", "Not in this workflow"])
+def test_a_second_ticket_made_without_a_shared_state_is_marked_duplicate_and_the_oldest_kept(fake, close_with, caplog):
     from tasks.jira_tracking import DUPLICATE_LABEL
 
+    fake.statuses["Closed"] = "99"
+    fake.workflow["Close as duplicate"] = "Closed"
+    settings = settings_for(fake, duplicate_transition=close_with)
     # Two processes whose run state is not shared (e.g. a retry that lost it): no lease can help,
     # so after creating each searches again and both settle on the oldest ticket.
     stores = [MemoryStore(), MemoryStore()]
     fake.hold("GET", r"/search", parties=2, timeout=2)
-    _run_together(*(lambda s=s: JiraNotifier(settings_for(fake), s).handle(event("opened")) for s in stores))
+    _run_together(*(lambda s=s: JiraNotifier(settings, s).handle(event("opened")) for s in stores))
 
     assert len(fake.issues) == 2  # both were created: that is the race
     kept = only_ticket(fake)  # only one still carries the run label
@@ -398,6 +402,12 @@ def test_a_second_ticket_made_without_a_shared_state_is_marked_duplicate_and_the
     assert DUPLICATE_LABEL in duplicate["fields"]["labels"]
     assert run_label("run-1") not in duplicate["fields"]["labels"]
     assert sum(f"duplicates {kept['key']}" in c["body"] for c in duplicate["comments"]) == 1
+    closed = duplicate["fields"]["status"]["name"] == "Closed"
+    assert closed == (close_with == "Close as duplicate")
+    assert kept["fields"]["status"]["name"] != "Closed"
+    if close_with == "Not in this workflow":  # one clear line naming the setting and what the workflow offers
+        assert any("CLEARANCE_JIRA_DUPLICATE_TRANSITION" in r.getMessage() and "'Close as duplicate'" in r.getMessage()
+                   for r in caplog.records)
     for store in stores:
         assert store.get_json(jira_state_key("churn", "1.0.0", "run-1"))["issue_key"] == kept["key"]
     # Later events of either process go to the kept ticket only.
