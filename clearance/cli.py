@@ -255,8 +255,10 @@ def history(model: str) -> None:
 
 @audit_app.command("verify")
 def audit_verify(model: str) -> None:
-    """Verify the model's ledger chain (and the production pointer's anchor); exit 1 naming any break."""
-    from tasks.ledger import verify_ledger
+    """Verify the model's ledger chain (and the production pointer's anchor), every gate result and
+    evidence bundle the ledger points at; exit 1 naming any break."""
+    from tasks.bundle import audit_evidence
+    from tasks.ledger import read_ledger, verify_ledger
     from tasks.promotion import read_pointer
 
     store = _store()
@@ -267,11 +269,16 @@ def audit_verify(model: str) -> None:
     if count == 0:
         err.print(f"[red]no ledger for {model}[/red]")
         raise typer.Exit(EXIT_REFUSED)
-    for problem in problems:
+    try:
+        bundles, evidence_problems = audit_evidence(store, read_ledger(store, model))
+    except ValueError as exc:  # an entry too damaged to parse: the chain problems above already name it
+        bundles, evidence_problems = 0, [f"evidence not audited, the ledger cannot be read: {str(exc).splitlines()[0]}"]
+    for problem in [*problems, *evidence_problems]:
         err.print(f"[red]TAMPERED[/red] {problem}", markup=True, highlight=False)
-    if problems:
+    if problems or evidence_problems:
         raise typer.Exit(EXIT_REFUSED)
-    console.print(f"[green]OK[/green]: {count} ledger entries of {model}, chain intact")
+    console.print(f"[green]OK[/green]: {count} ledger entries of {model}, chain intact; "
+                  f"gate results and {bundles} evidence bundles match it")
 
 
 # ----------------------------------------------------------------------------- operations

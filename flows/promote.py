@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from clearance.approvals import ApprovalRecord, ApprovalRequest, Outcome
 from clearance.approvals.request import build_request, eligible_approvers
 from clearance.config.schema import GateMode, OnWarn
-from clearance.report import render_report
+from clearance.report import build_report
 from flows.signoff import wait_for_sign_off
 from gates.base import GateInputs, GateResult, Status, sha256_json, utcnow
 from gates.waivers import apply_waivers
@@ -28,7 +28,7 @@ from tasks.datasets import locate_datasets_task
 from tasks.evidence import (
     evidence_dir,
     publish_gate_result,
-    publish_report,
+    seal_evidence,
     record_event,
     record_unexpected_failure,
     run_prefix,
@@ -125,8 +125,8 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     eligible = eligible_approvers(request, ctx.principals)
     if dry_run:
         write_evidence(prefix, "dry-run.json", {"request": request.model_dump(mode="json"), "eligible": eligible})
-        publish_report(prefix, render_report(**report, outcome="dry-run", request=request, eligible=eligible),
-                       f"dry run of {model} {version}")
+        seal_evidence(prefix, build_report(**report, outcome="dry-run", request=request, eligible=eligible),
+                      f"dry run of {model} {version}", model=model, version=version, run_id=run_id, dry_run=True)
         log.info("Dry run: gates %s; would need %s", summary["gates"], eligible)
         return PromotionResult(**summary, status="dry-run", would_need=eligible)
 
@@ -147,10 +147,10 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     except Exception as exc:  # noqa: BLE001 — recorded, then re-raised as the run's failure
         return _stop(ctx, "promotion-failed", str(exc), summary | {"approvals": record.outcome}, report, dry_run,
                      tell)
+    sealed = seal_evidence(prefix, build_report(**report, outcome="promoted", production=production),
+                           f"{model} {version} promoted", model=model, version=version, run_id=run_id, dry_run=False)
     record_event(model, "promoted", {"run": run_id, "version": version, "artifact_digest": digest,
-                                     "production": production})
-    publish_report(prefix, render_report(**report, outcome="promoted", production=production),
-                   f"{model} {version} promoted")
+                                     "production": production, **sealed})
     tell("promoted", status="promoted", record=record, message=", ".join(production))
     log.info("%s %s promoted: %s", model, version, ", ".join(production))
     return PromotionResult(**summary, status="promoted", approvals=record.outcome, production=production)
@@ -242,13 +242,14 @@ def _warnings_need_people(ctx: PromotionContext, results: list[GateResult]) -> b
 def _stop(ctx: PromotionContext, status: RunStatus, message: str, summary: dict, report: dict,
           dry_run: bool, tell: Callable[..., object]) -> PromotionResult:
     """Record why the promotion stopped, publish the report, tell the channels, and fail the run."""
+    where = dict(model=ctx.model, version=ctx.version, run_id=summary["run_id"], dry_run=dry_run)
     if dry_run:
-        publish_report(summary["evidence_prefix"], render_report(**report, outcome=f"dry-run: {status}"),
-                       f"dry run of {ctx.model} {ctx.version}")
+        seal_evidence(summary["evidence_prefix"], build_report(**report, outcome=f"dry-run: {status}"),
+                      f"dry run of {ctx.model} {ctx.version}", **where)
         return PromotionResult(**summary, status="dry-run", message=message)
-    record_event(ctx.model, status, {"run": summary["run_id"], "version": ctx.version, "reason": message})
-    publish_report(summary["evidence_prefix"], render_report(**report, outcome=status, note=message),
-                   f"{ctx.model} {ctx.version}: {status}")
+    sealed = seal_evidence(summary["evidence_prefix"], build_report(**report, outcome=status, note=message),
+                           f"{ctx.model} {ctx.version}: {status}", **where)
+    record_event(ctx.model, status, {"run": summary["run_id"], "version": ctx.version, "reason": message, **sealed})
     # After the report, so channels that attach it (Jira) find it.
     tell("stopped", status=status, message=message, record=report.get("record"), gates=report["results"])
     raise PromotionStopped(f"{ctx.model} {ctx.version}: {message}")

@@ -130,10 +130,10 @@ class GateResult(BaseModel):
         return "\n".join(lines)
 
     def to_table_rows(self) -> list[dict[str, str]]:
-        """Rows for a Prefect table artifact."""
+        """Rows of plain text, one per check (Prefect table artifacts, the HTML report)."""
         return [
-            {"check": c.id, "status": c.status.value, "observed": _cell(c.observed),
-             "threshold": _cell(c.threshold),
+            {"check": c.id, "status": c.status.value, "observed": cell_text(c.observed),
+             "threshold": cell_text(c.threshold),
              "message": c.message + (f" (waived: {c.waiver})" if c.waiver else "")}
             for c in self.checks
         ]
@@ -143,11 +143,17 @@ class GateResult(BaseModel):
         return canonical_json(self.model_dump(mode="json"))
 
 
-def _cell(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A value as one line of plain text (JSON for non-strings; empty for None)."""
     if value is None:
         return ""
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.replace("\n", " ")
+
+
+def _cell(value: Any) -> str:
+    """A value as a Markdown table cell."""
+    return cell_text(value).replace("|", "\\|")
 
 
 def canonical_json(value: Any) -> bytes:

@@ -12,11 +12,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from clearance.ledger import LedgerEntry
+from clearance.report import Report, to_html, to_markdown
 from clearance.settings import get_settings
 from gates.base import GateResult, canonical_json
 from tasks.caching import per_run_key
@@ -98,10 +99,32 @@ def write_evidence(prefix: str, name: str, document: dict[str, Any]) -> str:
     return put_evidence(prefix, name, canonical_json(document))
 
 
-@task(name="publish-report", cache_policy=NO_CACHE)
-def publish_report(prefix: str, markdown: str, title: str) -> str:
-    """Store the run's Markdown report as evidence and as a Prefect artifact; link the bundle."""
+@task(name="seal-evidence", cache_policy=NO_CACHE)
+def seal_evidence(prefix: str, report: Report, title: str, *, model: str, version: str, run_id: str,
+                  dry_run: bool) -> dict[str, str]:
+    """Publish the run's report, then write its ``bundle.json`` (tasks/bundle.py).
+
+    Returns what the run's final ledger entry records: ``bundle`` and ``bundle_sha256``, or
+    ``bundle_error`` when the store refused — a promotion that already happened is still recorded.
+    """
+    from tasks.bundle import seal
+    from tasks.ledger import read_ledger
+
+    try:
+        publish_report(prefix, report, title)
+        ledger = [] if dry_run else read_ledger(store(), model)
+        return seal(store(), prefix, model=model, version=version, run_id=run_id, ledger=ledger)
+    except Exception as exc:  # noqa: BLE001 — the ledger entry says the evidence could not be sealed
+        get_run_logger().error("could not seal the evidence of %s %s: %s", model, version, exc)
+        return {"bundle_error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def publish_report(prefix: str, report: Report, title: str) -> str:
+    """Store the run's report as evidence (``report.md`` and the self-contained ``report.html``) and
+    as a Prefect Markdown artifact; link the run's evidence prefix. Returns the Markdown key."""
+    markdown = to_markdown(report)
     key = put_evidence(prefix, "report.md", markdown.encode(), content_type="text/markdown")
+    put_evidence(prefix, "report.html", to_html(report).encode(), content_type="text/html; charset=utf-8")
     create_markdown_artifact(key="promotion-report", markdown=markdown, description=title)
     settings = get_settings()
     if settings.s3_endpoint_url:

@@ -34,6 +34,10 @@ class MemoryStore:
         body = self.objects[key]
         return body, self._etag(body)
 
+    def sha256_of(self, key: str) -> tuple[str, int]:
+        body = self.get_bytes(key)[0]
+        return hashlib.sha256(body).hexdigest(), len(body)
+
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key)[0])
 

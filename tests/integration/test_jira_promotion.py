@@ -123,7 +123,7 @@ def test_ticket_follows_a_promotion_approved_by_jira_transition_and_cli(s3, tmp_
 
     ticket = ticket_of(jira, run_id, "Promoted")
     assert jira.status_history(key)[-1] == "Promoted"
-    assert [a["json"]["filename"] for a in ticket["attachments"]] == ["clearance-report.md"]
+    assert [a["json"]["filename"] for a in ticket["attachments"]] == ["clearance-report.html"]
     tally = [c["body"] for c in ticket["comments"] if "Sign-off" in c["body"]]
     assert len(tally) == 1 and "approved" in tally[0] and "sam" in tally[0] and "bea" in tally[0]
     record = json.loads(s3.get_bytes(record_key)[0])
@@ -150,7 +150,7 @@ def test_jira_down_during_a_promotion_never_blocks_it_and_the_ticket_catches_up(
     assert finish(proc) == 0, (tmp_path / "run.log").read_text()[-3000:]
     ticket = ticket_of(jira, run_id, "Promoted")
     assert jira.status_history(ticket["key"]) == ["Gates running", "Awaiting approval", "Approved", "Promoted"]
-    assert [a["json"]["filename"] for a in ticket["attachments"]] == ["clearance-report.md"]
+    assert [a["json"]["filename"] for a in ticket["attachments"]] == ["clearance-report.html"]
     assert len(jira.issues) == 1
 
 
@@ -233,7 +233,7 @@ def test_polling_a_server_instance_counts_transitions_once_and_resumes_the_run(s
     assert record["outcome"] == "approved"
     assert sorted((d["principal"], d["channel"]) for d in record["decisions"]) == [("bea", "jira"), ("sam", "jira")]
     ticket = ticket_of(jira, run_id, "Promoted")
-    assert [a["json"]["filename"] for a in ticket["attachments"]] == ["clearance-report.md"]
+    assert [a["json"]["filename"] for a in ticket["attachments"]] == ["clearance-report.html"]
     assert len(jira.issues) == 1
     # After the request closed, neither path counts anything more.
     bea_webhook = next(w for w in jira.webhooks if w["changelog"]["id"] == bea_history)

@@ -71,9 +71,24 @@ def test_promotion_end_to_end_with_quorum_and_refusals(s3, tmp_path):
     assert sorted(d["principal"] for d in record["decisions"]) == ["bea", "sam", "sol"]
     assert {r["reason"] for r in record["refusals"]} >= {"self_approval", "missing_role", "already_counted"}
     audit = cli(cand, "dana", "audit", "verify", cand.model)
-    assert audit.returncode == 0 and "OK" in audit.stdout
+    assert audit.returncode == 0 and "OK" in audit.stdout and "1 evidence bundles" in audit.stdout, audit.stdout
     status = cli(cand, "dana", "status", run_id)
     assert "artifact_integrity" in status.stdout and "approved" in status.stdout
+
+    # The run sealed its evidence: the report (Markdown and HTML) is in the bundle the ledger anchors.
+    prefix = f"evidence/{cand.model}/1.0.0/{run_id}/"
+    page = s3.get_bytes(prefix + "report.html")[0].decode()
+    assert f"{cand.model} 1.0.0: PROMOTED" in page and "KPI reviewed" in page
+    from tasks.ledger import read_ledger
+
+    promoted = read_ledger(s3, cand.model)[-1]
+    assert promoted.payload["bundle"] == prefix + "bundle.json"
+    bundle = json.loads(s3.get_bytes(prefix + "bundle.json")[0])
+    assert {"gate-artifact_integrity.json", "report.md", "report.html"} <= {f["name"] for f in bundle["files"]}
+    # Rewriting the report afterwards (plain S3 overwrite, as someone with bucket access could) is named.
+    s3.client.put_object(Bucket=s3.bucket, Key=prefix + "report.html", Body=page.replace("KPI reviewed", "ok"))
+    audit = cli(cand, "dana", "audit", "verify", cand.model)
+    assert audit.returncode == 1 and f"{prefix}report.html: altered" in audit.stderr, audit.stderr
 
 
 def test_rejection_fails_the_run(s3, tmp_path):

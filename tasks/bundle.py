@@ -1,0 +1,123 @@
+"""The evidence bundle of a run, and the audit of every bundle and gate result against the ledger.
+
+When a run ends, ``bundle.json`` is written under the run's evidence prefix: the name, SHA-256 and
+size of every immutable evidence object there (gate results and their files, reports, the dry-run
+document), the names of the few objects that keep changing by compare-and-swap (the approvals
+record, which records later refusals, and the Slack/Jira message state), and this run's ledger
+entries so far. The run's final ledger entry then records the bundle's own SHA-256, so the hash
+chain anchors the bundle and the bundle anchors every file: altering, removing or adding evidence
+afterwards is found by :func:`audit_evidence` (``clearance audit verify``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from clearance.ledger import LedgerEntry
+from gates.base import GateResult, canonical_json
+from tasks.object_store import ObjectNotFound, ObjectStore
+
+BUNDLE = "bundle.json"
+#: Objects of a run prefix that are updated after the run ends (compare-and-swap state).
+LIVING = ("approvals.json", "slack.json", "jira.json")
+
+
+def bundle_document(store: ObjectStore, prefix: str, *, model: str, version: str, run_id: str,
+                    ledger: list[LedgerEntry]) -> dict[str, Any]:
+    """What ``bundle.json`` holds for the run whose evidence is under ``prefix``."""
+    files, living = [], []
+    for key in store.list_keys(prefix):
+        name = key[len(prefix):]
+        if name == BUNDLE:
+            continue
+        if name in LIVING:
+            living.append(name)
+            continue
+        digest, size = store.sha256_of(key)
+        files.append({"name": name, "sha256": digest, "size": size})
+    entries = [{"seq": e.seq, "kind": e.kind, "hash": e.hash} for e in ledger if e.payload.get("run") == run_id]
+    return {"model": model, "version": version, "run_id": run_id, "files": files, "living": living,
+            "ledger": entries}
+
+
+def seal(store: ObjectStore, prefix: str, *, model: str, version: str, run_id: str,
+         ledger: list[LedgerEntry]) -> dict[str, str]:
+    """Write the run's ``bundle.json`` (immutable); returns ``{"bundle": key, "bundle_sha256": digest}``
+    for the run's final ledger entry. Sealing the same evidence again is a no-op."""
+    from tasks.object_store import ObjectExists
+
+    body = canonical_json(bundle_document(store, prefix, model=model, version=version, run_id=run_id,
+                                          ledger=ledger))
+    key = prefix + BUNDLE
+    try:
+        store.put_if_absent(key, body, content_type="application/json")
+    except ObjectExists:
+        if store.get_bytes(key)[0] != body:
+            raise ValueError(f"{key} exists with other content: the run's evidence changed after it was sealed")
+    return {"bundle": key, "bundle_sha256": hashlib.sha256(body).hexdigest()}
+
+
+def audit_evidence(store: ObjectStore, entries: list[LedgerEntry]) -> tuple[int, list[str]]:
+    """Check every bundle and every gate result the ledger points at; returns (bundles checked, problems).
+
+    Problems name the object and what is wrong: a bundle whose digest differs from the ledger's, an
+    evidence file altered, removed or added after sealing, a bundle whose ledger references do not
+    match the chain, a gate result whose digest differs from the one its ledger entry recorded.
+    """
+    by_seq = {e.seq: e for e in entries}
+    problems: list[str] = []
+    bundles = 0
+    for entry in entries:
+        payload = entry.payload
+        if entry.kind == "gate" and payload.get("evidence") and payload.get("digest"):
+            problems += _check_gate(store, entry)
+        if payload.get("bundle"):
+            bundles += 1
+            problems += _check_bundle(store, entry, by_seq)
+    return bundles, problems
+
+
+def _check_gate(store: ObjectStore, entry: LedgerEntry) -> list[str]:
+    key = entry.payload["evidence"]
+    try:
+        result = GateResult.model_validate_json(store.get_bytes(key)[0])
+    except ObjectNotFound:
+        return [f"{key}: gate evidence of ledger entry {entry.seq} is missing"]
+    except ValueError as exc:
+        return [f"{key}: gate evidence of ledger entry {entry.seq} is unreadable ({str(exc).splitlines()[0]})"]
+    if result.digest() != entry.payload["digest"]:
+        return [f"{key}: gate result differs from the digest ledger entry {entry.seq} recorded"]
+    return []
+
+
+def _check_bundle(store: ObjectStore, entry: LedgerEntry, by_seq: dict[int, LedgerEntry]) -> list[str]:
+    key = entry.payload["bundle"]
+    prefix = key[: -len(BUNDLE)]
+    try:
+        body = store.get_bytes(key)[0]
+    except ObjectNotFound:
+        return [f"{key}: evidence bundle of ledger entry {entry.seq} is missing"]
+    if hashlib.sha256(body).hexdigest() != entry.payload.get("bundle_sha256"):
+        return [f"{key}: bundle differs from the digest ledger entry {entry.seq} recorded"]
+    bundle = json.loads(body)
+    problems = []
+    listed = {f["name"]: f for f in bundle["files"]}
+    for name, item in sorted(listed.items()):
+        try:
+            digest, size = store.sha256_of(prefix + name)
+        except ObjectNotFound:
+            problems.append(f"{prefix}{name}: removed after the run sealed its evidence")
+            continue
+        if (digest, size) != (item["sha256"], item["size"]):
+            problems.append(f"{prefix}{name}: altered after the run sealed its evidence")
+    for found in store.list_keys(prefix):
+        name = found[len(prefix):]
+        if name not in listed and name != BUNDLE and name not in LIVING:
+            problems.append(f"{found}: added after the run sealed its evidence")
+    for ref in bundle["ledger"]:
+        chained = by_seq.get(ref["seq"])
+        if chained is None or chained.hash != ref["hash"]:
+            problems.append(f"{key}: names ledger entry {ref['seq']} ({ref['kind']}) that the chain does not hold")
+    return problems

@@ -1,0 +1,75 @@
+"""The run report: one document, rendered as Markdown and as a self-contained, escaped HTML page."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+from clearance.approvals import ApprovalRecord, Vote
+from clearance.report import build_report, to_html, to_markdown
+from gates.base import CheckResult, GateResult, Status
+from tests.unit.test_approval_rules import DIGEST, decided, person, request
+
+EVIL = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
+
+
+def report(comment: str = "KPI reviewed"):
+    gate = GateResult.from_checks("data_check", "1.0.0", [
+        CheckResult(id="psi:eval:age", status=Status.WARN, observed=0.12, threshold={"warn": 0.1, "fail": 0.25},
+                    message="eval.age: PSI 0.1200 | shifted"),
+        CheckResult(id="rows:eval", status=Status.PASS, observed=1000, threshold=100),
+    ], metrics={"eval.rows": 1000.0})
+    record = ApprovalRecord(request=request())
+    decided(record, person("sam", "security"))
+    decided(record, person("bea", "business"), Vote.REJECT)
+    record.decisions[-1] = record.decisions[-1].model_copy(update={"comment": comment})
+    return build_report(model="churn", version="1.0.0", tier="high", run_id="r1", initiator="dana",
+                        artifact_digest=DIGEST, results=[gate], outcome="rejected", record=record,
+                        note="sign-off rejected")
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_markdown_has_the_summary_each_gate_and_the_sign_off() -> None:
+    md = to_markdown(report())
+    assert md.startswith("# churn 1.0.0: REJECTED\n\n- tier: **high** · run: `r1` · initiator: `dana`\n")
+    assert "| data_check | blocking | warn | psi:eval:age |" in md
+    assert "### `data_check` v1.0.0 — **WARN** (blocking)" in md
+    assert "| psi:eval:age | warn | 0.12 | {\"warn\": 0.1, \"fail\": 0.25} | eval.age: PSI 0.1200 \\| shifted |" in md
+    assert "| eval.rows | 1000 |" in md
+    assert "  - approve by `sam` via cli at 2026-11-25T12:00:00+00:00\n" in md
+    assert "  - reject by `bea` via cli at 2026-11-25T12:00:00+00:00: KPI reviewed\n" in md
+
+
+def test_html_is_self_contained_and_says_the_same() -> None:
+    page = to_html(report())
+    parsed = _Collect()
+    parsed.feed(page)
+    text = "".join(parsed.text)
+    assert page.startswith("<!DOCTYPE html>") and "default-src 'none'" in page
+    assert {"table", "h1", "h3", "code", "ul"} <= set(parsed.tags)
+    assert not {"script", "img", "link", "iframe"} & set(parsed.tags)  # nothing loaded from anywhere
+    for fact in ("churn 1.0.0: REJECTED", "psi:eval:age", "eval.age: PSI 0.1200 | shifted", DIGEST, "KPI reviewed"):
+        assert fact in text, fact
+    assert '<span class="s s-warn">warn</span>' in page
+
+
+def test_text_from_people_and_data_is_escaped_in_both_renderings() -> None:
+    built = report(comment=EVIL)
+    page = to_html(built)
+    parsed = _Collect()
+    parsed.feed(page)
+    assert "script" not in parsed.tags and "img" not in parsed.tags
+    assert EVIL in "".join(parsed.text)  # shown as text, exactly
+    assert EVIL.replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace(" & ", " &amp; ") in page
+    assert EVIL in to_markdown(built)  # Markdown keeps it verbatim; only its HTML rendering is trusted
