@@ -16,31 +16,46 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from typing import Any
 
 from clearance.config.schema import Principals
 from clearance.jira_settings import JiraSettings
 from tasks.jira_approvals import StatusChange, process_status_change
-from tasks.jira_client import JiraChannelError, connect, search
+from tasks.jira_client import JiraChannelError, JiraConfigError, connect, search
 from tasks.jira_tracking import BASE_LABEL, flush_pending
 from tasks.object_store import ObjectStore
 
 log = logging.getLogger("clearance.jira.poller")
 
 
-def decision_jql(settings: JiraSettings) -> str:
-    """The JQL of one polling pass."""
+def decision_jql(settings: JiraSettings, projects: list[str] | None = None) -> str:
+    """The JQL of one polling pass over ``projects`` (default: ``CLEARANCE_JIRA_PROJECT``)."""
     statuses = ", ".join(f'"{s}"' for s in (settings.approval_status, settings.rejection_status))
+    keys = ", ".join(f'"{p}"' for p in (projects or [settings.project]))
     # Only tickets touched within the window: a pass must not reread every ticket ever approved.
-    return (f'project = "{settings.project}" AND labels = "{BASE_LABEL}" AND status in ({statuses}) '
+    return (f'project in ({keys}) AND labels = "{BASE_LABEL}" AND status in ({statuses}) '
             f'AND updated >= "{settings.poll_window}"')
 
 
-def poll_once(settings: JiraSettings, store: ObjectStore, principals: Principals) -> list[str]:
-    """One pass: count new decision transitions, flush queued ticket updates; returns notes."""
+def ticket_projects(settings: JiraSettings, config: Any = None) -> list[str]:
+    """Every project promotion tickets may be in: the setting's and each policy's and manifest's ``notify``."""
+    found = [settings.project] if settings.project else []
+    if config is not None:
+        for item in [*config.policies.values(), *config.manifests.values()]:
+            if item.notify.jira_project:
+                found.append(item.notify.jira_project)
+    return sorted(dict.fromkeys(found))
+
+
+def poll_once(settings: JiraSettings, store: ObjectStore, principals: Principals,
+              projects: list[str] | None = None) -> list[str]:
+    """One pass over ``projects``: count new decision transitions, flush queued ticket updates; returns notes."""
     client = connect(settings)
     notes: list[str] = []
     decision_statuses = {settings.approval_status.casefold(), settings.rejection_status.casefold()}
-    for issue in search(settings, client, decision_jql(settings), fields="summary,status,labels",
+    if not (projects or settings.project):
+        raise JiraConfigError("no Jira project to poll: set CLEARANCE_JIRA_PROJECT or notify.jira_project in a policy")
+    for issue in search(settings, client, decision_jql(settings, projects), fields="summary,status,labels",
                         expand="changelog"):
         raw = issue.raw
         labels = list(raw.get("fields", {}).get("labels") or [])
@@ -73,14 +88,17 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = JiraSettings()
     if not settings.enabled:
-        log.error("Jira is not configured (CLEARANCE_JIRA_URL, _PROJECT and credentials)")
+        log.error("Jira is not configured (CLEARANCE_JIRA_URL and credentials)")
         return 2
     store = ObjectStore.from_settings(get_settings())
     while True:
-        principals = load_config_dir(get_settings().config_dir).principals  # re-read: principals change
+        config = load_config_dir(get_settings().config_dir)  # re-read: principals and policies change
         try:
-            for note in poll_once(settings, store, principals):
+            for note in poll_once(settings, store, config.principals, ticket_projects(settings, config)):
                 log.info("%s", note)
+        except JiraConfigError as exc:
+            log.error("Jira poll: %s", exc)
+            return 2
         except JiraChannelError as exc:
             log.warning("Jira poll failed: %s", exc)
             if args.once:

@@ -77,8 +77,9 @@ class JiraSettings(BaseSettings):
 
     @property
     def enabled(self) -> bool:
-        """Whether tickets can be written (URL, project and credentials)."""
-        return bool(self.url and self.project and self.auth_kind)
+        """Whether tickets can be written (URL and credentials; the project comes from the configs'
+        ``notify.jira_project`` or ``CLEARANCE_JIRA_PROJECT``)."""
+        return bool(self.url and self.auth_kind)
 
     @property
     def auth_kind(self) -> str | None:

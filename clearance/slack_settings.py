@@ -51,8 +51,9 @@ class SlackSettings(BaseSettings):
 
     @property
     def enabled(self) -> bool:
-        """Whether the notifier can post (a bot token and some channel)."""
-        return self.bot_token is not None and bool(self.default_channel or self.tier_channels or self.model_channels)
+        """Whether the notifier can post (a bot token; the channel comes from the configs' ``notify`` or these
+        settings, and a promotion with neither is not posted)."""
+        return self.bot_token is not None
 
     def channel_for(self, model: str, tier: str) -> str | None:
         """The channel of a promotion: the model's, else its tier's, else the default."""

@@ -217,13 +217,14 @@ def _announcer(ctx: PromotionContext, run_id: str, initiator: str, digest: str, 
                ) -> Callable[..., object]:
     """``tell(kind, **details)``: publish a PromotionEvent of this run (dry runs tell nobody)."""
     links = {"prefect_run": f"{_ui_url()}/runs/flow-run/{run_id}"} if _ui_url() else {}
+    notify = ctx.manifest.notify.over(ctx.policy.notify)
 
     def tell(kind: str, **details: object) -> object:
         if dry_run:
             return None
         return announce(PromotionEvent(kind=kind, run_id=run_id, model=ctx.model, version=ctx.version,
                                        tier=ctx.policy.tier, initiator=initiator, artifact_digest=digest,
-                                       links=links, **details))
+                                       links=links, notify=notify, **details))
 
     return tell
 

@@ -16,6 +16,7 @@ from prefect import task
 from pydantic import BaseModel, Field
 
 from clearance.approvals import ApprovalRecord
+from clearance.config.schema import Notify
 from clearance.settings import Settings, get_settings
 from gates.base import GateResult
 from tasks.caching import per_run_key
@@ -41,6 +42,8 @@ class PromotionEvent(BaseModel):
     status: str = ""
     message: str = ""
     links: dict[str, str] = Field(default_factory=dict, description="e.g. prefect_run → URL.")
+    notify: Notify = Field(default_factory=Notify, description="Slack channel / Jira project the configs name "
+                                                               "(events from the flow carry it).")
 
 
 class Notifier(Protocol):

@@ -420,24 +420,32 @@ class JiraTracker:
             return {}
         return self._find_or_create(state)
 
-    def _tickets_of_run(self, run_id: str) -> list[Any]:
+    def _project(self, state: dict[str, Any]) -> str:
+        project = state.get("project") or self.settings.project
+        if not project:
+            raise JiraConfigError(f"no Jira project for the ticket of run {state['run_id']}: set notify.jira_project "
+                                  "in the tier's policy or the model's manifest, or CLEARANCE_JIRA_PROJECT")
+        return project
+
+    def _tickets_of_run(self, state: dict[str, Any]) -> list[Any]:
         s = self.settings
-        found = search(s, self.client, f'project = "{s.project}" AND labels = "{run_label(run_id)}"',
+        found = search(s, self.client, f'project = "{self._project(state)}" AND labels = "{run_label(state["run_id"])}"',
                        fields="summary,labels,created")
         return sorted(found, key=lambda issue: (int(issue.id) if str(issue.id).isdigit() else 0, str(issue.key)))
 
     def _find_or_create(self, state: dict[str, Any]) -> dict[str, Any]:
         s = self.settings
-        found = self._tickets_of_run(state["run_id"])
+        found = self._tickets_of_run(state)
         duplicates = found[1:]  # left by an earlier race: keep the oldest
         if not found:
             labels = list(dict.fromkeys([BASE_LABEL, run_label(state["run_id"]), *s.labels]))
-            fields = {"project": {"key": s.project}, "issuetype": {"name": s.issue_type},
+            fields = {"project": {"key": self._project(state)},
+                      "issuetype": {"name": state.get("issue_type") or s.issue_type},
                       "summary": state["summary"], "description": state["description"], "labels": labels,
                       **s.extra_fields}
             created = call(s, "create issue", lambda: self.client.create_issue(fields=fields, prefetch=False))
             # Another process may have created one too (lost state, an expired lease): keep the oldest.
-            found = self._tickets_of_run(state["run_id"]) or [created]
+            found = self._tickets_of_run(state) or [created]
             if not any(str(i.id) == str(created.id) for i in found):
                 found = sorted([*found, created], key=lambda i: int(i.id) if str(i.id).isdigit() else 0)
             # Each creator retires only its own ticket, so two of them never both comment on one.
@@ -526,6 +534,12 @@ class JiraNotifier:
                 "artifact_digest": event.artifact_digest,
                 "summary": f"Promote {event.model} {event.version} ({event.tier} tier)",
                 "description": description(event)}
+        # Where the ticket goes is fixed by the first event that knows it (the flow's carry the configs').
+        project = event.notify.jira_project or self.settings.project
+        if project:
+            info["project"] = project
+        if event.notify.jira_issue_type:
+            info["issue_type"] = event.notify.jira_issue_type
         enqueue(self.store, key, info, ops_for(event, self.settings))
         try:
             self.tracker.flush(key)

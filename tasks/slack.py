@@ -181,7 +181,7 @@ class SlackNotifier:
 
     def handle(self, event: PromotionEvent) -> None:
         """Post or update what ``event`` changes; raises :class:`SlackChannelError` when Slack fails."""
-        channel = self.settings.channel_for(event.model, event.tier)
+        channel = event.notify.slack_channel or self.settings.channel_for(event.model, event.tier)
         if channel is None:
             return
         key = slack_state_key(event.model, event.version, event.run_id)

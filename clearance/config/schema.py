@@ -118,6 +118,24 @@ class PromotionTarget(StrictModel):
     prefix: str = Field("production", pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]*[A-Za-z0-9]$")
 
 
+class Notify(StrictModel):
+    """Where people follow a promotion: its Slack channel and its Jira project and issue type.
+
+    Set in a tier's policy, and per model in its manifest (the manifest's values win). Unset values
+    fall back to the settings (``CLEARANCE_SLACK_*_CHANNEL(S)``, ``CLEARANCE_JIRA_PROJECT``/``_ISSUE_TYPE``).
+    """
+
+    slack_channel: str | None = Field(None, pattern=r"^[CG][A-Z0-9]{8,}$",
+                                      description="Slack channel id (C… or G…) of the promotion threads.")
+    jira_project: str | None = Field(None, pattern=r"^[A-Z][A-Z0-9_]{1,9}$",
+                                     description="Jira project key of the promotion tickets.")
+    jira_issue_type: str | None = Field(None, min_length=1, description="Jira issue type name of the tickets.")
+
+    def over(self, base: Notify) -> Notify:
+        """These values where set, ``base``'s elsewhere."""
+        return Notify(**(base.model_dump(exclude_none=True) | self.model_dump(exclude_none=True)))
+
+
 class Policy(StrictModel):
     """The rules for one risk tier (``configs/policies/<tier>.yaml``)."""
 
@@ -127,6 +145,7 @@ class Policy(StrictModel):
     on_warn: OnWarn = OnWarn.REQUIRE_APPROVAL
     approvals: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     promotion: PromotionTarget = Field(default_factory=PromotionTarget)
+    notify: Notify = Field(default_factory=Notify, description="Slack channel and Jira project of this tier.")
 
     @field_validator("gates")
     @classmethod
@@ -200,6 +219,8 @@ class ModelManifest(StrictModel):
     serving_endpoint: str | None = None
     versions: dict[str, ModelVersion] = Field(min_length=1)
     policy_overrides: PolicyOverrides = Field(default_factory=PolicyOverrides)
+    notify: Notify = Field(default_factory=Notify, description="This model's Slack channel / Jira project "
+                                                               "(over the tier's).")
 
     @field_validator("versions")
     @classmethod

@@ -71,7 +71,7 @@ def effective_policy(policy: Policy, overrides: PolicyOverrides, *, source: str,
     if report.issues:
         raise ConfigError(report.issues)
     return Policy(tier=policy.tier, description=policy.description, gates=gates, on_warn=on_warn,
-                  approvals=approvals, promotion=policy.promotion)
+                  approvals=approvals, promotion=policy.promotion, notify=policy.notify)
 
 
 # --------------------------------------------------------------------------- gates

@@ -106,7 +106,8 @@ class FakeJira:
 
     def __init__(self, deployment: str = "Cloud", project: str = "CLR") -> None:
         self.deployment = deployment
-        self.project = {"id": "10000", "key": project, "name": "Model promotions"}
+        self.project = {"id": "10000", "key": project, "name": "Model promotions"}  # the default one
+        self.projects = {project: self.project}
         self.issue_types = [{"id": "10001", "name": "Task", "subtask": False}]
         self.statuses = {name: str(i + 1) for i, name in enumerate(DEFAULT_STATUSES)}
         self.workflow: dict[str, str] = dict(DEFAULT_WORKFLOW)
@@ -266,6 +267,14 @@ class FakeJira:
             status, body = self.do_transition(key, match["id"], user)
             assert status == 204, body
 
+    def add_project(self, key: str, name: str = "Another project") -> None:
+        """A second project promotions may be routed to (same issue types and workflow)."""
+        self.projects[key] = {"id": str(10000 + len(self.projects)), "key": key, "name": name}
+
+    def project_of(self, ref: dict[str, Any]) -> dict[str, Any] | None:
+        return next((p for p in self.projects.values() if ref.get("key") == p["key"] or ref.get("id") == p["id"]),
+                    None)
+
     def matches(self, issue: dict[str, Any], jql: str) -> bool:
         jql = re.split(r"\s+ORDER\s+BY\s+", jql, flags=re.IGNORECASE)[0].strip()
         for clause in re.split(r"\s+AND\s+", jql, flags=re.IGNORECASE):
@@ -390,9 +399,10 @@ class _Handler(BaseHTTPRequestHandler):
                           "searchable": True, "orderable": True, "clauseNames": [f]}
                          for f in ("summary", "status", "labels", "description", "attachment", "comment")]
         if m := re.fullmatch(r"/project/([^/]+)", route):
-            if m.group(1) not in (jira.project["key"], jira.project["id"]):
+            project = jira.project_of({"key": m.group(1), "id": m.group(1)})
+            if project is None:
                 raise KeyError(m.group(1))
-            return 200, {**jira.project, "self": f"{jira.url}/rest/api/2/project/{jira.project['id']}",
+            return 200, {**project, "self": f"{jira.url}/rest/api/2/project/{project['id']}",
                          "issueTypes": [{**t, "self": f"{jira.url}/rest/api/2/issuetype/{t['id']}"}
                                         for t in jira.issue_types]}
         if route == "/issue" and method == "POST":
@@ -423,8 +433,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _create(self, data: dict[str, Any], user: str) -> tuple[int, Any]:
         jira = self.jira
         fields = data.get("fields") or {}
-        project = fields.get("project") or {}
-        if project.get("key") != jira.project["key"] and project.get("id") != jira.project["id"]:
+        project = jira.project_of(fields.get("project") or {})
+        if project is None:
             return 400, {"errorMessages": [], "errors": {"project": "valid project is required"}}
         itype = fields.get("issuetype") or {}
         kind = next((t for t in jira.issue_types if t["name"] == itype.get("name") or t["id"] == itype.get("id")),
@@ -437,10 +447,10 @@ class _Handler(BaseHTTPRequestHandler):
             if " " in label:
                 return 400, {"errorMessages": [], "errors": {"labels": "The label must not contain spaces."}}
         issue_id = str(next(jira._ids))
-        key = f"{jira.project['key']}-{next(jira._keys)}"
+        key = f"{project['key']}-{next(jira._keys)}"
         stored = {k: v for k, v in fields.items() if k not in ("project", "issuetype")}
-        stored.update({"project": {"id": jira.project["id"], "key": jira.project["key"],
-                                   "name": jira.project["name"], "self": f"{jira.url}/rest/api/2/project/10000"},
+        stored.update({"project": {"id": project["id"], "key": project["key"],
+                                   "name": project["name"], "self": f"{jira.url}/rest/api/2/project/{project['id']}"},
                        "issuetype": {**kind, "self": f"{jira.url}/rest/api/2/issuetype/{kind['id']}"},
                        "status": jira.status_json("Open"), "labels": list(fields.get("labels") or []),
                        "created": _now(), "updated": _now(), "reporter": jira.user_json(user)})

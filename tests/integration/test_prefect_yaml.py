@@ -21,8 +21,9 @@ YAML_POOL = "clearance"  # the pool named in deploy/prefect.yaml
 
 
 def _prefect(*args: str, env: dict[str, str], log: Path, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(sys.executable).parent / "prefect"), *args], cwd=cwd, env=env,
-                          stdout=open(log, "ab"), stderr=subprocess.STDOUT, timeout=300)
+    with open(log, "ab") as out:
+        return subprocess.run([str(Path(sys.executable).parent / "prefect"), *args], cwd=cwd, env=env,
+                              stdout=out, stderr=subprocess.STDOUT, timeout=300, check=False)
 
 
 def _deployment(client, name: str):
@@ -68,14 +69,15 @@ def test_prefect_yaml_registers_and_runs_the_promotion(s3, tmp_path, monkeypatch
     run = run_deployment("promote-model/promote-model", timeout=0,
                          parameters={"model": cand.model, "version": "1.0.0", "initiator": "dana", "dry_run": True},
                          job_variables={"env": {"CLEARANCE_CONFIG_DIR": str(cand.config_dir)}})
-    worker = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", YAML_POOL],
-                              cwd=tmp_path, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    try:
-        final = wait_state(str(run.id), {"COMPLETED", "FAILED", "CRASHED"}, timeout=240)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+    with open(log, "ab") as out:
+        worker = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool",
+                                   YAML_POOL], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        try:
+            final = wait_state(str(run.id), {"COMPLETED", "FAILED", "CRASHED"}, timeout=240)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
     assert final == "COMPLETED", log.read_text()[-4000:]
     dry = json.loads(s3.get_bytes(f"evidence/{cand.model}/1.0.0/{run.id}/dry-run.json")[0])
     assert dry["eligible"] == {"business": ["bea"], "security": ["sam", "sol"]}

@@ -119,7 +119,32 @@ def test_unknown_top_level_key(cwd: Path) -> None:
     path = write("configs/policies/high.yaml", GOOD_POLICY + "    gatess: []\n")
     [message] = messages(path, "policy")
     assert message == ("configs/policies/high.yaml:7: gatess: unknown key "
-                       "(allowed: tier, description, gates, on_warn, approvals, promotion)")
+                       "(allowed: tier, description, gates, on_warn, approvals, promotion, notify)")
+
+
+def test_notify_names_real_slack_channel_ids_and_jira_project_keys(cwd: Path) -> None:
+    path = write("configs/policies/high.yaml", """
+        tier: high
+        gates:
+          - id: artifact_integrity
+        notify:
+          slack_channel: "#ml-promotions"
+          jira_project: mlops
+          jira_board: 7
+    """)
+    found = messages(path, "policy")
+    assert found[0].startswith("configs/policies/high.yaml:5: notify.slack_channel: ")
+    assert "^[CG][A-Z0-9]{8,}$" in found[0] and "#ml-promotions" in found[0]
+    assert found[1].startswith("configs/policies/high.yaml:6: notify.jira_project: ")
+    assert found[2] == ("configs/policies/high.yaml:7: notify.jira_board: unknown key "
+                        "(allowed: slack_channel, jira_project, jira_issue_type)")
+    good = write("configs/policies/low.yaml", """
+        tier: low
+        gates:
+          - id: artifact_integrity
+        notify: {slack_channel: C0123456789, jira_project: MLOPS, jira_issue_type: Story}
+    """)
+    assert load_policy(good).notify.jira_issue_type == "Story"
 
 
 def test_wrong_type(cwd: Path) -> None:
@@ -305,7 +330,7 @@ def test_every_issue_is_reported_not_just_the_first(cwd: Path) -> None:
         "configs/models/churn.yaml:1: name: must be lower-case letters, digits, '_', '.' or '-', "
         "starting with a letter or digit (got 'Churn Model')",
         "configs/models/churn.yaml:4: extra: unknown key (allowed: name, owner, authors, risk_tier, intended_use, "
-        "kpi, serving_endpoint, versions, policy_overrides)",
+        "kpi, serving_endpoint, versions, policy_overrides, notify)",
         "configs/models/churn.yaml:9: versions.1.0.0.artifacts.0.sha256: must be a SHA-256: 64 lower-case hex "
         "characters (got 'ABC')",
         "configs/models/churn.yaml:10: versions.1.0.0.artifacts.0.size: must be >= 0",

@@ -92,6 +92,45 @@ def test_a_promotion_is_one_ticket_whose_status_comments_and_report_follow_it(fa
     assert [link["object"]["url"] for link in ticket["remotelinks"]] == ["http://prefect/runs/flow-run/run-1"]
 
 
+def test_the_configs_route_a_ticket_to_their_project_and_issue_type(fake):
+    from clearance.config.schema import Notify
+
+    fake.add_project("OPS")
+    fake.issue_types.append({"id": "10002", "name": "Story", "subtask": False})
+    routed = Notify(jira_project="OPS", jira_issue_type="Story")
+    # The setting names CLR; the model's configs name OPS, and the flow's events carry that.
+    notifier = JiraNotifier(settings_for(fake), MemoryStore())
+    notifier.handle(event("opened", notify=routed))
+    notifier.handle(event("gate", gate=GATE))  # a later event without routing goes to the same ticket
+    ticket = only_ticket(fake)
+    assert ticket["key"].startswith("OPS-") and ticket["fields"]["issuetype"]["name"] == "Story"
+    assert any("Gate artifact_integrity" in c["body"] for c in ticket["comments"])
+    # Without CLEARANCE_JIRA_PROJECT the configs alone are enough ...
+    JiraNotifier(settings_for(fake, project=None), MemoryStore()).handle(event("opened", run_id="run-2",
+                                                                                notify=routed))
+    assert only_ticket(fake, "run-2")["key"].startswith("OPS-")
+    # ... and with neither, one clear error says where to set it; nothing is created.
+    with pytest.raises(JiraConfigError, match="notify.jira_project"):
+        JiraNotifier(settings_for(fake, project=None), MemoryStore()).handle(event("opened", run_id="run-3"))
+    assert fake.issues_with_label(run_label("run-3")) == []
+
+
+def test_the_poller_searches_every_project_the_configs_name(tmp_path):
+    from types import SimpleNamespace
+
+    from clearance.config.schema import Notify
+    from clearance.jira_poller import decision_jql, ticket_projects
+
+    settings = JiraSettings(url="https://jira.example", project="CLR", email="bot@example.com", api_token="x")
+    config = SimpleNamespace(policies={"high": SimpleNamespace(notify=Notify(jira_project="OPS")),
+                                       "low": SimpleNamespace(notify=Notify())},
+                             manifests={"churn": SimpleNamespace(notify=Notify(jira_project="RISK")),
+                                        "other": SimpleNamespace(notify=Notify(jira_project="OPS"))})
+    projects = ticket_projects(settings, config)
+    assert projects == ["CLR", "OPS", "RISK"]
+    assert decision_jql(settings, projects).startswith('project in ("CLR", "OPS", "RISK") AND labels = "clearance"')
+
+
 def test_a_rerun_finds_its_ticket_again_and_writes_nothing_twice(fake):
     store = MemoryStore()
     JiraNotifier(settings_for(fake), store).handle(event("opened"))

@@ -230,7 +230,7 @@ def test_server_errors_are_retried_with_backoff_then_given_up(fake):
     assert publish_event(event("opened", "run-5xx-once"), [notifier]) == []
 
 
-def test_notifier_is_off_without_token_or_channel(monkeypatch):
+def test_notifier_is_off_without_token_and_posts_only_where_a_channel_is_named(monkeypatch):
     from clearance.settings import Settings
     from tasks.slack import slack_notifier
 
@@ -238,9 +238,31 @@ def test_notifier_is_off_without_token_or_channel(monkeypatch):
         monkeypatch.delenv(f"CLEARANCE_SLACK_{name}", raising=False)
     assert slack_notifier(Settings()) is None
     monkeypatch.setenv("CLEARANCE_SLACK_BOT_TOKEN", "xoxb-1")
-    assert slack_notifier(Settings()) is None
+    notifier = slack_notifier(Settings())  # the channel may come from the configs (notify.slack_channel)
+    assert notifier is not None
+    notifier.handle(event("opened", "r-nowhere"))  # no channel anywhere: nothing posted, nothing raised
+    assert SlackSettings().channel_for("churn", "high") is None
     monkeypatch.setenv("CLEARANCE_SLACK_TIER_CHANNELS", '{"high": "C0HIGH00001"}')
-    assert slack_notifier(Settings()) is not None
     settings = SlackSettings()
     assert settings.channel_for("churn", "high") == "C0HIGH00001" and settings.channel_for("x", "low") is None
     assert "xoxb-1" not in repr(settings)
+
+
+def test_the_configs_name_the_channel_of_a_promotion_thread():
+    """notify.slack_channel (policy or manifest, carried by the flow's events) wins over the settings."""
+    from clearance.config.schema import Notify
+
+    routed = "C0ROUTED001"
+    slack = FakeSlack(channels=(CHANNEL, routed)).start()
+    try:
+        store = MemStore()
+        notifier = SlackNotifier(settings_for(slack), store)
+        notifier.handle(event("opened", "r-routed", notify=Notify(slack_channel=routed)))
+        notifier.handle(event("gate", "r-routed", gate=GateResult.from_checks("g", "1", [
+            CheckResult(id="c", status=Status.PASS)])))
+        posted = [c.params.get("channel") for c in slack.calls_of("chat.postMessage")]
+        assert posted and set(posted) == {routed}
+        assert json.loads(store.objects[slack_state_key("churn", "1.0.0", "r-routed")][0])["channel"] == routed
+        assert slack.violations == []
+    finally:
+        slack.stop()
