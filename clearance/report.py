@@ -10,6 +10,7 @@ renderer, so a comment cannot inject markup into either.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from clearance.approvals import ApprovalRecord, ApprovalRequest, tally
@@ -129,16 +130,19 @@ def _sign_off_blocks(record: ApprovalRecord | None, request: ApprovalRequest | N
 # ----------------------------------------------------------------------------- Markdown
 
 
-def _md_inline(parts: Inline) -> str:
+def _inline(parts: Inline, *, escape: Callable[[str], str], code: str, bold: str) -> str:
+    """Inline segments joined, each escaped, code and bold wrapped by the ``{}`` templates."""
     out = []
     for part in parts:
-        if isinstance(part, Code):
-            out.append(f"`{part.replace('`', chr(39))}`")
-        elif isinstance(part, Bold):
-            out.append(f"**{part}**")
-        else:
-            out.append(part)
+        text = escape(str(part))
+        out.append(code.format(text) if isinstance(part, Code) else bold.format(text) if isinstance(part, Bold)
+                   else text)
     return "".join(out)
+
+
+def _md_inline(parts: Inline) -> str:
+    return _inline([Code(p.replace("`", "'")) if isinstance(p, Code) else p for p in parts],
+                   escape=str, code="`{}`", bold="**{}**")
 
 
 def _md_cell(text: str) -> str:
@@ -185,16 +189,7 @@ _STATUSES = {"pass", "warn", "fail", "error", "waived", "skipped"}
 
 
 def _html_inline(parts: Inline) -> str:
-    out = []
-    for part in parts:
-        text = html.escape(str(part))
-        if isinstance(part, Code):
-            out.append(f"<code>{text}</code>")
-        elif isinstance(part, Bold):
-            out.append(f"<strong>{text}</strong>")
-        else:
-            out.append(text)
-    return "".join(out)
+    return _inline(parts, escape=html.escape, code="<code>{}</code>", bold="<strong>{}</strong>")
 
 
 def _html_cell(text: str, status: bool) -> str:

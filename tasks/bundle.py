@@ -17,7 +17,7 @@ from typing import Any
 
 from clearance.ledger import LedgerEntry
 from gates.base import GateResult, canonical_json
-from tasks.object_store import ObjectNotFound, ObjectStore
+from tasks.object_store import ObjectExists, ObjectNotFound, ObjectStore
 
 BUNDLE = "bundle.json"
 #: Objects of a run prefix that are updated after the run ends (compare-and-swap state).
@@ -46,8 +46,6 @@ def seal(store: ObjectStore, prefix: str, *, model: str, version: str, run_id: s
          ledger: list[LedgerEntry]) -> dict[str, str]:
     """Write the run's ``bundle.json`` (immutable); returns ``{"bundle": key, "bundle_sha256": digest}``
     for the run's final ledger entry. Sealing the same evidence again is a no-op."""
-    from tasks.object_store import ObjectExists
-
     body = canonical_json(bundle_document(store, prefix, model=model, version=version, run_id=run_id,
                                           ledger=ledger))
     key = prefix + BUNDLE

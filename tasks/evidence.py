@@ -105,7 +105,8 @@ def seal_evidence(prefix: str, report: Report, title: str, *, model: str, versio
     """Publish the run's report, then write its ``bundle.json`` (tasks/bundle.py).
 
     Returns what the run's final ledger entry records: ``bundle`` and ``bundle_sha256``, or
-    ``bundle_error`` when the store refused — a promotion that already happened is still recorded.
+    ``bundle_error`` when the store refused — a promotion that already happened is still recorded
+    (a dry run, which records nothing, raises instead).
     """
     from tasks.bundle import seal
     from tasks.ledger import read_ledger
@@ -115,6 +116,8 @@ def seal_evidence(prefix: str, report: Report, title: str, *, model: str, versio
         ledger = [] if dry_run else read_ledger(store(), model)
         return seal(store(), prefix, model=model, version=version, run_id=run_id, ledger=ledger)
     except Exception as exc:  # noqa: BLE001 — the ledger entry says the evidence could not be sealed
+        if dry_run:  # no ledger entry to carry the error: the dry run fails instead
+            raise
         get_run_logger().error("could not seal the evidence of %s %s: %s", model, version, exc)
         return {"bundle_error": f"{type(exc).__name__}: {exc}"[:500]}
 
