@@ -278,7 +278,7 @@ def audit_verify(model: str) -> None:
     if problems or evidence_problems:
         raise typer.Exit(EXIT_REFUSED)
     console.print(f"[green]OK[/green]: {count} ledger entries of {model}, chain intact; "
-                  f"gate results and {bundles} evidence bundles match it")
+                  f"gate results and {bundles} evidence bundle{'' if bundles == 1 else 's'} match it")
 
 
 # ----------------------------------------------------------------------------- operations

@@ -71,7 +71,7 @@ def test_promotion_end_to_end_with_quorum_and_refusals(s3, tmp_path):
     assert sorted(d["principal"] for d in record["decisions"]) == ["bea", "sam", "sol"]
     assert {r["reason"] for r in record["refusals"]} >= {"self_approval", "missing_role", "already_counted"}
     audit = cli(cand, "dana", "audit", "verify", cand.model)
-    assert audit.returncode == 0 and "OK" in audit.stdout and "1 evidence bundles" in audit.stdout, audit.stdout
+    assert audit.returncode == 0 and "OK" in audit.stdout and "1 evidence bundle match" in audit.stdout, audit.stdout
     status = cli(cand, "dana", "status", run_id)
     assert "artifact_integrity" in status.stdout and "approved" in status.stdout
 
