@@ -2,9 +2,9 @@
 
 When a run ends, ``bundle.json`` is written under the run's evidence prefix: the name, SHA-256 and
 size of every immutable evidence object there (gate results and their files, reports, the dry-run
-document), the names of the few objects that keep changing by compare-and-swap (the approvals
-record, which records later refusals, and the Slack/Jira message state), and this run's ledger
-entries so far. The run's final ledger entry then records the bundle's own SHA-256, so the hash
+document, and ``approvals-at-seal.json``, a frozen copy of the approvals record), the names of the
+few objects that keep changing by compare-and-swap (the approvals record itself, which records
+later refusals, and the Slack/Jira message state), and this run's ledger entries so far. The run's final ledger entry then records the bundle's own SHA-256, so the hash
 chain anchors the bundle and the bundle anchors every file: altering, removing or adding evidence
 afterwards is found by :func:`audit_evidence` (``clearance audit verify``).
 """
@@ -22,6 +22,8 @@ from tasks.object_store import ObjectExists, ObjectNotFound, ObjectStore
 BUNDLE = "bundle.json"
 #: Objects of a run prefix that are updated after the run ends (compare-and-swap state).
 LIVING = ("approvals.json", "slack.json", "jira.json")
+#: The approvals record as it was when the run sealed its evidence (immutable, so in the bundle).
+RECORD_SNAPSHOT = "approvals-at-seal.json"
 
 
 def bundle_document(store: ObjectStore, prefix: str, *, model: str, version: str, run_id: str,
@@ -46,6 +48,7 @@ def seal(store: ObjectStore, prefix: str, *, model: str, version: str, run_id: s
          ledger: list[LedgerEntry]) -> dict[str, str]:
     """Write the run's ``bundle.json`` (immutable); returns ``{"bundle": key, "bundle_sha256": digest}``
     for the run's final ledger entry. Sealing the same evidence again is a no-op."""
+    _snapshot_record(store, prefix)
     body = canonical_json(bundle_document(store, prefix, model=model, version=version, run_id=run_id,
                                           ledger=ledger))
     key = prefix + BUNDLE
@@ -55,6 +58,18 @@ def seal(store: ObjectStore, prefix: str, *, model: str, version: str, run_id: s
         if store.get_bytes(key)[0] != body:
             raise ValueError(f"{key} exists with other content: the run's evidence changed after it was sealed")
     return {"bundle": key, "bundle_sha256": hashlib.sha256(body).hexdigest()}
+
+
+def _snapshot_record(store: ObjectStore, prefix: str) -> None:
+    """Freeze the approvals record as it is now (a later refusal changes ``approvals.json``, not this)."""
+    try:
+        body = store.get_bytes(prefix + "approvals.json")[0]
+    except ObjectNotFound:
+        return  # a run stopped by its gates never opened a request
+    try:
+        store.put_if_absent(prefix + RECORD_SNAPSHOT, body, content_type="application/json")
+    except ObjectExists:
+        pass  # sealed before (a retry): the first snapshot stands
 
 
 def audit_evidence(store: ObjectStore, entries: list[LedgerEntry]) -> tuple[int, list[str]]:

@@ -84,7 +84,8 @@ def test_promotion_end_to_end_with_quorum_and_refusals(s3, tmp_path):
     promoted = read_ledger(s3, cand.model)[-1]
     assert promoted.payload["bundle"] == prefix + "bundle.json"
     bundle = json.loads(s3.get_bytes(prefix + "bundle.json")[0])
-    assert {"gate-artifact_integrity.json", "report.md", "report.html"} <= {f["name"] for f in bundle["files"]}
+    assert {"gate-artifact_integrity.json", "report.md", "report.html", "approvals-at-seal.json"} <= \
+        {f["name"] for f in bundle["files"]}
     # Rewriting the report afterwards (plain S3 overwrite, as someone with bucket access could) is named.
     s3.client.put_object(Bucket=s3.bucket, Key=prefix + "report.html", Body=page.replace("KPI reviewed", "ok"))
     audit = cli(cand, "dana", "audit", "verify", cand.model)

@@ -39,8 +39,10 @@ def test_an_intact_run_passes_and_the_bundle_lists_what_it_anchors() -> None:
     store = sealed_run()
     assert audit(store) == (1, [])
     bundle = json.loads(store.objects[PREFIX + "bundle.json"])
-    assert [f["name"] for f in bundle["files"]] == ["drift.png", "gate-g.json", "report.html", "report.md"]
+    assert [f["name"] for f in bundle["files"]] == ["approvals-at-seal.json", "drift.png", "gate-g.json",
+                                                    "report.html", "report.md"]
     assert bundle["living"] == ["approvals.json"]
+    assert store.objects[PREFIX + "approvals-at-seal.json"] == store.objects[PREFIX + "approvals.json"]
     assert [e["kind"] for e in bundle["ledger"]] == ["started", "gate"]
 
 
@@ -49,11 +51,14 @@ def test_living_state_may_change_after_sealing() -> None:
     store.objects[PREFIX + "approvals.json"] = b'{"decisions": [], "refusals": ["late click"]}'
     store.objects[PREFIX + "slack.json"] = b"{}"
     assert audit(store) == (1, [])
+    assert store.objects[PREFIX + "approvals-at-seal.json"] == b'{"decisions": []}'  # the record at the end
 
 
 @pytest.mark.parametrize("change,expected", [
     (lambda o: o.__setitem__(PREFIX + "report.html", b"<p>all fine</p>"), f"{PREFIX}report.html: altered"),
     (lambda o: o.pop(PREFIX + "drift.png"), f"{PREFIX}drift.png: removed"),
+    (lambda o: o.__setitem__(PREFIX + "approvals-at-seal.json", b'{"decisions": ["forged"]}'),
+     f"{PREFIX}approvals-at-seal.json: altered"),
     (lambda o: o.__setitem__(PREFIX + "waiver.json", b"{}"), f"{PREFIX}waiver.json: added after"),
     (lambda o: o.__setitem__(PREFIX + "bundle.json", o[PREFIX + "bundle.json"].replace(b"drift", b"drift2")),
      f"{PREFIX}bundle.json: bundle differs from the digest ledger entry 3 recorded"),
