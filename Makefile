@@ -18,7 +18,7 @@ install: $(STAMP)
 
 ## A real promotion end to end; leaves SeaweedFS, the Prefect server (UI) and a worker running.
 demo: install
-	$(PY) -m clearance.demo
+	$(PY) -m clearance.dev.demo
 
 ## Every test; the session starts one Prefect server and one SeaweedFS and stops them after.
 ## pytest exits 5 when it collected nothing: that is a failure here, not a pass.
@@ -32,11 +32,11 @@ unit: install
 ## Stop what `make demo` left running.
 down:
 	-@test -f .local/worker.pid && kill $$(cat .local/worker.pid) 2>/dev/null; rm -f .local/worker.pid
-	@test -x $(PY) && $(PY) -m clearance.devservers down || true
+	@test -x $(PY) && $(PY) -m clearance.dev.devservers down || true
 
 ## `eval $$(make -s env)` points this shell's CLI at the demo servers.
 env:
-	@$(PY) -m clearance.devservers env
+	@$(PY) -m clearance.dev.devservers env
 
 schema: install
 	$(PY) -m clearance schema

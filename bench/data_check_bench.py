@@ -31,7 +31,7 @@ import resource
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NUMERIC = [f"f{i}" for i in range(12)]
 CATEGORIES = {f"c{i}": [f"v{j}" for j in range(3 + 2 * i)] for i in range(5)}
 SHIFTED = {"f0": 0.3, "f1": 0.05, "f2": 0.5}  # reference mean offsets (drift on these)
-NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
 RANGE = (-4.0, 4.0)
 
 
@@ -135,7 +135,8 @@ def run_scan(current: Path, reference: Path) -> dict[str, Any]:
 def run_gate(current: Path, reference: Path, mode: str) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from clearance.config.schema import DatasetRef
-    from gates.base import GateInputs, run_gate as run
+    from gates.base import GateInputs
+    from gates.base import run_gate as run
     from tasks.datasets import locate_dataset
 
     refs = [DatasetRef(role="reference", uri=str(reference)), DatasetRef(role="eval", uri=str(current),

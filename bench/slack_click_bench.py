@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.5, help="CLEARANCE_APPROVAL_POLL_SECONDS of the runs")
     args = parser.parse_args()
 
-    from clearance import devservers
+    from clearance.dev import devservers
 
     state = Path(tempfile.mkdtemp(prefix="slack-bench-"))
     s3 = devservers.start_s3(state)
@@ -89,15 +89,23 @@ def main() -> None:
 
 def run_bench(runs: int) -> None:
     import httpx
-    from clearance.serve.app import build_app
+
+    from clearance.app.serve.app import build_app
+    from clearance.core.keys import approvals_key, slack_state_key
     from clearance.settings import get_settings
-    from tasks.approvals_record import read_record, record_key
+    from tasks.approvals_record import read_record
     from tasks.ledger import read_ledger
     from tasks.object_store import ObjectStore
-    from tasks.slack import slack_state_key
     from tests.fakes.slack_server import AsgiThread, FakeSlack, block_actions, button, form_body, sign
-    from tests.integration.promotion_kit import (PRINCIPALS, decide, find_run, finish, make_candidate,
-                                                 start_direct_run, wait_for_request)
+    from tests.integration.promotion_kit import (
+        PRINCIPALS,
+        decide,
+        find_run,
+        finish,
+        make_candidate,
+        start_direct_run,
+        wait_for_request,
+    )
 
     fake = FakeSlack(channels=(CHANNEL,), users={p["slack_id"]: p["email"] for p in PRINCIPALS}).start()
     os.environ.update(fake.env(CHANNEL, SECRET))
@@ -137,7 +145,7 @@ def run_bench(runs: int) -> None:
             assert response.status_code == 200, response.text
             code = finish(procs[model], timeout=120)
             assert code == 0, f"run {run_id} exit {code}: " + (logs / f"{model}.log").read_text()[-3000:]
-            record = read_record(store, record_key(model, version, run_id))[0]
+            record = read_record(store, approvals_key(model, version, run_id))[0]
             bea = next(d for d in record.decisions if d.principal == "bea")
             # The flow's first ledger entry after the wait ("approved": written once the run has re-read the
             # record and told the channels it closed) — an upper bound of "running past its wait".

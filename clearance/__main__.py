@@ -1,3 +1,3 @@
-from clearance.cli import app
+from clearance.app.cli import app
 
 app()

@@ -17,21 +17,24 @@ from pydantic import BaseModel, Field
 from clearance.approvals import ApprovalRecord, ApprovalRequest, Outcome
 from clearance.approvals.request import build_request, eligible_approvers
 from clearance.config.schema import GateMode, OnWarn
-from clearance.report import build_report
+from clearance.core.clock import utcnow
+from clearance.core.digests import sha256_json
+from clearance.core.keys import run_prefix
+from clearance.events import PromotionEvent
+from clearance.render.report import build_report
 from flows.signoff import wait_for_sign_off
-from gates.base import GateInputs, GateResult, Status, sha256_json, utcnow
+from gates.base import GateInputs, GateResult, Status
 from gates.waivers import apply_waivers
 from tasks.caching import per_run_key
 from tasks.candidate import PromotionContext, artifact_digest, load_promotion_context, observe_candidate
-from tasks.channels import PromotionEvent, announce
+from tasks.channels import announce
 from tasks.datasets import locate_datasets_task
 from tasks.evidence import (
     evidence_dir,
     publish_gate_result,
-    seal_evidence,
     record_event,
     record_unexpected_failure,
-    run_prefix,
+    seal_evidence,
     store,
     write_evidence,
 )

@@ -10,7 +10,7 @@ wake-up changes nothing.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from prefect import get_run_logger
@@ -59,7 +59,7 @@ def wait_for_sign_off(key: str, request: ApprovalRequest, principals: Principals
             return record
         wait_number += 1
         pause_key = f"sign-off-{wait_number}"
-        remaining = (request.deadline - datetime.now(timezone.utc)).total_seconds()
+        remaining = (request.deadline - datetime.now(UTC)).total_seconds()
         form = SignOffForm.with_initial_data(
             description=_form_description(request), approver=None, decision=None, comment="")
         try:

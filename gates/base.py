@@ -8,22 +8,19 @@ and rerun by an auditor on the recorded inputs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from clearance.core.clock import utcnow
+from clearance.core.digests import canonical_json, sha256_json
+
 ENTRY_POINT_GROUP = "clearance.gates"
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC (naive datetimes never enter evidence)."""
-    return datetime.now(timezone.utc)
 
 
 class Status(str, Enum):
@@ -154,16 +151,6 @@ def cell_text(value: Any) -> str:
 def _cell(value: Any) -> str:
     """A value as a Markdown table cell."""
     return cell_text(value).replace("|", "\\|")
-
-
-def canonical_json(value: Any) -> bytes:
-    """Deterministic JSON (sorted keys, no spaces, UTF-8): the form every digest is taken over."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-
-
-def sha256_json(value: Any) -> str:
-    """SHA-256 hex of :func:`canonical_json`."""
-    return hashlib.sha256(canonical_json(value)).hexdigest()
 
 
 # --------------------------------------------------------------------------- inputs

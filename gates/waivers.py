@@ -28,7 +28,8 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from gates.base import GateResult, Status, utcnow, worst
+from clearance.core.clock import utcnow
+from gates.base import GateResult, Status, worst
 
 __all__ = ["CHECK_PATTERN", "VERSION_PATTERN", "WAIVABLE", "Waiver", "apply_waivers", "matches", "waivers_in_scope"]
 

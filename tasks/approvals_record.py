@@ -14,20 +14,11 @@ from pydantic import BaseModel
 
 from clearance.approvals import ApprovalRecord, ApprovalRequest, Decision, Outcome, Refusal, Vote, authorise, tally
 from clearance.config.schema import Channel, Principal
-from gates.base import utcnow
+from clearance.core.clock import utcnow
+from clearance.core.keys import approvals_key
 from tasks.object_store import ObjectExists, ObjectStore, PreconditionFailed
 
 _MAX_CAS_ATTEMPTS = 50
-
-
-def record_key(model: str, version: str, run_id: str) -> str:
-    """Where a run's approvals record lives."""
-    return f"evidence/{model}/{version}/{run_id}/approvals.json"
-
-
-def run_index_key(run_id: str) -> str:
-    """Where a run's index (run id → model, version) lives, for ``clearance approve RUN``."""
-    return f"evidence/runs/{run_id}.json"
 
 
 class SubmitResult(BaseModel):
@@ -46,7 +37,7 @@ class SubmitResult(BaseModel):
 
 def open_record(store: ObjectStore, request: ApprovalRequest) -> ApprovalRecord:
     """Create the run's record, or return the existing one (a resumed run reopens the same request)."""
-    key = record_key(request.model, request.version, request.run_id)
+    key = approvals_key(request.model, request.version, request.run_id)
     try:
         store.put_if_absent(key, ApprovalRecord(request=request).model_dump_json().encode(),
                             content_type="application/json")

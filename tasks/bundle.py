@@ -15,15 +15,16 @@ import hashlib
 import json
 from typing import Any
 
+from clearance.core.digests import canonical_json
+from clearance.core.keys import APPROVALS, APPROVALS_AT_SEAL, BUNDLE, JIRA_STATE, SLACK_STATE
 from clearance.ledger import LedgerEntry
-from gates.base import GateResult, canonical_json
+from gates.base import GateResult
 from tasks.object_store import ObjectExists, ObjectNotFound, ObjectStore
 
-BUNDLE = "bundle.json"
 #: Objects of a run prefix that are updated after the run ends (compare-and-swap state).
-LIVING = ("approvals.json", "slack.json", "jira.json")
+LIVING = (APPROVALS, SLACK_STATE, JIRA_STATE)
 #: The approvals record as it was when the run sealed its evidence (immutable, so in the bundle).
-RECORD_SNAPSHOT = "approvals-at-seal.json"
+RECORD_SNAPSHOT = APPROVALS_AT_SEAL
 
 
 def bundle_document(store: ObjectStore, prefix: str, *, model: str, version: str, run_id: str,
@@ -63,7 +64,7 @@ def seal(store: ObjectStore, prefix: str, *, model: str, version: str, run_id: s
 def _snapshot_record(store: ObjectStore, prefix: str) -> None:
     """Freeze the approvals record as it is now (a later refusal changes ``approvals.json``, not this)."""
     try:
-        body = store.get_bytes(prefix + "approvals.json")[0]
+        body = store.get_bytes(prefix + APPROVALS)[0]
     except ObjectNotFound:
         return  # a run stopped by its gates never opened a request
     try:

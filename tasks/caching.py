@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gates.base import sha256_json
+from clearance.core.digests import sha256_json
 
 
 def _plain(value: Any) -> Any:

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from clearance.config import load_config_dir
 from clearance.config.schema import ModelManifest, ModelVersion, Policy, Principals
+from clearance.core.digests import sha256_json
 from clearance.settings import get_settings
-from gates.base import ArtifactObservation, sha256_json
+from gates.base import ArtifactObservation
 from gates.waivers import Waiver
 from tasks.caching import per_run_key
 from tasks.object_store import ObjectStore

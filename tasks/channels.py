@@ -10,41 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Protocol
 
 from prefect import task
-from pydantic import BaseModel, Field
 
-from clearance.approvals import ApprovalRecord
-from clearance.config.schema import Notify
+from clearance.events import PromotionEvent
 from clearance.settings import Settings, get_settings
-from gates.base import GateResult
 from tasks.caching import per_run_key
 
 log = logging.getLogger("clearance.channels")
-
-EventKind = Literal["opened", "gate", "approval-requested", "approvals-changed", "closed", "promoted", "stopped"]
-
-
-class PromotionEvent(BaseModel):
-    """Something that happened to one promotion run, with what a channel needs to show it."""
-
-    kind: EventKind
-    run_id: str
-    model: str
-    version: str
-    tier: str
-    initiator: str
-    artifact_digest: str = ""
-    gate: GateResult | None = None
-    record: ApprovalRecord | None = None
-    gates: list[GateResult] = Field(default_factory=list, description="All results so far (approval summary).")
-    status: str = ""
-    message: str = ""
-    links: dict[str, str] = Field(default_factory=dict, description="e.g. prefect_run → URL.")
-    notify: Notify = Field(default_factory=Notify, description="Slack channel / Jira project the configs name "
-                                                               "(events from the flow carry it).")
-
 
 class Notifier(Protocol):
     """A channel that shows promotion events to people."""
@@ -103,14 +77,6 @@ def _event_key(context, parameters) -> str:
     """One announcement per run, kind and gate: a resumed run re-announces nothing it already told."""
     event: PromotionEvent = parameters["event"]
     return per_run_key(context, {"kind": event.kind, "gate": event.gate.gate_id if event.gate else None})
-
-
-def event_for(record: ApprovalRecord, kind: EventKind, **details) -> PromotionEvent:
-    """An event about a run, built from its approvals record (for channels outside the flow)."""
-    request = record.request
-    return PromotionEvent(kind=kind, run_id=request.run_id, model=request.model, version=request.version,
-                          tier=request.tier, initiator=request.initiator, artifact_digest=request.artifact_digest,
-                          record=record, **details)
 
 
 @task(name="announce", persist_result=True, cache_key_fn=_event_key)

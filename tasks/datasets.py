@@ -82,9 +82,9 @@ def locate_dataset(ref: DatasetRef, settings: Settings | None = None, *, compute
             files = {Path(path).name: path}
         else:
             selector = pafs.FileSelector(path.rstrip("/"), recursive=True, allow_not_found=True)
-            found = sorted((i.path for i in fs.get_file_info(selector)
+            found = sorted(i.path for i in fs.get_file_info(selector)
                             if i.type == pafs.FileType.File and i.path.lower().endswith(DATA_SUFFIXES)
-                            and not Path(i.path).name.startswith(("_", "."))))
+                            and not Path(i.path).name.startswith(("_", ".")))
             if not found:
                 return base.model_copy(update={"error": f"{ref.role} ({ref.uri}): no such file or prefix",
                                                "error_kind": "not_found"})

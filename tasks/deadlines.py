@@ -12,7 +12,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import StateType
 
-from clearance.approvals.intake import UnknownRunError, record_key_for_run
+from tasks.approval_intake import UnknownRunError, record_key_for_run
 from tasks.approvals_record import close_if_due
 from tasks.object_store import ObjectStore
 from tasks.prefect_runs import wake_run

@@ -16,18 +16,21 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from clearance.core.digests import canonical_json
+from clearance.core.keys import GATE_RESULT_PREFIX, REPORT_HTML, REPORT_MD, gate_result_name, run_prefix
 from clearance.ledger import LedgerEntry
-from clearance.report import Report, to_html, to_markdown
+from clearance.render.report import Report, to_html, to_markdown
 from clearance.settings import get_settings
-from gates.base import GateResult, canonical_json
+from gates.base import GateResult
 from tasks.caching import per_run_key
 from tasks.ledger import append_entry
 from tasks.object_store import ObjectExists, ObjectStore
 
 
-def run_prefix(model: str, version: str, run_id: str) -> str:
-    """The only prefix a run (and every dry run) writes its own evidence under."""
-    return f"evidence/{model}/{version}/{run_id}/"
+def stored_gate_results(store: ObjectStore, model: str, version: str, run_id: str) -> list[GateResult]:
+    """The gate results a run has stored so far, in gate-id order."""
+    prefix = run_prefix(model, version, run_id) + GATE_RESULT_PREFIX
+    return [GateResult.model_validate(store.get_json(key)) for key in store.list_keys(prefix)]
 
 
 def evidence_dir(run_id: str) -> str:
@@ -66,7 +69,7 @@ def record_event(model: str, kind: str, payload: dict[str, Any]) -> LedgerEntry:
 @task(name="publish-gate-result", persist_result=True, cache_key_fn=per_run_key)
 def publish_gate_result(prefix: str, result: GateResult, model: str, run_id: str, dry_run: bool) -> str:
     """Store the result as JSON evidence, show it as Prefect artifacts, and log it to the ledger."""
-    key = put_evidence(prefix, f"gate-{result.gate_id}.json", result.to_evidence_json())
+    key = put_evidence(prefix, gate_result_name(result.gate_id), result.to_evidence_json())
     upload_gate_files(prefix, result, Path(evidence_dir(run_id)))
     create_markdown_artifact(key=artifact_key("gate", result.gate_id), markdown=result.to_markdown(),
                              description=f"{result.gate_id}: {result.status.value}")
@@ -126,8 +129,8 @@ def publish_report(prefix: str, report: Report, title: str) -> str:
     """Store the run's report as evidence (``report.md`` and the self-contained ``report.html``) and
     as a Prefect Markdown artifact; link the run's evidence prefix. Returns the Markdown key."""
     markdown = to_markdown(report)
-    key = put_evidence(prefix, "report.md", markdown.encode(), content_type="text/markdown")
-    put_evidence(prefix, "report.html", to_html(report).encode(), content_type="text/html; charset=utf-8")
+    key = put_evidence(prefix, REPORT_MD, markdown.encode(), content_type="text/markdown")
+    put_evidence(prefix, REPORT_HTML, to_html(report).encode(), content_type="text/html; charset=utf-8")
     create_markdown_artifact(key="promotion-report", markdown=markdown, description=title)
     settings = get_settings()
     if settings.s3_endpoint_url:

@@ -1,6 +1,6 @@
 """Approval by transition: a person moving a promotion ticket into the approval (or rejection) status.
 
-The webhook (:mod:`clearance.serve.jira_routes`) and the poller (:mod:`clearance.jira_poller`)
+The webhook (:mod:`clearance.app.serve.jira_routes`) and the poller (:mod:`clearance.app.jira_poller`)
 both turn what they saw into a :class:`StatusChange` and call :func:`process_status_change`.
 The decision's ``dedupe_key`` is ``jira:<issue id>:<changelog/history id>`` — the webhook's
 ``changelog.id`` is the id of the same history entry the poller reads — so a change seen by
@@ -20,12 +20,13 @@ from functools import lru_cache
 from typing import Any
 
 from clearance.approvals import Vote
-from clearance.approvals.intake import UnknownRunError, receive_decision, record_key_for_run
 from clearance.config.schema import Channel, Principal, Principals
-from clearance.jira_settings import JiraSettings
+from clearance.core.keys import jira_state_key
+from clearance.settings.jira import JiraSettings
+from tasks.approval_intake import UnknownRunError, receive_decision, record_key_for_run
 from tasks.approvals_record import read_record
 from tasks.jira_client import JiraChannelError, call, connect
-from tasks.jira_tracking import JiraTracker, jira_state_key, read_state, run_id_from_labels
+from tasks.jira_tracking import JiraTracker, read_state, run_id_from_labels
 from tasks.object_store import ObjectStore
 
 log = logging.getLogger("clearance.jira")

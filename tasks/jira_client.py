@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import requests
 from jira import JIRA, JIRAError
 
-from clearance.jira_settings import JiraSettings
+from clearance.settings.jira import JiraSettings
 
 log = logging.getLogger("clearance.jira")
 T = TypeVar("T")

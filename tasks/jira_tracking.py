@@ -1,14 +1,14 @@
 """Jira as a channel: one ticket per promotion whose status, comments and attachment follow the run.
 
 Registered with :func:`tasks.channels.register_notifier`; active when ``CLEARANCE_JIRA_URL``,
-``CLEARANCE_JIRA_PROJECT`` and credentials are set (:mod:`clearance.jira_settings`).
+``CLEARANCE_JIRA_PROJECT`` and credentials are set (:mod:`clearance.settings.jira`).
 
 Every event becomes a list of *operations* (create-or-find the ticket, transition, comment,
 attach, link) appended to a queue in ``evidence/<model>/<version>/<run>/jira.json``
 (compare-and-swap), and the queue is then written to Jira in order. When Jira is down (5xx,
 429, timeouts, after retries with backoff) the rest of the queue stays there and is written
 on the next successful call — the next event of the run, a decision, or the poller
-(``python -m clearance.jira_poller``), which also flushes runs listed under
+(``python -m clearance.app.jira_poller``), which also flushes runs listed under
 ``evidence/jira/pending/``. Nothing here ever fails or blocks the promotion: errors are
 raised to :func:`tasks.channels.publish_event`, which logs them and carries on.
 
@@ -51,10 +51,13 @@ from typing import Any
 from jira import JIRA
 
 from clearance.approvals import ApprovalRecord, Outcome, tally
-from clearance.jira_settings import JiraSettings
+from clearance.core.clock import utcnow
+from clearance.core.keys import JIRA_PENDING_PREFIX, jira_pending_key, jira_state_key, run_prefix
+from clearance.events import PromotionEvent
 from clearance.settings import Settings
-from gates.base import GateResult, utcnow
-from tasks.channels import PromotionEvent, register_notifier
+from clearance.settings.jira import JiraSettings
+from gates.base import GateResult
+from tasks.channels import register_notifier
 from tasks.jira_client import JiraConfigError, JiraUnavailable, call, connect, search, transition_to
 from tasks.object_store import ObjectExists, ObjectStore, PreconditionFailed, read_json_state, update_json_state
 
@@ -75,16 +78,6 @@ def run_label(run_id: str) -> str:
 def run_id_from_labels(labels: list[str]) -> str | None:
     """The run id carried by a ticket's labels."""
     return next((label[len(RUN_LABEL_PREFIX):] for label in labels if label.startswith(RUN_LABEL_PREFIX)), None)
-
-
-def jira_state_key(model: str, version: str, run_id: str) -> str:
-    """Where a run's ticket key and write queue live (next to its approvals record)."""
-    return f"evidence/{model}/{version}/{run_id}/jira.json"
-
-
-def pending_key(run_id: str) -> str:
-    """Index entry of a run whose Jira queue is not empty (the poller flushes these)."""
-    return f"evidence/jira/pending/{run_id}.json"
 
 
 # --------------------------------------------------------------------------- state with CAS
@@ -165,7 +158,7 @@ def description(event: PromotionEvent) -> str:
     lines = [f"Promotion of model *{event.model}* version *{event.version}* ({event.tier} risk tier).",
              "", f"* Initiator: {event.initiator}", f"* Artifact digest: {{{{{event.artifact_digest}}}}}",
              f"* Prefect run id: {{{{{event.run_id}}}}}",
-             f"* Evidence: {{{{evidence/{event.model}/{event.version}/{event.run_id}/}}}}"]
+             f"* Evidence: {{{{{run_prefix(event.model, event.version, event.run_id)}}}}}"]
     for name, url in sorted(event.links.items()):
         lines.append(f"* {name.replace('_', ' ')}: [{url}]")
     lines += ["", "Managed by clearance: status, gate comments and the report follow the pipeline."]
@@ -211,7 +204,7 @@ def ops_for(event: PromotionEvent, settings: JiraSettings) -> list[dict[str, Any
         ops.append({"id": f"outcome/{kind}", "kind": "comment", "body": text + "\n" + marker(f"outcome/{kind}")})
         state(final)
         ops.append({"id": "attach/report", "kind": "attach",
-                    "prefix": f"evidence/{event.model}/{event.version}/{event.run_id}/"})
+                    "prefix": run_prefix(event.model, event.version, event.run_id)})
     return ops
 
 
@@ -368,7 +361,7 @@ class JiraTracker:
         if not run_id:
             return
         try:
-            self.store.put_if_absent(pending_key(run_id), json.dumps({"state": key}).encode(),
+            self.store.put_if_absent(jira_pending_key(run_id), json.dumps({"state": key}).encode(),
                                      content_type="application/json")
         except ObjectExists:
             pass
@@ -382,7 +375,7 @@ class JiraTracker:
         again. A writer queues before it marks the run pending, so either this re-read sees its
         operation or its mark comes after the delete.
         """
-        self.store.delete(pending_key(run_id))
+        self.store.delete(jira_pending_key(run_id))
         state, _ = read_state(self.store, key)
         if state.get("queue"):
             self._mark_pending(key, state)
@@ -552,7 +545,7 @@ def flush_pending(settings: JiraSettings, store: ObjectStore, client: JIRA | Non
     """Write every run's leftover queue (after an outage); returns the state keys flushed empty."""
     tracker = JiraTracker(settings, store, client)
     flushed = []
-    for index in store.list_keys("evidence/jira/pending/"):
+    for index in store.list_keys(JIRA_PENDING_PREFIX):
         try:
             key = store.get_json(index)["state"]
         except Exception:  # noqa: BLE001, S112 — a vanished index entry was flushed by someone else

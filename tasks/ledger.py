@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from clearance.ledger import ChainProblem, LedgerEntry, ledger_key, ledger_prefix, verify_chain
+from clearance.core.keys import ledger_key, ledger_prefix
+from clearance.ledger import ChainProblem, LedgerEntry, verify_chain
 from tasks.object_store import ObjectExists, ObjectStore
 
 _MAX_APPEND_ATTEMPTS = 20

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import posixpath
 from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from clearance.config.schema import ArtifactRef, ModelVersion
-from gates.base import utcnow
+from clearance.config.schema import ModelVersion
+from clearance.core.clock import utcnow
+from clearance.core.keys import pointer_key, production_key
 from tasks.candidate import artifact_digest, observe_artifacts
 from tasks.object_store import ObjectExists, ObjectStore, PreconditionFailed
 
@@ -42,23 +42,13 @@ class PointerMovedError(RuntimeError):
     """Another promotion moved the production pointer since this run read it."""
 
 
-def pointer_key(prefix: str, model: str) -> str:
-    """Object key of a model's production pointer."""
-    return f"{prefix}/{model}/CURRENT.json"
-
-
 def read_pointer(store: ObjectStore, prefix: str, model: str) -> PointerState:
     """The current pointer and its ETag (both ``None`` before the first promotion)."""
-    key = pointer_key(prefix, model)
+    key = pointer_key(model, prefix)
     if store.head(key) is None:
         return PointerState(etag=None, pointer=None)
     body, etag = store.get_bytes(key)
     return PointerState(etag=etag, pointer=ProductionPointer.model_validate_json(body))
-
-
-def production_key(prefix: str, model: str, version: str, ref: ArtifactRef) -> str:
-    """Where an artifact lands: the same file name under ``<prefix>/<model>/<version>/``."""
-    return f"{prefix}/{model}/{version}/{posixpath.basename(ref.key)}"
 
 
 def recheck_candidate(store: ObjectStore, version: ModelVersion, approved_digest: str) -> None:
@@ -80,7 +70,7 @@ def copy_to_production(store: ObjectStore, prefix: str, model: str, version_name
     """
     copied: dict[str, str] = {}
     for ref in version.artifacts:
-        target = production_key(prefix, model, version_name, ref)
+        target = production_key(model, version_name, ref.key, prefix)
         try:
             store.copy_verified(ref.key, target, ref.sha256)
         except ObjectExists:
@@ -94,7 +84,7 @@ def copy_to_production(store: ObjectStore, prefix: str, model: str, version_name
 def move_pointer(store: ObjectStore, prefix: str, seen: PointerState, new: ProductionPointer) -> str:
     """Compare-and-swap the pointer from what the run saw at its start to ``new``; returns the new ETag."""
     try:
-        return store.put_if_match(pointer_key(prefix, new.model), new.model_dump_json(indent=2).encode(), seen.etag)
+        return store.put_if_match(pointer_key(new.model, prefix), new.model_dump_json(indent=2).encode(), seen.etag)
     except PreconditionFailed:
         now = read_pointer(store, prefix, new.model).pointer
         who = f"version {now.version} by run {now.run_id}" if now else "unknown"

@@ -8,8 +8,9 @@ from prefect.cache_policies import NO_CACHE
 from clearance.approvals import ApprovalRecord, ApprovalRequest, Vote
 from clearance.approvals.models import Refusal
 from clearance.config.schema import Channel, Principals
-from gates.base import canonical_json
-from tasks.approvals_record import close_if_due, open_record, record_key, run_index_key, submit_decision
+from clearance.core.digests import canonical_json
+from clearance.core.keys import approvals_key, run_index_key
+from tasks.approvals_record import close_if_due, open_record, submit_decision
 from tasks.caching import per_run_key
 from tasks.evidence import store
 
@@ -19,7 +20,7 @@ def open_approval(request: ApprovalRequest) -> str:
     """Create the run's approvals record and its run index; returns the record key."""
     open_record(store(), request)
     index = {"run_id": request.run_id, "model": request.model, "version": request.version,
-             "record": record_key(request.model, request.version, request.run_id)}
+             "record": approvals_key(request.model, request.version, request.run_id)}
     try:
         store().put_if_absent(run_index_key(request.run_id), canonical_json(index), content_type="application/json")
     except Exception as exc:  # noqa: BLE001 — an index left by an earlier attempt of this run is fine

@@ -1,7 +1,7 @@
 """Slack as a channel: a thread per promotion, gate replies, and an approval message kept up to date.
 
 Registered with :func:`tasks.channels.register_notifier`; active when ``CLEARANCE_SLACK_BOT_TOKEN``
-and a channel are set (see :mod:`clearance.slack_settings`). Slack is never the truth:
+and a channel are set (see :mod:`clearance.settings.slack`). Slack is never the truth:
 every failure raises a clear error that :func:`tasks.channels.publish_event` turns into a
 log line and a Prefect artifact note, and the promotion goes on.
 
@@ -29,12 +29,15 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from clearance.approvals import ApprovalRecord
-from clearance.settings import Settings, get_settings
-from clearance.slack_settings import SlackSettings, get_slack_settings, load_slack_settings
+from clearance.core.keys import slack_state_key
+from clearance.events import PromotionEvent
+from clearance.render.slack_blocks import approval_message, gate_reply, outcome_reply, parent_message
+from clearance.settings import Settings, SlackSettings, get_settings
 from gates.base import GateResult
-from tasks.channels import PromotionEvent, register_notifier
+from tasks.channels import register_notifier
+from tasks.evidence import stored_gate_results
 from tasks.object_store import ObjectStore, PreconditionFailed, read_json_state, update_json_state
-from tasks.slack_blocks import approval_message, gate_reply, outcome_reply, parent_message
+from tasks.secret_blocks import get_slack_settings, load_slack_settings
 
 log = logging.getLogger("clearance.slack")
 
@@ -141,11 +144,6 @@ def call(client: WebClient, method: str, **kwargs: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- where the messages are
-
-
-def slack_state_key(model: str, version: str, run_id: str) -> str:
-    """Where a run's Slack message ids live (next to its approvals record)."""
-    return f"evidence/{model}/{version}/{run_id}/slack.json"
 
 
 def read_state(store: ObjectStore, key: str) -> tuple[dict[str, Any], str | None]:
@@ -281,10 +279,11 @@ class SlackNotifier:
 
     def _current_record(self, record: ApprovalRecord) -> ApprovalRecord:
         """The stored record when it is newer (two updates racing must not show an older tally last)."""
-        from tasks.approvals_record import read_record, record_key
+        from clearance.core.keys import approvals_key
+        from tasks.approvals_record import read_record
 
         try:
-            stored = read_record(self.store, record_key(record.request.model, record.request.version,
+            stored = read_record(self.store, approvals_key(record.request.model, record.request.version,
                                                         record.request.run_id))[0]
         except Exception:  # noqa: BLE001 — the event's own record is good enough to show
             return record
@@ -297,9 +296,8 @@ class SlackNotifier:
         return approval_message(record, gates, links=links or event.links, eligible=self._eligible(record))
 
     def _stored_gates(self, event: PromotionEvent) -> list[GateResult]:
-        prefix = f"evidence/{event.model}/{event.version}/{event.run_id}/gate-"
         try:
-            return [GateResult.model_validate(self.store.get_json(k)) for k in self.store.list_keys(prefix)]
+            return stored_gate_results(self.store, event.model, event.version, event.run_id)
         except Exception:  # noqa: BLE001 — the summary shows what it can
             return []
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from clearance import devservers
+from clearance.dev import devservers
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from clearance.config.schema import Channel, TimeoutOutcome
-from gates.base import utcnow
+from clearance.core.clock import utcnow
 
 
 class Vote(str, Enum):

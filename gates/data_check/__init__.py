@@ -38,14 +38,15 @@ import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
 from pydantic import BaseModel, ValidationError
 
-from gates.base import CheckResult, GateInputs, GateResult, Status, register_gate, utcnow
+from clearance.core.clock import utcnow
+from gates.base import CheckResult, GateInputs, GateResult, Status, register_gate
 from gates.data_check import checks as C
 from gates.data_check import drift as D
 from gates.data_check.evidence import write_plot, write_table
@@ -531,4 +532,4 @@ def _now(value: Any) -> datetime:
         now = datetime.fromisoformat(value)
     else:
         now = utcnow()
-    return now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    return now if now.tzinfo else now.replace(tzinfo=UTC)

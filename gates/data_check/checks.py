@@ -8,7 +8,7 @@ reading the key columns once per dataset (:class:`KeyFinder`).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -373,7 +373,7 @@ def freshness_check(role: str, contract: DatasetContract, column_type: pa.DataTy
     if not isinstance(newest, datetime):
         newest = datetime(newest.year, newest.month, newest.day)
     if newest.tzinfo is None:
-        newest = newest.replace(tzinfo=timezone.utc)
+        newest = newest.replace(tzinfo=UTC)
     age = now - newest
     return check(cid, age <= spec.max_age, str(age), threshold,
                  f"{role}.{spec.column}: newest row is from {newest.isoformat()}, {age} before {now.isoformat()}")

@@ -12,7 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from gates.base import EvidenceFile, canonical_json
+from clearance.core.digests import canonical_json
+from gates.base import EvidenceFile
 
 TABLE_NAME = "data_check_columns.json"
 PLOT_NAME = "data_check_drift.png"

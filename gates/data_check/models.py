@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from clearance.config.schema import Duration
+from clearance.core.types import Duration
 
 Role = Literal["train", "eval", "reference", "production_sample"]
 FileFormat = Literal["parquet", "csv"]

@@ -128,7 +128,7 @@ def wait_state(run_id: str, wanted: set[str], timeout: float = 120) -> str:
 
 def wait_for_request(store, run_id: str, timeout: float = 120) -> None:
     """Wait until the run has opened its approval request and is paused on it."""
-    from tasks.approvals_record import run_index_key
+    from clearance.core.keys import run_index_key
 
     deadline = time.monotonic() + timeout
     while store.head(run_index_key(run_id)) is None:
@@ -142,9 +142,9 @@ def decide(store, candidate: Candidate, run_id: str, who: str, vote: str = "appr
            channel: str = "cli", digest: str | None = None):
     """A decision through the shared intake, as the principal ``who`` (as a channel would after auth)."""
     from clearance.approvals import Vote
-    from clearance.approvals.intake import receive_decision
     from clearance.config import load_config_dir
     from clearance.config.schema import Channel
+    from tasks.approval_intake import receive_decision
 
     principal = load_config_dir(candidate.config_dir).principals.by_id(who)
     return receive_decision(store, run_id, principal=principal, identity=who, channel=Channel(channel),

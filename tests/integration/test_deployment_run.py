@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ POOL = "clearance-tests"
 @pytest.fixture(scope="module")
 def worker(prefect_service, s3_service, tmp_path_factory):
     """One process worker for this module's deployment runs."""
-    from clearance.deployments import ensure_work_pool
+    from clearance.app.deployments import ensure_work_pool
 
     ensure_work_pool(POOL)
     log = tmp_path_factory.mktemp("worker") / "worker.log"
@@ -36,7 +37,7 @@ def start_deployment_run(cand, monkeypatch) -> str:
     """Register the deployments on this candidate's configs and start a promotion of 1.0.0 as dana."""
     from prefect.deployments import run_deployment
 
-    from clearance.deployments import register_deployments
+    from clearance.app.deployments import register_deployments
 
     monkeypatch.setenv("CLEARANCE_CONFIG_DIR", str(cand.config_dir))
     register_deployments(POOL)
@@ -87,16 +88,16 @@ def test_suspended_run_past_its_deadline_is_closed_by_the_sweep(s3, worker, tmp_
     cand = make_candidate(tmp_path, s3, policy=policy)
     run_id = start_deployment_run(cand, monkeypatch)
     wait_for_request(s3, run_id, timeout=180)
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    from clearance.approvals.intake import record_key_for_run
+    from tasks.approval_intake import record_key_for_run
     from tasks.approvals_record import read_record
 
     deadline = read_record(s3, record_key_for_run(s3, run_id))[0].request.deadline
-    if (deadline - datetime.now(timezone.utc)).total_seconds() > 1:
+    if (deadline - datetime.now(UTC)).total_seconds() > 1:
         assert run_id not in expire_overdue(s3)  # not due yet: left waiting
         assert wait_state(run_id, {"PAUSED"}) == "PAUSED"
-    time.sleep(max(0.0, (deadline - datetime.now(timezone.utc)).total_seconds()) + 0.5)
+    time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds()) + 0.5)
     assert run_id in expire_overdue(s3)
     assert wait_state(run_id, {"FAILED", "COMPLETED"}, timeout=180) == "FAILED"
     assert [e.kind for e in read_ledger(s3, cand.model)][-1] == "timed-out"

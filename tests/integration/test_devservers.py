@@ -1,4 +1,4 @@
-"""clearance.devservers: the CLI a user runs (up twice, status, env, down) and a Prefect restart."""
+"""clearance.dev.devservers: the CLI a user runs (up twice, status, env, down) and a Prefect restart."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from clearance import devservers
+from clearance.dev import devservers
 
 pytestmark = pytest.mark.integration
 
 
 def cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "clearance.devservers", *args, "--state-dir", str(state)],
+    return subprocess.run([sys.executable, "-m", "clearance.dev.devservers", *args, "--state-dir", str(state)],
                           capture_output=True, text=True, timeout=240, cwd=devservers.REPO)
 
 

@@ -79,7 +79,7 @@ def ticket_of(fake: FakeJira, run_id: str, status: str | None = None, timeout: f
 
 
 def deliver(client, payload, secret=SECRET):
-    from clearance.serve.jira_routes import signature_for
+    from clearance.app.serve.jira_routes import signature_for
 
     body = json.dumps(payload).encode()
     return client.post("/jira/webhook", content=body,
@@ -89,7 +89,7 @@ def deliver(client, payload, secret=SECRET):
 def test_ticket_follows_a_promotion_approved_by_jira_transition_and_cli(s3, tmp_path, jira, monkeypatch):
     from starlette.testclient import TestClient
 
-    from clearance.serve.app import build_app
+    from clearance.app.serve.app import build_app
 
     cand = candidate_with_jira_ids(tmp_path, s3, monkeypatch)
     proc = start_direct_run(cand, "1.0.0", log=tmp_path / "run.log")
@@ -190,9 +190,9 @@ def test_polling_a_server_instance_counts_transitions_once_and_resumes_the_run(s
     from starlette.applications import Starlette
     from starlette.testclient import TestClient
 
+    from clearance.app.serve.jira_routes import routes
     from clearance.config import load_config_dir
-    from clearance.jira_settings import JiraSettings
-    from clearance.serve.jira_routes import routes
+    from clearance.settings.jira import JiraSettings
 
     jira = jira_server
     cand = candidate_with_jira_ids(tmp_path, s3, monkeypatch)

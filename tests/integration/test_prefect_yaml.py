@@ -34,7 +34,7 @@ def test_prefect_yaml_registers_and_runs_the_promotion(s3, tmp_path, monkeypatch
     from prefect import get_client
     from prefect.deployments import run_deployment
 
-    from clearance.deployments import ensure_work_pool, register_deployments
+    from clearance.app.deployments import ensure_work_pool, register_deployments
 
     log = tmp_path / "prefect.log"
     env = dict(os.environ) | {"CLEARANCE_HOME": str(REPO), "PREFECT_WORKER_QUERY_SECONDS": "1"}

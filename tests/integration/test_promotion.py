@@ -195,7 +195,7 @@ def test_prefect_ui_form_counts_as_a_channel(s3, tmp_path):
 
 
 def test_server_restart_while_waiting(s3, tmp_path, prefect_service):
-    from clearance import devservers
+    from clearance.dev import devservers
 
     cand = make_candidate(tmp_path, s3)
     proc = start_direct_run(cand, "1.0.0", log=tmp_path / "run.log")

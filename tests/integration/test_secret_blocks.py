@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 def test_unset_tokens_come_from_secret_blocks_and_env_wins(prefect_service, monkeypatch):
     from prefect.blocks.system import Secret
 
-    from clearance.slack_settings import load_slack_settings
+    from tasks.secret_blocks import load_slack_settings
 
     prefix = f"t{uuid.uuid4().hex[:8]}-slack"
     Secret(value="xoxb-from-block").save(f"{prefix}-bot-token")
@@ -30,7 +30,7 @@ def test_unset_tokens_come_from_secret_blocks_and_env_wins(prefect_service, monk
 
 
 def test_without_prefix_no_block_is_read(prefect_service, monkeypatch):
-    from clearance.slack_settings import load_slack_settings
+    from tasks.secret_blocks import load_slack_settings
 
     monkeypatch.delenv("CLEARANCE_SLACK_SECRET_BLOCK_PREFIX", raising=False)
     monkeypatch.delenv("CLEARANCE_SLACK_BOT_TOKEN", raising=False)

@@ -2,7 +2,7 @@
 
 The runs are `clearance promote --direct` subprocesses with ``CLEARANCE_SLACK_*`` pointing at the
 fake Slack (tests/fakes/slack_server.py), so the flow posts the thread and the approval message
-for real. Clicks reach the real ASGI app (clearance.serve.app) as Slack sends them: form-encoded
+for real. Clicks reach the real ASGI app (clearance.app.serve.app) as Slack sends them: form-encoded
 ``payload=``, signed with the v0 algorithm. One run per outcome, several assertions per run.
 """
 
@@ -60,7 +60,7 @@ def fake_slack() -> Iterator[FakeSlack]:
 @pytest.fixture(scope="module")
 def slack_world(s3_service, prefect_service, fake_slack, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """One candidate (three versions → three runs), Slack env for every process, and `clearance serve` up."""
-    from clearance.serve.app import build_app
+    from clearance.app.serve.app import build_app
     from clearance.settings import get_settings
     from tasks.object_store import ObjectStore
 
@@ -95,13 +95,14 @@ def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "conditi
 
 
 def record(world, run_id: str, version: str):
-    from tasks.approvals_record import read_record, record_key
+    from clearance.core.keys import approvals_key
+    from tasks.approvals_record import read_record
 
-    return read_record(world["s3"], record_key(world["cand"].model, version, run_id))[0]
+    return read_record(world["s3"], approvals_key(world["cand"].model, version, run_id))[0]
 
 
 def slack_state(world, run_id: str, version: str) -> dict[str, Any]:
-    from tasks.slack import slack_state_key
+    from clearance.core.keys import slack_state_key
 
     return world["s3"].get_json(slack_state_key(world["cand"].model, version, run_id))
 
@@ -268,8 +269,8 @@ def test_reject_through_the_modal_fails_the_run_and_updates_messages(slack_world
 
 
 def test_socket_mode_delivery_and_rate_limits(slack_world, fake_slack, tmp_path):
-    from clearance.serve.slack_socket import SocketModeListener
-    from clearance.slack_settings import SlackSettings
+    from clearance.app.serve.slack_socket import SocketModeListener
+    from clearance.settings.slack import SlackSettings
 
     world, fake = slack_world, fake_slack
     cand = world["cand"]
@@ -315,8 +316,8 @@ def test_socket_mode_delivery_and_rate_limits(slack_world, fake_slack, tmp_path)
 def test_socket_mode_reconnects_when_slack_refreshes_or_drops_the_link(slack_world, fake_slack, how):
     """Slack refreshes Socket Mode links every few hours and may cut one without warning; the
     listener opens a new link (a fresh ``apps.connections.open``) and clicks keep arriving."""
-    from clearance.serve.slack_socket import SocketModeListener
-    from clearance.slack_settings import SlackSettings
+    from clearance.app.serve.slack_socket import SocketModeListener
+    from clearance.settings.slack import SlackSettings
 
     fake = fake_slack
     listener = SocketModeListener(SlackSettings()).connect()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -47,7 +47,7 @@ def evidence(s3, cand: Candidate, run_id: str, name: str) -> bytes:
 
 def test_waived_format_failure_lets_the_dry_run_pass(s3, tmp_path):
     cand = onnx_only_candidate(tmp_path, s3)
-    write_waiver(cand, datetime.now(timezone.utc) + timedelta(days=30))
+    write_waiver(cand, datetime.now(UTC) + timedelta(days=30))
     proc = start_direct_run(cand, "1.0.0", dry_run=True, log=tmp_path / "dry.log")
     assert finish(proc) == 0, (tmp_path / "dry.log").read_text()[-3000:]
     run_id = find_run(cand.model, "1.0.0")
@@ -71,7 +71,7 @@ def test_expired_waiver_waives_nothing_and_the_gate_fails(s3, tmp_path):
     from tasks.ledger import read_ledger
 
     cand = onnx_only_candidate(tmp_path, s3)
-    write_waiver(cand, datetime.now(timezone.utc) - timedelta(minutes=1))
+    write_waiver(cand, datetime.now(UTC) - timedelta(minutes=1))
     dry = start_direct_run(cand, "1.0.0", dry_run=True, log=tmp_path / "dry.log")
     assert finish(dry) == 0, (tmp_path / "dry.log").read_text()[-3000:]
     run_id = find_run(cand.model, "1.0.0")
@@ -94,7 +94,7 @@ def test_waived_gate_is_recorded_waived_in_the_ledger_and_the_run_promotes(s3, t
     from tasks.ledger import read_ledger
 
     cand = onnx_only_candidate(tmp_path, s3)
-    write_waiver(cand, datetime.now(timezone.utc) + timedelta(days=30), check=f"format:{cand.key('1.0.0')}")
+    write_waiver(cand, datetime.now(UTC) + timedelta(days=30), check=f"format:{cand.key('1.0.0')}")
     proc = start_direct_run(cand, "1.0.0", log=tmp_path / "run.log")
     run_id = find_run(cand.model, "1.0.0")
     wait_for_request(s3, run_id)

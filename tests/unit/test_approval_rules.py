@@ -1,6 +1,6 @@
 """Who may decide, and when a request is decided: the rules every channel shares."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,7 +16,7 @@ from clearance.approvals import (
 )
 from clearance.config.schema import Channel, Principal, TimeoutOutcome
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 DIGEST = "a" * 64
 
 

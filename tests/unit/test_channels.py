@@ -1,6 +1,7 @@
 """The channel event stream: every notifier gets the event; a failing one never stops the others."""
 
-from tasks.channels import PromotionEvent, publish_event
+from clearance.events import PromotionEvent
+from tasks.channels import publish_event
 
 
 class Recorder:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from clearance.cli import app
+from clearance.app.cli import app
 from clearance.settings import get_settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "configs"

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import textwrap
+from datetime import UTC
 from pathlib import Path
 
 import jsonschema
@@ -680,13 +681,13 @@ def test_waivers_file_is_optional(configs: Path) -> None:
 
 
 def test_waivers_are_loaded_into_the_config_set(configs: Path) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     _waivers(configs, GOOD_WAIVER)
     loaded = load_config_dir(configs)
     [waiver] = loaded.waivers
     assert (waiver.gate, waiver.check, waiver.approved_by) == ("artifact_integrity", "format:*", "sam")
-    assert waiver.expires_at == datetime(2030, 1, 31, tzinfo=timezone.utc)
+    assert waiver.expires_at == datetime(2030, 1, 31, tzinfo=UTC)
     assert loaded.waivers_for("churn-classifier", "1.0.0") == [waiver]
     assert loaded.waivers_for("churn-classifier", "2.0.0") == [waiver]
     assert loaded.waivers_for("churn-classifier", "1.1.0") == []
@@ -788,7 +789,7 @@ def test_lone_waivers_file_outside_a_layout(cwd: Path) -> None:
 def test_cli_validate_covers_waivers(configs: Path) -> None:
     from typer.testing import CliRunner
 
-    from clearance.cli import app
+    from clearance.app.cli import app
 
     _waivers(configs, GOOD_WAIVER.replace("approved_by: sam", "approved_by: dana"))
     result = CliRunner().invoke(app, ["validate", str(configs)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from gates.base import GateInputs, GateResult, Status, parse_gate_config, run_ga
 from gates.data_check.models import DataCheckConfig, DatasetLocator, Levels, dataset_digest
 from tasks.datasets import locate_dataset
 
-NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def write(path: Path, table: pa.Table) -> Path:
@@ -60,7 +60,7 @@ HAND = pa.table({
     "age": [30, 150, None, 40, -1, 50, 60, 70],
     "country": ["DE", "FR", "XX", "DE", None, "US", "FR", "YY"],
     "label": [0, 1, 1, None, 2, 0, 0, 0],
-    "ts": pa.array([datetime(2025, 5, 30, tzinfo=timezone.utc)] * 7 + [datetime(2025, 5, 31, tzinfo=timezone.utc)]),
+    "ts": pa.array([datetime(2025, 5, 30, tzinfo=UTC)] * 7 + [datetime(2025, 5, 31, tzinfo=UTC)]),
 })
 HAND_CONTRACT = {
     "columns": {
@@ -115,7 +115,7 @@ def test_every_contract_check_on_a_hand_built_dataset(tmp_path: Path) -> None:
 def test_clean_data_passes(tmp_path: Path) -> None:
     clean = pa.table({"id": [1, 2, 3, 4, 5, 6], "age": [30, 40, 50, 60, 70, 80],
                       "country": ["DE", "FR", "US", "DE", "FR", "US"], "label": [0, 1, 0, 1, 0, 1],
-                      "ts": pa.array([datetime(2025, 6, 1, tzinfo=timezone.utc)] * 6)})
+                      "ts": pa.array([datetime(2025, 6, 1, tzinfo=UTC)] * 6)})
     path = write(tmp_path / "eval.parquet", clean)
     result = gate(tmp_path, {"eval": (path, HAND_CONTRACT)}, pins={"eval": sha(path)})
     assert result.status is Status.PASS, result.to_markdown()
@@ -377,8 +377,8 @@ def test_event_time_from_parquet_footers_equals_reading_it(tmp_path: Path, unit:
 
 def test_event_time_is_read_when_footers_cannot_answer(tmp_path: Path) -> None:
     """No statistics in the file, or a failed null check that wants its offending rows: the column is read."""
-    table = pa.table({"id": [1, 2, 3, 4], "ts": pa.array([datetime(2025, 5, 31, tzinfo=timezone.utc), None, None,
-                                                            datetime(2025, 6, 1, tzinfo=timezone.utc)])})
+    table = pa.table({"id": [1, 2, 3, 4], "ts": pa.array([datetime(2025, 5, 31, tzinfo=UTC), None, None,
+                                                            datetime(2025, 6, 1, tzinfo=UTC)])})
     contract = {"columns": {"ts": {"type": "timestamp", "max_null_rate": 0.1}}, "key": ["id"],
                 "event_time": {"column": "ts", "max_age": "1d"}}
     no_stats = tmp_path / "nostats.parquet"

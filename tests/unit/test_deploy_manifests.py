@@ -49,9 +49,9 @@ def secret_settings() -> set[str]:
     """Environment names of settings typed SecretStr (tokens, keys, passwords)."""
     from pydantic import SecretStr
 
-    from clearance.jira_settings import JiraSettings
     from clearance.settings import Settings
-    from clearance.slack_settings import SlackSettings
+    from clearance.settings.jira import JiraSettings
+    from clearance.settings.slack import SlackSettings
 
     names = set()
     for model in (Settings, JiraSettings, SlackSettings):
@@ -124,7 +124,7 @@ def test_settings_are_real_and_secrets_never_sit_in_the_configmap() -> None:
 
 
 def test_probes_hit_paths_that_are_served() -> None:
-    from clearance.serve.app import build_app
+    from clearance.app.serve.app import build_app
 
     served = {route.path for route in build_app().routes}
     for where, container in containers():

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer.main
 
-from clearance.cli import app
+from clearance.app.cli import app
 from clearance.settings import Settings
 
 README_PATH = Path(__file__).resolve().parents[2] / "README.md"
@@ -32,8 +32,8 @@ def test_every_documented_command_exists_and_every_command_is_documented():
 
 def setting_names() -> set[str]:
     """Every environment variable a settings model of clearance reads."""
-    from clearance.jira_settings import JiraSettings
-    from clearance.slack_settings import SlackSettings
+    from clearance.settings.jira import JiraSettings
+    from clearance.settings.slack import SlackSettings
 
     names = set()
     for model in (Settings, JiraSettings, SlackSettings):

@@ -16,11 +16,14 @@ from starlette.testclient import TestClient
 
 from clearance.approvals import ApprovalRequest
 from clearance.config.schema import Channel, Principals
-from clearance.jira_settings import JiraSettings
-from gates.base import CheckResult, GateResult, Status, utcnow
-from tasks.channels import PromotionEvent
+from clearance.core.clock import utcnow
+from clearance.core.keys import approvals_key, jira_state_key
+from clearance.core.keys import jira_pending_key as pending_key
+from clearance.events import PromotionEvent
+from clearance.settings.jira import JiraSettings
+from gates.base import CheckResult, GateResult, Status
 from tasks.jira_client import JiraConfigError, JiraUnavailable
-from tasks.jira_tracking import JiraNotifier, flush_pending, jira_state_key, pending_key, run_label
+from tasks.jira_tracking import JiraNotifier, flush_pending, run_label
 from tests.fakes.jira_server import FakeJira
 from tests.fakes.memory_store import MemoryStore
 
@@ -118,8 +121,8 @@ def test_the_configs_route_a_ticket_to_their_project_and_issue_type(fake):
 def test_the_poller_searches_every_project_the_configs_name(tmp_path):
     from types import SimpleNamespace
 
+    from clearance.app.jira_poller import decision_jql, ticket_projects
     from clearance.config.schema import Notify
-    from clearance.jira_poller import decision_jql, ticket_projects
 
     settings = JiraSettings(url="https://jira.example", project="CLR", email="bot@example.com", api_token="x")
     config = SimpleNamespace(policies={"high": SimpleNamespace(notify=Notify(jira_project="OPS")),
@@ -208,18 +211,19 @@ def test_server_uses_search_and_cloud_uses_search_jql(fake):
 @pytest.fixture
 def pending_run(fake, monkeypatch):
     """A run waiting for sign-off (record + run index in the memory store) with its ticket awaiting approval."""
-    from tasks.approvals_record import open_record, record_key, run_index_key
+    from clearance.core.keys import run_index_key
+    from tasks.approvals_record import open_record
 
     store = MemoryStore()
     woken: list[str] = []
-    monkeypatch.setattr("clearance.approvals.intake.wake_run", lambda run_id: woken.append(run_id) or True)
+    monkeypatch.setattr("tasks.approval_intake.wake_run", lambda run_id: woken.append(run_id) or True)
     monkeypatch.setattr("tasks.jira_approvals._bot_identities", lambda *a: frozenset({"acc-bot"}))
     request = ApprovalRequest(run_id="run-1", model="churn", version="1.0.0", tier="high", artifact_digest="ab" * 32,
                               evidence_digest="cd" * 32, required_roles={"security": 1, "business": 1},
                               excluded_principals=["dana"], initiator="dana", channels=[Channel.JIRA, Channel.CLI],
                               deadline=utcnow() + timedelta(hours=1))
     record = open_record(store, request)
-    store.put_if_absent(run_index_key("run-1"), json.dumps({"record": record_key("churn", "1.0.0", "run-1")}).encode())
+    store.put_if_absent(run_index_key("run-1"), json.dumps({"record": approvals_key("churn", "1.0.0", "run-1")}).encode())
     settings = settings_for(fake)
     notifier = JiraNotifier(settings, store)
     notifier.handle(event("opened"))
@@ -233,13 +237,13 @@ def pending_run(fake, monkeypatch):
 def app_for(settings, store):
     from starlette.applications import Starlette
 
-    from clearance.serve.jira_routes import routes
+    from clearance.app.serve.jira_routes import routes
 
     return TestClient(Starlette(routes=routes(settings, store, PRINCIPALS)))
 
 
 def deliver(client: TestClient, payload: dict, secret: str = SECRET, signature: str | None = None):
-    from clearance.serve.jira_routes import signature_for
+    from clearance.app.serve.jira_routes import signature_for
 
     body = json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
@@ -269,8 +273,8 @@ def test_signed_webhook_counts_a_transition_once_and_forged_ones_count_nothing(f
     assert [(d["principal"], d["channel"], d["vote"]) for d in record["decisions"]] == [("sam", "jira", "approve")]
     assert record["decisions"][0]["dedupe_key"] == f"jira:{fake.issues[key]['id']}:{payload['changelog']['id']}"
     # The tally comment follows (the intake's approvals-changed event reaches the notifier).
+    from clearance.events import event_for
     from tasks.approvals_record import read_record
-    from tasks.channels import event_for
 
     JiraNotifier(settings, store).handle(event_for(read_record(store, "evidence/churn/1.0.0/run-1/approvals.json")[0],
                                                    "approvals-changed"))
@@ -304,7 +308,7 @@ def test_a_refused_transition_gets_a_comment_and_the_ticket_goes_back(fake, pend
 
 
 def test_polling_a_server_instance_counts_changes_once_even_after_the_webhook(fake, pending_run):
-    from clearance.jira_poller import poll_once
+    from clearance.app.jira_poller import poll_once
 
     store, _settings, key, woken = pending_run
     fake.deployment = "Server"
@@ -323,7 +327,7 @@ def test_polling_a_server_instance_counts_changes_once_even_after_the_webhook(fa
 
 
 def test_polling_skips_tickets_not_updated_within_the_window(fake, pending_run):
-    from clearance.jira_poller import decision_jql, poll_once
+    from clearance.app.jira_poller import decision_jql, poll_once
 
     store, _settings, key, _woken = pending_run
     fake.deployment = "Server"
@@ -540,9 +544,9 @@ def _jira_tally(body: str) -> tuple[dict[str, list[str]], dict[str, int], list[s
 
 def test_slack_approval_message_and_jira_tally_comment_show_the_same_tally():
     from clearance.approvals import Vote, tally
-    from tasks.approvals_record import open_record, read_record, record_key, submit_decision
+    from clearance.render.slack_blocks import approval_message
+    from tasks.approvals_record import open_record, read_record, submit_decision
     from tasks.jira_tracking import tally_comment
-    from tasks.slack_blocks import approval_message
 
     store = MemoryStore()
     people = Principals.model_validate({"principals": [
@@ -555,7 +559,7 @@ def test_slack_approval_message_and_jira_tally_comment_show_the_same_tally():
                               excluded_principals=["dana"], initiator="dana", channels=[Channel.JIRA, Channel.SLACK],
                               deadline=utcnow() + timedelta(hours=1))
     open_record(store, request)
-    key = record_key("churn", "1.0.0", "run-1")
+    key = approvals_key("churn", "1.0.0", "run-1")
     now = utcnow()
     seen = []
 

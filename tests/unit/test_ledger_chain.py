@@ -2,7 +2,8 @@
 
 import json
 
-from clearance.ledger import GENESIS_HASH, LedgerEntry, ledger_key, verify_chain
+from clearance.core.keys import ledger_key
+from clearance.ledger import GENESIS_HASH, LedgerEntry, verify_chain
 
 MODEL = "churn"
 

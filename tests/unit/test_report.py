@@ -5,7 +5,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 from clearance.approvals import ApprovalRecord, Vote
-from clearance.report import build_report, to_html, to_markdown
+from clearance.render.report import build_report, to_html, to_markdown
 from gates.base import CheckResult, GateResult, Status
 from tests.unit.test_approval_rules import DIGEST, decided, person, request
 

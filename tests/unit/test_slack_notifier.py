@@ -11,12 +11,21 @@ import pytest
 
 from clearance.approvals import ApprovalRecord, ApprovalRequest, Decision, Outcome, Vote
 from clearance.config.schema import Channel
-from clearance.slack_settings import SlackSettings
-from gates.base import CheckResult, GateResult, Status, utcnow
-from tasks.channels import PromotionEvent, publish_event
+from clearance.core.clock import utcnow
+from clearance.core.keys import slack_state_key
+from clearance.events import PromotionEvent
+from clearance.render.slack_blocks import (
+    APPROVE_ACTION,
+    REJECT_ACTION,
+    approval_message,
+    parse_button_value,
+    reject_modal,
+)
+from clearance.settings.slack import SlackSettings
+from gates.base import CheckResult, GateResult, Status
+from tasks.channels import publish_event
 from tasks.object_store import ObjectExists, PreconditionFailed
-from tasks.slack import SlackChannelError, SlackNotifier, slack_client, slack_state_key
-from tasks.slack_blocks import APPROVE_ACTION, REJECT_ACTION, approval_message, parse_button_value, reject_modal
+from tasks.slack import SlackChannelError, SlackNotifier, slack_client
 from tests.fakes.slack_server import FakeSlack, _block_kit_problems, button
 
 CHANNEL = "C0123456789"

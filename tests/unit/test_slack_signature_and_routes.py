@@ -11,9 +11,9 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from clearance.serve.slack_interactions import SlackInteractions, verify_signature
-from clearance.serve.slack_routes import routes
-from clearance.slack_settings import SlackSettings
+from clearance.app.serve.slack_interactions import SlackInteractions, verify_signature
+from clearance.app.serve.slack_routes import routes
+from clearance.settings.slack import SlackSettings
 from tests.fakes.slack_server import form_body, sign
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -176,7 +176,7 @@ def test_other_interactions_are_acked_and_ignored(app):
 
 
 def test_healthz_and_route_are_in_the_served_app(monkeypatch):
-    from clearance.serve.app import build_app
+    from clearance.app.serve.app import build_app
 
     monkeypatch.setenv("CLEARANCE_SLACK_SIGNING_SECRET", SECRET)
     client = TestClient(build_app())

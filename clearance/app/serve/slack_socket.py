@@ -4,7 +4,7 @@ slack-sdk's built-in Socket Mode client opens ``apps.connections.open`` with the
 token (``CLEARANCE_SLACK_APP_TOKEN``, scope ``connections:write``) and keeps a WebSocket to
 Slack. Each envelope is acknowledged at once (with the modal's validation errors when the
 reason is empty); the decision itself runs in a worker thread afterwards, through the same
-:class:`~clearance.serve.slack_interactions.SlackInteractions` as the HTTP endpoint.
+:class:`~clearance.app.serve.slack_interactions.SlackInteractions` as the HTTP endpoint.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from slack_sdk.socket_mode import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from clearance.serve.slack_interactions import SlackInteractions
-from clearance.slack_settings import SlackSettings, load_slack_settings
+from clearance.app.serve.slack_interactions import SlackInteractions
+from clearance.settings import SlackSettings
+from tasks.secret_blocks import load_slack_settings
 
 log = logging.getLogger("clearance.slack.socket")
 

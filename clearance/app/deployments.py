@@ -11,7 +11,7 @@ from prefect.exceptions import ObjectAlreadyExists
 
 from clearance.settings import get_settings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # Non-secret settings travel with the deployment; credentials stay in the worker's environment.
 _FORWARDED = ("CLEARANCE_CONFIG_DIR", "CLEARANCE_S3_ENDPOINT_URL", "CLEARANCE_BUCKET", "CLEARANCE_S3_REGION",
               "CLEARANCE_APPROVAL_POLL_SECONDS")

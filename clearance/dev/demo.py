@@ -19,7 +19,9 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from clearance.core import keys
+
+REPO = Path(__file__).resolve().parents[2]
 STATE = REPO / ".local"
 MODEL = "churn-classifier"
 INITIATOR, APPROVERS = "dana", (("sam", "security"), ("bea", "business"))
@@ -45,7 +47,7 @@ def train_model_bytes() -> bytes:
 
 def next_version(store) -> str:
     """1.0.0 first, then 1.0.N past the candidates already uploaded (so `make demo` can run again)."""
-    taken = {key.split("/")[2] for key in store.list_keys(f"candidates/{MODEL}/")}
+    taken = {key.split("/")[2] for key in store.list_keys(keys.candidate_prefix(MODEL))}
     n = 0
     while f"1.0.{n}" in taken:
         n += 1
@@ -104,7 +106,7 @@ def wait_for_state(run_id: str, wanted: set[str], timeout: float) -> str:
 
 def main() -> int:
     """Run the demo; returns the process exit code."""
-    from clearance import devservers
+    from clearance.dev import devservers
 
     say("Starting local SeaweedFS (S3) and Prefect server")
     services = devservers.up(STATE)
@@ -119,7 +121,7 @@ def main() -> int:
 
     say("Training an example model into candidates/")
     version = next_version(store)
-    key = f"candidates/{MODEL}/{version}/model.joblib"
+    key = keys.candidate_key(MODEL, version, "model.joblib")
     body = train_model_bytes()
     store.put_if_absent(key, body, content_type="application/octet-stream")
     configs = write_demo_configs(version, key, body)
@@ -160,13 +162,13 @@ def main() -> int:
     print(f"   run finished: {final}")
     audit = clearance("audit", "verify", MODEL, user=INITIATOR, env=env)
     history = clearance("history", MODEL, user=INITIATOR, env=env)
-    report = store.get_bytes(f"evidence/{MODEL}/{version}/{run_id}/report.md")[0].decode() \
-        if store.head(f"evidence/{MODEL}/{version}/{run_id}/report.md") else "(no report)"
+    report_key = keys.run_file(MODEL, version, run_id, keys.REPORT_MD)
+    report = store.get_bytes(report_key)[0].decode() if store.head(report_key) else "(no report)"
 
     say("Result")
     print(report)
     print(history.stdout)
-    print(f"production key: production/{MODEL}/{version}/model.joblib (pointer production/{MODEL}/CURRENT.json)")
+    print(f"production key: {keys.production_key(MODEL, version, key)} (pointer {keys.pointer_key(MODEL)})")
     print(f"audit verify:   {(audit.stdout + audit.stderr).strip()}")
     print(f"Prefect UI:     {services.prefect.ui_url}/runs/flow-run/{run_id}")
     print(f"S3 endpoint:    {services.s3.endpoint_url} (bucket {services.s3.bucket}); "

@@ -2,7 +2,7 @@
 
 :meth:`SlackInteractions.ack` is the fast part (no I/O): it answers Slack at once and returns
 the slow part as a callable, run after the acknowledgement. The slow part maps the Slack user
-to a principal, then goes through :func:`clearance.approvals.intake.receive_decision` — the
+to a principal, then goes through :func:`tasks.approval_intake.receive_decision` — the
 same authorisation, recording and wake-up as every other channel — and answers the clicker
 with an ephemeral message (counted, or refused and why).
 
@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from clearance.slack_settings import SlackSettings
+from clearance.settings.slack import SlackSettings
 
 log = logging.getLogger("clearance.slack.interactions")
 
@@ -91,7 +91,13 @@ class SlackInteractions:
 
     def ack(self, payload: dict[str, Any]) -> tuple[dict[str, Any] | None, Work | None]:
         """The immediate answer to Slack (``None`` = empty 200) and the work to do afterwards."""
-        from tasks.slack_blocks import APPROVE_ACTION, REASON_BLOCK, REASON_INPUT, REJECT_ACTION, REJECT_MODAL
+        from clearance.render.slack_blocks import (
+            APPROVE_ACTION,
+            REASON_BLOCK,
+            REASON_INPUT,
+            REJECT_ACTION,
+            REJECT_MODAL,
+        )
 
         kind = payload.get("type")
         if kind == "block_actions":
@@ -130,7 +136,7 @@ class SlackInteractions:
 
     def decide_from_button(self, payload: dict[str, Any], action: dict[str, Any], vote: str) -> None:
         """An Approve click: record it (or its refusal) and tell the clicker."""
-        from tasks.slack_blocks import parse_button_value
+        from clearance.render.slack_blocks import parse_button_value
 
         user = payload.get("user") or {}
         channel = (payload.get("channel") or {}).get("id") or (payload.get("container") or {}).get("channel_id")
@@ -165,8 +171,8 @@ class SlackInteractions:
 
     def open_reject_modal(self, payload: dict[str, Any], action: dict[str, Any]) -> None:
         """Reject asks for a reason first (``views.open`` with the click's trigger id, valid 3 s)."""
+        from clearance.render.slack_blocks import parse_button_value, reject_modal
         from tasks.slack import call
-        from tasks.slack_blocks import parse_button_value, reject_modal
 
         user = payload.get("user") or {}
         channel = (payload.get("channel") or {}).get("id")
@@ -181,7 +187,7 @@ class SlackInteractions:
             self.tell(user.get("id"), channel, thread_ts, f"Could not open the reject dialog: {exc}", payload)
 
     def _model_version(self, run_id: str) -> tuple[str, str]:
-        from tasks.approvals_record import run_index_key
+        from clearance.core.keys import run_index_key
 
         index = self.store.get_json(run_index_key(run_id))
         return index["model"], index["version"]
@@ -189,8 +195,8 @@ class SlackInteractions:
     def _decide(self, run_id: str, digest: str, vote: str, comment: str, user_id: str | None, channel: str | None,
                 thread_ts: str | None, evidence: dict[str, Any], dedupe_key: str, payload: dict[str, Any]) -> None:
         from clearance.approvals import Vote
-        from clearance.approvals.intake import UnknownRunError, receive_decision
         from clearance.config.schema import Channel
+        from tasks.approval_intake import UnknownRunError, receive_decision
 
         principal = self.principal_for(user_id) if user_id else None
         try:

@@ -13,10 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gates.base import sha256_json, utcnow
+from clearance.core.clock import utcnow
+from clearance.core.digests import sha256_json
+from clearance.core.keys import ledger_key
 
 GENESIS_HASH = "0" * 64
-LEDGER_KEY_WIDTH = 12
 
 
 class LedgerEntry(BaseModel):
@@ -43,16 +44,6 @@ class LedgerEntry(BaseModel):
                     prev_hash=previous.hash if previous else GENESIS_HASH,
                     kind=kind, payload=payload, at=at or utcnow())
         return draft.model_copy(update={"hash": draft.computed_hash()})
-
-
-def ledger_prefix(model: str) -> str:
-    """Object-key prefix of a model's ledger."""
-    return f"evidence/{model}/ledger/"
-
-
-def ledger_key(model: str, seq: int) -> str:
-    """Object key of entry ``seq`` (zero-padded so keys sort in chain order)."""
-    return f"{ledger_prefix(model)}{seq:0{LEDGER_KEY_WIDTH}d}.json"
 
 
 class ChainProblem(BaseModel):

@@ -1,6 +1,6 @@
 """The ASGI app of ``clearance serve``: health plus the routes each channel module contributes.
 
-A channel module (``clearance.serve.slack_routes``, ``clearance.serve.jira_routes``) exposes
+A channel module (``clearance.app.serve.slack_routes``, ``clearance.app.serve.jira_routes``) exposes
 ``routes() -> list[starlette.routing.BaseRoute]``; a missing module simply adds nothing.
 """
 
@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-CHANNEL_ROUTE_MODULES = ("clearance.serve.slack_routes", "clearance.serve.jira_routes")
+CHANNEL_ROUTE_MODULES = ("clearance.app.serve.slack_routes", "clearance.app.serve.jira_routes")
 
 
 async def healthz(_: Request) -> JSONResponse:

@@ -13,17 +13,14 @@ The Slack channel stays off until a bot token and at least one channel are set.
 ``CLEARANCE_SLACK_BASE_URL``        Web API base URL (default Slack's; tests point it at a fake)
 ``CLEARANCE_SLACK_SECRET_BLOCK_PREFIX`` e.g. ``clearance-slack``: unset tokens come from Prefect Secret
                                     blocks ``clearance-slack-bot-token``, ``-signing-secret``, ``-app-token``
+                                    (read by :func:`tasks.secret_blocks.load_slack_settings`)
 ==================================  =================================================================
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from clearance.secret_blocks import with_secret_blocks
 
 SLACK_API_URL = "https://slack.com/api/"
 
@@ -58,16 +55,3 @@ class SlackSettings(BaseSettings):
     def channel_for(self, model: str, tier: str) -> str | None:
         """The channel of a promotion: the model's, else its tier's, else the default."""
         return self.model_channels.get(model) or self.tier_channels.get(tier) or self.default_channel
-
-
-def load_slack_settings() -> SlackSettings:
-    """Slack settings from the environment; secrets not there come from Prefect Secret blocks
-    when ``CLEARANCE_SLACK_SECRET_BLOCK_PREFIX`` is set."""
-    settings = SlackSettings()
-    return with_secret_blocks(settings, settings.secret_block_prefix, ("bot_token", "signing_secret", "app_token"))
-
-
-@lru_cache
-def get_slack_settings() -> SlackSettings:
-    """Process-wide :func:`load_slack_settings` (``get_slack_settings.cache_clear()`` after changing env)."""
-    return load_slack_settings()

@@ -3,10 +3,10 @@
 Both run as child processes in their own process groups, bound to 127.0.0.1 on free
 ports, with their data under one state directory (default ``.local/`` in the repo)::
 
-    python -m clearance.devservers up       # start both, or reuse the live ones
-    python -m clearance.devservers status   # JSON, no secrets
-    eval "$(python -m clearance.devservers env)"
-    python -m clearance.devservers down
+    python -m clearance.dev.devservers up       # start both, or reuse the live ones
+    python -m clearance.dev.devservers status   # JSON, no secrets
+    eval "$(python -m clearance.dev.devservers env)"
+    python -m clearance.dev.devservers down
 
 SeaweedFS runs ``weed mini`` with an S3 identity file, so request signatures are checked
 (a wrong secret is refused). The S3 credentials are generated once per state directory and
@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_STATE = REPO / ".local"
 HOST = "127.0.0.1"
 STATE_FILE = "services.json"
@@ -518,10 +518,10 @@ def service_env(services: Services) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m clearance.devservers up|down|status|env [--state-dir DIR]``."""
+    """``python -m clearance.dev.devservers up|down|status|env [--state-dir DIR]``."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m clearance.devservers", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m clearance.dev.devservers", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["up", "down", "status", "env"])
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
     args = parser.parse_args(argv)
@@ -530,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
             services = up(args.state_dir)
             print(f"S3 (SeaweedFS): {services.s3.endpoint_url} bucket {services.s3.bucket}")
             print(f"Prefect UI:     {services.prefect.ui_url}")
-            print(f"state:          {Path(args.state_dir).resolve()} (`python -m clearance.devservers env`)")
+            print(f"state:          {Path(args.state_dir).resolve()} (`python -m clearance.dev.devservers env`)")
         elif args.command == "down":
             print("stopped" if down(args.state_dir) else "nothing recorded as running")
         elif args.command == "status":
@@ -538,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             known = load(args.state_dir)
             if known is None or not (s3_healthy(known.s3) and prefect_healthy(known.prefect)):
-                print("local servers are not running: python -m clearance.devservers up", file=sys.stderr)
+                print("local servers are not running: python -m clearance.dev.devservers up", file=sys.stderr)
                 return 1
             for name, value in service_env(known).items():
                 print(f"export {name}={shlex.quote(value)}")

@@ -4,7 +4,7 @@ Order of work: read the raw body (bounded) → check ``X-Hub-Signature: sha256=<
 of the raw body>`` with ``CLEARANCE_JIRA_WEBHOOK_SECRET`` (missing or wrong → 401, nothing
 parsed or counted) → parse JSON → take the status changes in ``changelog.items`` → each goes
 through :func:`tasks.jira_approvals.process_status_change` (the shared approval intake).
-Server/DC webhooks are unsigned: use the poller there (``python -m clearance.jira_poller``).
+Server/DC webhooks are unsigned: use the poller there (``python -m clearance.app.jira_poller``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from clearance.jira_settings import JiraSettings
+from clearance.settings.jira import JiraSettings
 
 log = logging.getLogger("clearance.jira.http")
 

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from clearance.approvals import ApprovalRecord, ApprovalRequest, tally
-from gates.base import GateResult, utcnow
+from clearance.core.clock import utcnow
+from gates.base import GateResult
 
 
 class Code(str):

@@ -17,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from clearance.serve.slack_interactions import SlackInteractions, verify_signature
-from clearance.slack_settings import SlackSettings, load_slack_settings
+from clearance.app.serve.slack_interactions import SlackInteractions, verify_signature
+from clearance.settings import SlackSettings
+from tasks.secret_blocks import load_slack_settings
 
 log = logging.getLogger("clearance.slack.http")
 
@@ -33,7 +34,7 @@ class InteractionsEndpoint:
         self.settings = settings or load_slack_settings()
         self.interactions = interactions or SlackInteractions(self.settings)
         self.clock = clock
-        import clearance.approvals.intake  # noqa: F401 — imports Prefect now, not on the first click
+        import tasks.approval_intake  # noqa: F401 — imports Prefect now, not on the first click
 
     async def handle(self, request: Request) -> Response:
         secret = self.settings.signing_secret

@@ -1,7 +1,7 @@
 """Polling Jira with JQL: approval by transition where webhooks are unsigned (Server / Data Center).
 
-    python -m clearance.jira_poller            # every CLEARANCE_JIRA_POLL_SECONDS
-    python -m clearance.jira_poller --once     # one pass (cron, tests)
+    python -m clearance.app.jira_poller            # every CLEARANCE_JIRA_POLL_SECONDS
+    python -m clearance.app.jira_poller --once     # one pass (cron, tests)
 
 Each pass searches ``project = P AND labels = "clearance" AND status in (approval, rejection)``
 with the changelog expanded (``search`` on Server/DC, ``search/jql`` on Cloud, from
@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from clearance.config.schema import Principals
-from clearance.jira_settings import JiraSettings
+from clearance.settings.jira import JiraSettings
 from tasks.jira_approvals import StatusChange, process_status_change
 from tasks.jira_client import JiraChannelError, JiraConfigError, connect, search
 from tasks.jira_tracking import BASE_LABEL, flush_pending

@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from clearance.approvals import ApprovalRecord, Outcome, Vote, tally
-from gates.base import GateResult, Status, utcnow
+from clearance.core.clock import utcnow
+from gates.base import GateResult, Status
 
 APPROVE_ACTION = "clearance_approve"
 REJECT_ACTION = "clearance_reject"

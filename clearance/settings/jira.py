@@ -18,7 +18,7 @@ The Jira channel stays off until a URL, a project key and some credentials are s
 ``CLEARANCE_JIRA_APPROVAL_STATUS``      status whose entry by a person counts as an approval
 ``CLEARANCE_JIRA_REJECTION_STATUS``     status whose entry by a person counts as a rejection
 ``CLEARANCE_JIRA_WEBHOOK_SECRET``       secret of the Cloud admin webhook (``X-Hub-Signature``)
-``CLEARANCE_JIRA_POLL_SECONDS``         interval of ``python -m clearance.jira_poller``
+``CLEARANCE_JIRA_POLL_SECONDS``         interval of ``python -m clearance.app.jira_poller``
 ``CLEARANCE_JIRA_DEPLOYMENT``           ``auto`` (from ``serverInfo``), ``cloud`` or ``server``
 ======================================  ==============================================================
 """

@@ -10,8 +10,10 @@ from typing import Any
 
 from clearance.approvals.models import Vote
 from clearance.config.schema import Channel, Principal
-from tasks.approvals_record import SubmitResult, read_record, run_index_key, submit_decision
-from tasks.channels import event_for, publish_event
+from clearance.core.keys import run_index_key
+from clearance.events import event_for
+from tasks.approvals_record import SubmitResult, read_record, submit_decision
+from tasks.channels import publish_event
 from tasks.object_store import ObjectStore
 from tasks.prefect_runs import wake_run
 

@@ -1,7 +1,13 @@
-"""Runtime settings, read from the environment (``CLEARANCE_*``) or a ``.env`` file.
+"""Runtime settings: one root, :class:`Settings`, with a section per integration.
 
-Secrets are :class:`pydantic.SecretStr`, so they never appear in ``repr``, logs,
+Modelled on Prefect's settings: the root reads ``CLEARANCE_*`` (configs, object store, Prefect,
+sign-off polling) and each section reads its own prefix — ``settings.slack`` from
+``CLEARANCE_SLACK_*``, ``settings.jira`` from ``CLEARANCE_JIRA_*`` — from the environment or a
+``.env`` file. Secrets are :class:`pydantic.SecretStr`, so they never appear in ``repr``, logs,
 Prefect artifacts or error messages.
+
+This module is pure (no Prefect, no boto3): filling unset secrets from Prefect Secret blocks
+is a side effect and lives in :mod:`tasks.secret_blocks`.
 """
 
 from __future__ import annotations
@@ -12,9 +18,14 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clearance.settings.jira import JiraSettings
+from clearance.settings.slack import SlackSettings
+
+__all__ = ["JiraSettings", "Settings", "SlackSettings", "get_settings"]
+
 
 class Settings(BaseSettings):
-    """Where clearance finds its configs, its object store and its Prefect server."""
+    """Where clearance finds its configs, its object store, its Prefect server and its channels."""
 
     model_config = SettingsConfigDict(env_prefix="CLEARANCE_", env_file=".env", extra="ignore")
 
@@ -30,6 +41,9 @@ class Settings(BaseSettings):
     approval_poll_seconds: float = Field(
         0.5, gt=0, description="How often a paused direct run checks for a resume (half of it is the mean delay)."
     )
+    # Sections: each reads its own env prefix when the root is built.
+    slack: SlackSettings = Field(default_factory=SlackSettings, description="CLEARANCE_SLACK_*")
+    jira: JiraSettings = Field(default_factory=JiraSettings, description="CLEARANCE_JIRA_*")
 
 
 @lru_cache

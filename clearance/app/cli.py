@@ -114,8 +114,8 @@ def promote(
 
 def _decide(run_id: str, vote_name: str, comment: str, digest: str | None) -> None:
     from clearance.approvals import Vote
-    from clearance.approvals.intake import UnknownRunError, receive_decision
     from clearance.config.schema import Channel
+    from tasks.approval_intake import UnknownRunError, receive_decision
 
     user = local_identity()
     principal = _configs().principals.by_local_user(user)
@@ -142,7 +142,7 @@ def _decide(run_id: str, vote_name: str, comment: str, digest: str | None) -> No
 
 def _current_candidate_digest(store, run_id: str) -> str:
     """The digest of the candidate as it is *now*: what the person at the keyboard approves."""
-    from clearance.approvals.intake import record_key_for_run
+    from tasks.approval_intake import record_key_for_run
     from tasks.approvals_record import read_record
     from tasks.candidate import artifact_digest, observe_artifacts
 
@@ -178,9 +178,10 @@ def status(run_id: Annotated[Optional[str], typer.Argument()] = None,
            model: Annotated[Optional[str], typer.Option("--model", help="Latest run of this model.")] = None) -> None:
     """Print a run's gate table and the approvals so far."""
     from clearance.approvals import tally
-    from clearance.approvals.intake import UnknownRunError, record_key_for_run
-    from gates.base import GateResult, utcnow
+    from clearance.core.clock import utcnow
+    from tasks.approval_intake import UnknownRunError, record_key_for_run
     from tasks.approvals_record import read_record
+    from tasks.evidence import stored_gate_results
     from tasks.ledger import read_ledger
 
     store = _store()
@@ -203,10 +204,8 @@ def status(run_id: Annotated[Optional[str], typer.Argument()] = None,
     except UnknownRunError:
         console.print("no approval request (yet)")
         return
-    prefix = f"evidence/{record.request.model}/{record.request.version}/{run_id}/"
     table = Table("gate", "mode", "status", "problems", title=f"run {run_id}")
-    for key in store.list_keys(prefix + "gate-"):
-        result = GateResult.model_validate(store.get_json(key))
+    for result in stored_gate_results(store, record.request.model, record.request.version, run_id):
         table.add_row(result.gate_id, "blocking" if result.blocking else "advisory", result.status.value,
                       ", ".join(c.id for c in result.problems()) or "-")
     console.print(table)
@@ -222,7 +221,7 @@ def status(run_id: Annotated[Optional[str], typer.Argument()] = None,
 def _models_of_run(store, run_id: str, model: str | None) -> list[str]:
     if model:
         return [model]
-    from tasks.approvals_record import run_index_key
+    from clearance.core.keys import run_index_key
 
     if store.head(run_index_key(run_id)):
         return [store.get_json(run_index_key(run_id))["model"]]
@@ -287,7 +286,7 @@ def audit_verify(model: str) -> None:
 @app.command()
 def deploy(pool: Annotated[str, typer.Option(help="Process work pool to run promotions on.")] = "clearance") -> None:
     """Register the `promote-model` deployment (and its work pool) on the Prefect server."""
-    from clearance.deployments import register_deployments
+    from clearance.app.deployments import register_deployments
 
     for name in register_deployments(pool):
         console.print(f"deployment [bold]{name}[/bold] on pool {pool}")
@@ -296,7 +295,7 @@ def deploy(pool: Annotated[str, typer.Option(help="Process work pool to run prom
 @app.command()
 def demo() -> None:
     """What `make demo` runs: a real promotion end to end on local servers."""
-    from clearance.demo import main as run_demo
+    from clearance.dev.demo import main as run_demo
 
     raise typer.Exit(run_demo())
 
@@ -313,7 +312,7 @@ def sweep() -> None:
 @app.command("jira-poll")
 def jira_poll(once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False) -> None:
     """Approve by Jira transition without webhooks (Server/Data Center): poll with JQL."""
-    from clearance.jira_poller import main as poll_main
+    from clearance.app.jira_poller import main as poll_main
 
     raise typer.Exit(poll_main(["--once"] if once else []))
 
@@ -325,13 +324,13 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
               "--socket-mode", help="Take Slack interactions over Socket Mode (no public URL).")] = False) -> None:
     """Serve the approval endpoints (`/slack/interactions`, `/jira/webhook`, `/healthz`)."""
     if socket_mode:
-        from clearance.serve.slack_socket import run_socket_mode
+        from clearance.app.serve.slack_socket import run_socket_mode
 
         run_socket_mode()
         return
     import uvicorn
 
-    from clearance.serve.app import build_app
+    from clearance.app.serve.app import build_app
 
     uvicorn.run(build_app(), host=host, port=port, log_level="info")
 

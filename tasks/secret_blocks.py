@@ -8,9 +8,12 @@ so a block never overrides what an operator set explicitly.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import TypeVar
 
 from pydantic import BaseModel, SecretStr
+
+from clearance.settings import SlackSettings
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -37,3 +40,16 @@ def with_secret_blocks(settings: S, prefix: str | None, fields: Iterable[str]) -
             continue
         updates[field] = SecretStr(str(value))
     return settings.model_copy(update=updates) if updates else settings
+
+
+def load_slack_settings() -> SlackSettings:
+    """Slack settings from the environment; secrets not there come from Prefect Secret blocks
+    when ``CLEARANCE_SLACK_SECRET_BLOCK_PREFIX`` is set."""
+    settings = SlackSettings()
+    return with_secret_blocks(settings, settings.secret_block_prefix, ("bot_token", "signing_secret", "app_token"))
+
+
+@lru_cache
+def get_slack_settings() -> SlackSettings:
+    """Process-wide :func:`load_slack_settings` (``get_slack_settings.cache_clear()`` after changing env)."""
+    return load_slack_settings()

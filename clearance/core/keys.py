@@ -1,0 +1,122 @@
+"""The object-key layout of the bucket: every key clearance reads or writes is built here.
+
+::
+
+    candidates/<model>/<version>/<file>            written by data scientists; read-only to clearance
+    <target>/<model>/<version>/<file>               immutable production copies (target: "production")
+    <target>/<model>/CURRENT.json                   the live-version pointer (compare-and-swap)
+    evidence/<model>/ledger/<seq:012d>.json         one object per ledger entry (create-only)
+    evidence/<model>/<version>/<run>/               one run's evidence:
+        gate-<gate id>.json, <evidence files>, approvals.json, approvals-at-seal.json,
+        slack.json, jira.json, report.md, report.html, bundle.json
+    evidence/runs/<run>.json                        run id → its approvals record (written when sign-off opens)
+    evidence/jira/pending/<run>.json                runs whose Jira outbox is not empty
+
+docs/architecture.md ("Object keys") shows the same layout; ``tests/unit/test_keys.py`` pins it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+CANDIDATES = "candidates"
+PRODUCTION = "production"
+EVIDENCE = "evidence"
+
+#: Ledger entry keys are zero-padded so that listing them returns chain order.
+LEDGER_KEY_WIDTH = 12
+
+# File names inside a run's evidence prefix.
+APPROVALS = "approvals.json"
+APPROVALS_AT_SEAL = "approvals-at-seal.json"
+SLACK_STATE = "slack.json"
+JIRA_STATE = "jira.json"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+BUNDLE = "bundle.json"
+GATE_RESULT_PREFIX = "gate-"
+
+
+# --------------------------------------------------------------------------- candidates and production
+
+
+def candidate_prefix(model: str, version: str | None = None) -> str:
+    """``candidates/<model>/`` or ``candidates/<model>/<version>/``."""
+    return f"{CANDIDATES}/{model}/" + (f"{version}/" if version else "")
+
+
+def candidate_key(model: str, version: str, file_name: str) -> str:
+    """A candidate artifact: ``candidates/<model>/<version>/<file>``."""
+    return f"{candidate_prefix(model, version)}{file_name}"
+
+
+def production_key(model: str, version: str, source_key: str, target: str = PRODUCTION) -> str:
+    """Where a candidate artifact lands: the same file name under ``<target>/<model>/<version>/``."""
+    return f"{target}/{model}/{version}/{posixpath.basename(source_key)}"
+
+
+def pointer_key(model: str, target: str = PRODUCTION) -> str:
+    """The live-version pointer: ``<target>/<model>/CURRENT.json``."""
+    return f"{target}/{model}/CURRENT.json"
+
+
+# --------------------------------------------------------------------------- the ledger
+
+
+def ledger_prefix(model: str) -> str:
+    """Object-key prefix of a model's ledger."""
+    return f"{EVIDENCE}/{model}/ledger/"
+
+
+def ledger_key(model: str, seq: int) -> str:
+    """Object key of ledger entry ``seq``."""
+    return f"{ledger_prefix(model)}{seq:0{LEDGER_KEY_WIDTH}d}.json"
+
+
+# --------------------------------------------------------------------------- one run's evidence
+
+
+def run_prefix(model: str, version: str, run_id: str) -> str:
+    """The only prefix a run (and every dry run) writes its own evidence under."""
+    return f"{EVIDENCE}/{model}/{version}/{run_id}/"
+
+
+def run_file(model: str, version: str, run_id: str, name: str) -> str:
+    """A named file of a run's evidence (``approvals.json``, ``report.html``…)."""
+    return run_prefix(model, version, run_id) + name
+
+
+def gate_result_name(gate_id: str) -> str:
+    """File name of a gate's result document inside a run's prefix."""
+    return f"{GATE_RESULT_PREFIX}{gate_id}.json"
+
+
+def approvals_key(model: str, version: str, run_id: str) -> str:
+    """The run's approvals record."""
+    return run_file(model, version, run_id, APPROVALS)
+
+
+def slack_state_key(model: str, version: str, run_id: str) -> str:
+    """Where a run's Slack message ids live."""
+    return run_file(model, version, run_id, SLACK_STATE)
+
+
+def jira_state_key(model: str, version: str, run_id: str) -> str:
+    """Where a run's ticket key and Jira outbox live."""
+    return run_file(model, version, run_id, JIRA_STATE)
+
+
+# --------------------------------------------------------------------------- indexes across runs
+
+
+def run_index_key(run_id: str) -> str:
+    """Run id → where its approvals record is (written when the request opens)."""
+    return f"{EVIDENCE}/runs/{run_id}.json"
+
+
+JIRA_PENDING_PREFIX = f"{EVIDENCE}/jira/pending/"
+
+
+def jira_pending_key(run_id: str) -> str:
+    """Index entry of a run whose Jira outbox is not empty (the poller flushes these)."""
+    return f"{JIRA_PENDING_PREFIX}{run_id}.json"
