@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test unit down env schema lock clean bench
+.PHONY: install demo test unit lint down env schema lock clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,14 +20,19 @@ install: $(STAMP)
 demo: install
 	$(PY) -m clearance.dev.demo
 
-## Every test; the session starts one Prefect server and one SeaweedFS and stops them after.
-## pytest exits 5 when it collected nothing: that is a failure here, not a pass.
-test: install
+## Lint and type check first (seconds), then every test; the session starts one Prefect server and
+## one SeaweedFS and stops them after. pytest exits 5 when it collected nothing: a failure here, not a pass.
+test: install lint
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
 
 unit: install
 	$(PY) -m pytest tests/unit
+
+## ruff (pyproject.toml [tool.ruff.lint]) and mypy (pyproject.toml [tool.mypy]) over the whole repository.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 ## Stop what `make demo` left running.
 down:

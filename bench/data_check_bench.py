@@ -207,7 +207,7 @@ def run_ge(current: Path, reference: Path) -> dict[str, Any]:
     suite = context.suites.add(suite)
     results = batch.validate(suite, result_format="BASIC")
     counts: dict[str, Any] = {}
-    for (key, _), res in zip(plan, results.results):
+    for (key, _), res in zip(plan, results.results, strict=True):  # one result per expectation, in order
         if key != "freshness":
             counts[key] = int(res.result.get("unexpected_count", 0))
     for name in NUMERIC:
@@ -336,7 +336,8 @@ def main() -> None:
           "\n|---:|---|---:|---|---:|---:|---:|---:|")
     for rows, tool, sec, runs_, imports, rss, vs_scan, ge_ratio in table:
         shown = " ".join(f"{x:.2f}" for x in runs_)
-        print(f"| {rows:,} | {tool} | {sec:.2f} | {shown} | {imports:.2f} | {rss:.0f} | {vs_scan:.2f} | {ge_ratio:.1f} |")
+        print(f"| {rows:,} | {tool} | {sec:.2f} | {shown} | {imports:.2f} | {rss:.0f} | {vs_scan:.2f} "
+              f"| {ge_ratio:.1f} |")
 
 
 if __name__ == "__main__":

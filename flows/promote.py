@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, NotRequired, TypedDict
 
 from prefect import flow, get_run_logger, task
 from prefect.context import FlowRunContext
@@ -20,6 +20,7 @@ from clearance.config.schema import GateMode, OnWarn
 from clearance.core.clock import utcnow
 from clearance.core.digests import sha256_json
 from clearance.core.keys import run_prefix
+from clearance.core.ledger_kinds import LedgerKind
 from clearance.events import PromotionEvent
 from clearance.render.report import build_report
 from flows.signoff import wait_for_sign_off
@@ -39,6 +40,7 @@ from tasks.evidence import (
     write_evidence,
 )
 from tasks.gate_runner import evaluate_gate
+from tasks.prefect_runs import run_url
 from tasks.promotion import (
     PointerState,
     ProductionPointer,
@@ -54,6 +56,19 @@ RunStatus = Literal["promoted", "dry-run", "gate-failed", "rejected", "timed-out
 
 class PromotionStopped(RuntimeError):
     """The promotion ended without a production move; the run is marked failed with this message."""
+
+
+class ReportFields(TypedDict):
+    """The :func:`~clearance.render.report.build_report` arguments every ending of a run shares."""
+
+    model: str
+    version: str
+    tier: str
+    run_id: str
+    initiator: str
+    artifact_digest: str
+    results: list[GateResult]
+    record: NotRequired[ApprovalRecord]
 
 
 class PromotionResult(BaseModel):
@@ -90,13 +105,16 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     (filled in by ``clearance promote``); they may not approve their own promotion.
     """
     log = get_run_logger()
-    run_id = str(FlowRunContext.get().flow_run.id)
+    run_context = FlowRunContext.get()
+    if run_context is None or run_context.flow_run is None:
+        raise RuntimeError("promote_model needs a Prefect flow run context: call it as a flow, not its .fn")
+    run_id = str(run_context.flow_run.id)
     ctx = load_promotion_context(model, version)
     prefix = run_prefix(model, version, run_id)
     who = initiator or "unknown"
     seen_pointer = read_production_pointer(ctx.policy.promotion.prefix, model)
     if not dry_run:
-        record_event(model, "started", {"run": run_id, "version": version, "initiator": who,
+        record_event(model, LedgerKind.STARTED, {"run": run_id, "version": version, "initiator": who,
                                         "tier": ctx.policy.tier, "config_digest": ctx.config_digest})
 
     observations = observe_candidate(ctx.model_version)
@@ -110,8 +128,8 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     results = run_gates(ctx, inputs, run_id, prefix, dry_run, tell)
     summary = dict(run_id=run_id, model=model, version=version, artifact_digest=digest,
                    gates={r.gate_id: r.status for r in results}, evidence_prefix=prefix)
-    report = dict(model=model, version=version, tier=ctx.policy.tier, run_id=run_id, initiator=who,
-                  artifact_digest=digest, results=results)
+    report = ReportFields(model=model, version=version, tier=ctx.policy.tier, run_id=run_id, initiator=who,
+                          artifact_digest=digest, results=results)
 
     stopper = next((r for r in results if r.stops_promotion), None)
     if stopper is None and _warnings_need_people(ctx, results):
@@ -142,8 +160,8 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
                      report, dry_run, tell)
 
     decisions = [d.model_dump(mode="json") for d in record.decisions]
-    approval_entry = record_event(model, "approved", {"run": run_id, "version": version, "artifact_digest": digest,
-                                                      "decisions": decisions})
+    approval_entry = record_event(model, LedgerKind.APPROVED, {"run": run_id, "version": version,
+                                                               "artifact_digest": digest, "decisions": decisions})
     tell("closed", record=record, gates=results)
     try:
         production = promote_candidate(ctx, digest, seen_pointer, run_id, approval_entry.seq, approval_entry.hash)
@@ -152,7 +170,7 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
                      tell)
     sealed = seal_evidence(prefix, build_report(**report, outcome="promoted", production=production),
                            f"{model} {version} promoted", model=model, version=version, run_id=run_id, dry_run=False)
-    record_event(model, "promoted", {"run": run_id, "version": version, "artifact_digest": digest,
+    record_event(model, LedgerKind.PROMOTED, {"run": run_id, "version": version, "artifact_digest": digest,
                                      "production": production, **sealed})
     tell("promoted", status="promoted", record=record, message=", ".join(production))
     log.info("%s %s promoted: %s", model, version, ", ".join(production))
@@ -188,7 +206,7 @@ def sign_off(ctx: PromotionContext, request: ApprovalRequest, eligible: dict[str
         get_run_logger().warning("Quorum cannot be met for roles %s with the current principals", impossible)
     key = open_approval(request)
     stored = refresh_record(key).request  # a resumed run keeps the request (and deadline) it first opened
-    record_event(ctx.model, "approval-requested", {"run": stored.run_id, "required": stored.required_roles,
+    record_event(ctx.model, LedgerKind.APPROVAL_REQUESTED, {"run": stored.run_id, "required": stored.required_roles,
                                                     "deadline": stored.deadline.isoformat(),
                                                     "artifact_digest": stored.artifact_digest})
     on_open(refresh_record(key))
@@ -219,7 +237,8 @@ def promote_candidate(ctx: PromotionContext, approved_digest: str, seen: Pointer
 def _announcer(ctx: PromotionContext, run_id: str, initiator: str, digest: str, dry_run: bool
                ) -> Callable[..., object]:
     """``tell(kind, **details)``: publish a PromotionEvent of this run (dry runs tell nobody)."""
-    links = {"prefect_run": f"{_ui_url()}/runs/flow-run/{run_id}"} if _ui_url() else {}
+    url = run_url(run_id)
+    links = {"prefect_run": url} if url else {}
     notify = ctx.manifest.notify.over(ctx.policy.notify)
 
     def tell(kind: str, **details: object) -> object:
@@ -232,18 +251,12 @@ def _announcer(ctx: PromotionContext, run_id: str, initiator: str, digest: str, 
     return tell
 
 
-def _ui_url() -> str:
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
-
-    return (PREFECT_UI_URL.value() or (PREFECT_API_URL.value() or "").removesuffix("/api")).rstrip("/")
-
-
 def _warnings_need_people(ctx: PromotionContext, results: list[GateResult]) -> bool:
     warned = any(r.status is Status.WARN for r in results)
     return warned and ctx.policy.on_warn is OnWarn.REQUIRE_APPROVAL and not ctx.policy.approvals.roles
 
 
-def _stop(ctx: PromotionContext, status: RunStatus, message: str, summary: dict, report: dict,
+def _stop(ctx: PromotionContext, status: RunStatus, message: str, summary: dict, report: ReportFields,
           dry_run: bool, tell: Callable[..., object]) -> PromotionResult:
     """Record why the promotion stopped, publish the report, tell the channels, and fail the run."""
     where = dict(model=ctx.model, version=ctx.version, run_id=summary["run_id"], dry_run=dry_run)
@@ -253,7 +266,8 @@ def _stop(ctx: PromotionContext, status: RunStatus, message: str, summary: dict,
         return PromotionResult(**summary, status="dry-run", message=message)
     sealed = seal_evidence(summary["evidence_prefix"], build_report(**report, outcome=status, note=message),
                            f"{ctx.model} {ctx.version}: {status}", **where)
-    record_event(ctx.model, status, {"run": summary["run_id"], "version": ctx.version, "reason": message, **sealed})
+    record_event(ctx.model, LedgerKind(status), {"run": summary["run_id"], "version": ctx.version, "reason": message,
+                                                 **sealed})
     # After the report, so channels that attach it (Jira) find it.
     tell("stopped", status=status, message=message, record=report.get("record"), gates=report["results"])
     raise PromotionStopped(f"{ctx.model} {ctx.version}: {message}")

@@ -11,7 +11,7 @@ wake-up changes nothing.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, cast
 
 from prefect import get_run_logger
 from prefect.context import FlowRunContext
@@ -50,7 +50,8 @@ def running_from_deployment() -> bool:
 def wait_for_sign_off(key: str, request: ApprovalRequest, principals: Principals) -> ApprovalRecord:
     """Block (or suspend) until the request at ``key`` is approved, rejected or timed out."""
     suspend = running_from_deployment()
-    # Prefect types poll_interval as int but only sleeps on it: sub-second polls work and cut resume latency.
+    # Prefect types poll_interval as int but only sleeps on it: sub-second polls work and cut resume latency
+    # (hence the cast where it is passed).
     poll = max(0.2, get_settings().approval_poll_seconds)
     wait_number = 0
     while True:
@@ -68,7 +69,7 @@ def wait_for_sign_off(key: str, request: ApprovalRequest, principals: Principals
                 # record, and `clearance sweep` (a scheduled deployment) wakes runs past their deadline.
                 answer = suspend_flow_run(wait_for_input=form, key=pause_key, timeout=None)
             else:
-                answer = pause_flow_run(wait_for_input=form, key=pause_key, poll_interval=poll,
+                answer = pause_flow_run(wait_for_input=form, key=pause_key, poll_interval=cast(int, poll),
                                         timeout=int(min(max(remaining, 0), MAX_PAUSE_SECONDS)) + 1)
         except FlowPauseTimeout:
             continue
@@ -77,6 +78,7 @@ def wait_for_sign_off(key: str, request: ApprovalRequest, principals: Principals
             if problem:
                 get_run_logger().warning("Prefect UI sign-off form ignored: %s", problem)
                 continue
+            assert answer.approver and answer.decision, "_form_problem requires both approver and decision"
             submit_form_decision(key, principals, answer.approver, Vote(answer.decision), answer.comment,
                                  request.artifact_digest, pause_key)
 

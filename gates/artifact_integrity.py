@@ -115,7 +115,8 @@ def _checks_for(ref: dict, obs: ArtifactObservation, config: ArtifactIntegrityCo
     fmt = declared or detected
     allowed = fmt in config.allowed_formats
     message = "" if allowed else f"format {fmt!r} is not allowed for this tier"
-    if declared and detected not in ("unknown", declared) and not (declared in _PICKLE_FAMILY and detected in _PICKLE_FAMILY):
+    if declared and detected not in ("unknown", declared) and not (
+            declared in _PICKLE_FAMILY and detected in _PICKLE_FAMILY):
         allowed, message = False, f"declared {declared!r} but the content looks like {detected!r}"
     checks.append(CheckResult(id=f"format:{key}", status=Status.PASS if allowed else Status.FAIL,
                               observed=fmt, threshold=config.allowed_formats, message=message))

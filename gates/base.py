@@ -8,7 +8,6 @@ and rerun by an auditor on the recorded inputs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from enum import Enum
@@ -105,52 +104,9 @@ class GateResult(BaseModel):
         """SHA-256 of the canonical JSON of this result (what approvers sign off on)."""
         return sha256_json(self.model_dump(mode="json"))
 
-    def to_markdown(self) -> str:
-        """A Markdown report: headline, then one table row per check."""
-        mode = "blocking" if self.blocking else "advisory"
-        lines = [
-            f"### `{self.gate_id}` v{self.gate_version} — **{self.status.value.upper()}** ({mode})",
-            "",
-        ]
-        if self.message:
-            lines += [self.message, ""]
-        lines += ["| check | status | observed | threshold | message |", "|---|---|---|---|---|"]
-        for check in self.checks:
-            note = check.message + (f" (waived: {check.waiver})" if check.waiver else "")
-            lines.append(
-                f"| {check.id} | {check.status.value} | {_cell(check.observed)} | {_cell(check.threshold)} "
-                f"| {_cell(note)} |"
-            )
-        if self.metrics:
-            lines += ["", "| metric | value |", "|---|---|"]
-            lines += [f"| {name} | {value:g} |" for name, value in sorted(self.metrics.items())]
-        return "\n".join(lines)
-
-    def to_table_rows(self) -> list[dict[str, str]]:
-        """Rows of plain text, one per check (Prefect table artifacts, the HTML report)."""
-        return [
-            {"check": c.id, "status": c.status.value, "observed": cell_text(c.observed),
-             "threshold": cell_text(c.threshold),
-             "message": c.message + (f" (waived: {c.waiver})" if c.waiver else "")}
-            for c in self.checks
-        ]
-
     def to_evidence_json(self) -> bytes:
         """The canonical JSON evidence document of this result."""
         return canonical_json(self.model_dump(mode="json"))
-
-
-def cell_text(value: Any) -> str:
-    """A value as one line of plain text (JSON for non-strings; empty for None)."""
-    if value is None:
-        return ""
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text.replace("\n", " ")
-
-
-def _cell(value: Any) -> str:
-    """A value as a Markdown table cell."""
-    return cell_text(value).replace("|", "\\|")
 
 
 # --------------------------------------------------------------------------- inputs

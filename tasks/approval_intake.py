@@ -14,15 +14,15 @@ from clearance.core.keys import run_index_key
 from clearance.events import event_for
 from tasks.approvals_record import SubmitResult, read_record, submit_decision
 from tasks.channels import publish_event
-from tasks.object_store import ObjectStore
 from tasks.prefect_runs import wake_run
+from tasks.store import Store
 
 
 class UnknownRunError(LookupError):
     """No approval request was ever opened for this run id."""
 
 
-def record_key_for_run(store: ObjectStore, run_id: str) -> str:
+def record_key_for_run(store: Store, run_id: str) -> str:
     """The approvals-record key of a run, from the run index written when its request opened."""
     index = store.get_json(run_index_key(run_id)) if store.head(run_index_key(run_id)) else None
     if index is None:
@@ -30,7 +30,7 @@ def record_key_for_run(store: ObjectStore, run_id: str) -> str:
     return index["record"]
 
 
-def receive_decision(store: ObjectStore, run_id: str, *, principal: Principal | None, identity: str,
+def receive_decision(store: Store, run_id: str, *, principal: Principal | None, identity: str,
                      channel: Channel, vote: Vote, comment: str = "", artifact_digest: str | None = None,
                      channel_evidence: dict[str, Any] | None = None, dedupe_key: str | None = None,
                      wake: bool = True) -> SubmitResult:

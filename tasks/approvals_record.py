@@ -16,7 +16,7 @@ from clearance.approvals import ApprovalRecord, ApprovalRequest, Decision, Outco
 from clearance.config.schema import Channel, Principal
 from clearance.core.clock import utcnow
 from clearance.core.keys import approvals_key
-from tasks.object_store import ObjectExists, ObjectStore, PreconditionFailed
+from tasks.store import ObjectExists, PreconditionFailed, Store
 
 _MAX_CAS_ATTEMPTS = 50
 
@@ -35,7 +35,7 @@ class SubmitResult(BaseModel):
         return self.decision is not None
 
 
-def open_record(store: ObjectStore, request: ApprovalRequest) -> ApprovalRecord:
+def open_record(store: Store, request: ApprovalRequest) -> ApprovalRecord:
     """Create the run's record, or return the existing one (a resumed run reopens the same request)."""
     key = approvals_key(request.model, request.version, request.run_id)
     try:
@@ -46,13 +46,13 @@ def open_record(store: ObjectStore, request: ApprovalRequest) -> ApprovalRecord:
     return read_record(store, key)[0]
 
 
-def read_record(store: ObjectStore, key: str) -> tuple[ApprovalRecord, str]:
+def read_record(store: Store, key: str) -> tuple[ApprovalRecord, str]:
     """The record and its ETag (for the next compare-and-swap)."""
     body, etag = store.get_bytes(key)
     return ApprovalRecord.model_validate_json(body), etag
 
 
-def submit_decision(store: ObjectStore, key: str, *, principal: Principal | None, identity: str,
+def submit_decision(store: Store, key: str, *, principal: Principal | None, identity: str,
                     channel: Channel, vote: Vote, artifact_digest: str, comment: str = "",
                     channel_evidence: dict[str, Any] | None = None, dedupe_key: str | None = None,
                     now: datetime | None = None) -> SubmitResult:
@@ -92,7 +92,7 @@ def submit_decision(store: ObjectStore, key: str, *, principal: Principal | None
     raise RuntimeError(f"could not record the decision in {key}: too many concurrent writers")
 
 
-def close_if_due(store: ObjectStore, key: str, now: datetime | None = None) -> ApprovalRecord:
+def close_if_due(store: Store, key: str, now: datetime | None = None) -> ApprovalRecord:
     """Apply the deadline: a pending record past its deadline takes the policy's timeout outcome."""
     for _ in range(_MAX_CAS_ATTEMPTS):
         record, etag = read_record(store, key)

@@ -4,9 +4,10 @@ When a run ends, ``bundle.json`` is written under the run's evidence prefix: the
 size of every immutable evidence object there (gate results and their files, reports, the dry-run
 document, and ``approvals-at-seal.json``, a frozen copy of the approvals record), the names of the
 few objects that keep changing by compare-and-swap (the approvals record itself, which records
-later refusals, and the Slack/Jira message state), and this run's ledger entries so far. The run's final ledger entry then records the bundle's own SHA-256, so the hash
-chain anchors the bundle and the bundle anchors every file: altering, removing or adding evidence
-afterwards is found by :func:`audit_evidence` (``clearance audit verify``).
+later refusals, and the Slack/Jira message state), and this run's ledger entries so far. The run's
+final ledger entry then records the bundle's own SHA-256, so the hash chain anchors the bundle and
+the bundle anchors every file: altering, removing or adding evidence afterwards is found by
+:func:`audit_evidence` (``clearance audit verify``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 
 from clearance.core.digests import canonical_json
 from clearance.core.keys import APPROVALS, APPROVALS_AT_SEAL, BUNDLE, JIRA_STATE, SLACK_STATE
+from clearance.core.ledger_kinds import LedgerKind
 from clearance.ledger import LedgerEntry
 from gates.base import GateResult
-from tasks.object_store import ObjectExists, ObjectNotFound, ObjectStore
+from tasks.store import ObjectExists, ObjectNotFound, Store
 
 #: Objects of a run prefix that are updated after the run ends (compare-and-swap state).
 LIVING = (APPROVALS, SLACK_STATE, JIRA_STATE)
@@ -27,7 +29,7 @@ LIVING = (APPROVALS, SLACK_STATE, JIRA_STATE)
 RECORD_SNAPSHOT = APPROVALS_AT_SEAL
 
 
-def bundle_document(store: ObjectStore, prefix: str, *, model: str, version: str, run_id: str,
+def bundle_document(store: Store, prefix: str, *, model: str, version: str, run_id: str,
                     ledger: list[LedgerEntry]) -> dict[str, Any]:
     """What ``bundle.json`` holds for the run whose evidence is under ``prefix``."""
     files, living = [], []
@@ -45,7 +47,7 @@ def bundle_document(store: ObjectStore, prefix: str, *, model: str, version: str
             "ledger": entries}
 
 
-def seal(store: ObjectStore, prefix: str, *, model: str, version: str, run_id: str,
+def seal(store: Store, prefix: str, *, model: str, version: str, run_id: str,
          ledger: list[LedgerEntry]) -> dict[str, str]:
     """Write the run's ``bundle.json`` (immutable); returns ``{"bundle": key, "bundle_sha256": digest}``
     for the run's final ledger entry. Sealing the same evidence again is a no-op."""
@@ -57,11 +59,12 @@ def seal(store: ObjectStore, prefix: str, *, model: str, version: str, run_id: s
         store.put_if_absent(key, body, content_type="application/json")
     except ObjectExists:
         if store.get_bytes(key)[0] != body:
-            raise ValueError(f"{key} exists with other content: the run's evidence changed after it was sealed")
+            raise ValueError(
+                f"{key} exists with other content: the run's evidence changed after it was sealed") from None
     return {"bundle": key, "bundle_sha256": hashlib.sha256(body).hexdigest()}
 
 
-def _snapshot_record(store: ObjectStore, prefix: str) -> None:
+def _snapshot_record(store: Store, prefix: str) -> None:
     """Freeze the approvals record as it is now (a later refusal changes ``approvals.json``, not this)."""
     try:
         body = store.get_bytes(prefix + APPROVALS)[0]
@@ -73,7 +76,7 @@ def _snapshot_record(store: ObjectStore, prefix: str) -> None:
         pass  # sealed before (a retry): the first snapshot stands
 
 
-def audit_evidence(store: ObjectStore, entries: list[LedgerEntry]) -> tuple[int, list[str]]:
+def audit_evidence(store: Store, entries: list[LedgerEntry]) -> tuple[int, list[str]]:
     """Check every bundle and every gate result the ledger points at; returns (bundles checked, problems).
 
     Problems name the object and what is wrong: a bundle whose digest differs from the ledger's, an
@@ -85,7 +88,7 @@ def audit_evidence(store: ObjectStore, entries: list[LedgerEntry]) -> tuple[int,
     bundles = 0
     for entry in entries:
         payload = entry.payload
-        if entry.kind == "gate" and payload.get("evidence") and payload.get("digest"):
+        if entry.kind == LedgerKind.GATE and payload.get("evidence") and payload.get("digest"):
             problems += _check_gate(store, entry)
         if payload.get("bundle"):
             bundles += 1
@@ -93,7 +96,7 @@ def audit_evidence(store: ObjectStore, entries: list[LedgerEntry]) -> tuple[int,
     return bundles, problems
 
 
-def _check_gate(store: ObjectStore, entry: LedgerEntry) -> list[str]:
+def _check_gate(store: Store, entry: LedgerEntry) -> list[str]:
     key = entry.payload["evidence"]
     try:
         result = GateResult.model_validate_json(store.get_bytes(key)[0])
@@ -106,7 +109,7 @@ def _check_gate(store: ObjectStore, entry: LedgerEntry) -> list[str]:
     return []
 
 
-def _check_bundle(store: ObjectStore, entry: LedgerEntry, by_seq: dict[int, LedgerEntry]) -> list[str]:
+def _check_bundle(store: Store, entry: LedgerEntry, by_seq: dict[int, LedgerEntry]) -> list[str]:
     key = entry.payload["bundle"]
     prefix = key[: -len(BUNDLE)]
     try:

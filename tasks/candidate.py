@@ -15,7 +15,8 @@ from clearance.settings import get_settings
 from gates.base import ArtifactObservation
 from gates.waivers import Waiver
 from tasks.caching import per_run_key
-from tasks.object_store import ObjectStore
+from tasks.store import Store
+from tasks.wiring import object_store
 
 SNIFF_BYTES = 64
 
@@ -64,7 +65,7 @@ def load_promotion_context(model: str, version: str, config_dir: str | None = No
                             config_digest=config_digest(root), waivers=configs.waivers_for(model, version))
 
 
-def observe_artifacts(store: ObjectStore, version: ModelVersion) -> list[ArtifactObservation]:
+def observe_artifacts(store: Store, version: ModelVersion) -> list[ArtifactObservation]:
     """Read each pinned artifact from the store: existence, size, SHA-256 and first bytes."""
     observations = []
     for ref in version.artifacts:
@@ -85,7 +86,7 @@ def observe_artifacts(store: ObjectStore, version: ModelVersion) -> list[Artifac
 @task(name="observe-candidate", persist_result=True, cache_key_fn=per_run_key)
 def observe_candidate(version: ModelVersion) -> list[ArtifactObservation]:
     """Prefect task around :func:`observe_artifacts` on the configured store."""
-    return observe_artifacts(ObjectStore.from_settings(get_settings()), version)
+    return observe_artifacts(object_store(), version)
 
 
 def artifact_digest(observations: list[ArtifactObservation]) -> str:

@@ -45,7 +45,7 @@ def _load_builtin_channels() -> None:
     """Import the channel modules shipped with clearance so they register (none is required)."""
     import importlib
 
-    for module in ("tasks.slack", "tasks.jira_tracking"):
+    for module in ("tasks.slack", "tasks.jira_notifier"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -14,8 +14,8 @@ from prefect.client.schemas.objects import StateType
 
 from tasks.approval_intake import UnknownRunError, record_key_for_run
 from tasks.approvals_record import close_if_due
-from tasks.object_store import ObjectStore
 from tasks.prefect_runs import wake_run
+from tasks.store import Store
 
 
 def waiting_promotion_runs(limit: int = 200) -> list[str]:
@@ -29,7 +29,7 @@ def waiting_promotion_runs(limit: int = 200) -> list[str]:
     return [str(run.id) for run in runs]
 
 
-def expire_overdue(store: ObjectStore) -> list[str]:
+def expire_overdue(store: Store) -> list[str]:
     """Close every waiting run's request that is past its deadline and wake the run; returns their ids."""
     woken = []
     for run_id in waiting_promotion_runs():

@@ -18,16 +18,22 @@ from prefect.cache_policies import NO_CACHE
 
 from clearance.core.digests import canonical_json
 from clearance.core.keys import GATE_RESULT_PREFIX, REPORT_HTML, REPORT_MD, gate_result_name, run_prefix
+from clearance.core.ledger_kinds import TERMINAL, LedgerKind
 from clearance.ledger import LedgerEntry
-from clearance.render.report import Report, to_html, to_markdown
+from clearance.render.gate import check_rows, gate_blocks
+from clearance.render.html import to_html
+from clearance.render.markdown import render as render_markdown
+from clearance.render.markdown import to_markdown
+from clearance.render.report import Report
 from clearance.settings import get_settings
 from gates.base import GateResult
 from tasks.caching import per_run_key
 from tasks.ledger import append_entry
-from tasks.object_store import ObjectExists, ObjectStore
+from tasks.store import ObjectExists, Store
+from tasks.wiring import object_store
 
 
-def stored_gate_results(store: ObjectStore, model: str, version: str, run_id: str) -> list[GateResult]:
+def stored_gate_results(store: Store, model: str, version: str, run_id: str) -> list[GateResult]:
     """The gate results a run has stored so far, in gate-id order."""
     prefix = run_prefix(model, version, run_id) + GATE_RESULT_PREFIX
     return [GateResult.model_validate(store.get_json(key)) for key in store.list_keys(prefix)]
@@ -43,9 +49,9 @@ def artifact_key(*parts: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
 
 
-def store() -> ObjectStore:
+def store() -> Store:
     """The object store of the current settings."""
-    return ObjectStore.from_settings(get_settings())
+    return object_store()
 
 
 def put_evidence(prefix: str, name: str, body: bytes, content_type: str = "application/json") -> str:
@@ -61,7 +67,7 @@ def put_evidence(prefix: str, name: str, body: bytes, content_type: str = "appli
 
 
 @task(name="ledger-append", persist_result=True, cache_key_fn=per_run_key)
-def record_event(model: str, kind: str, payload: dict[str, Any]) -> LedgerEntry:
+def record_event(model: str, kind: LedgerKind, payload: dict[str, Any]) -> LedgerEntry:
     """Append to the model's ledger (cached per run, so a resumed run does not append twice)."""
     return append_entry(store(), model, kind, payload)
 
@@ -71,13 +77,13 @@ def publish_gate_result(prefix: str, result: GateResult, model: str, run_id: str
     """Store the result as JSON evidence, show it as Prefect artifacts, and log it to the ledger."""
     key = put_evidence(prefix, gate_result_name(result.gate_id), result.to_evidence_json())
     upload_gate_files(prefix, result, Path(evidence_dir(run_id)))
-    create_markdown_artifact(key=artifact_key("gate", result.gate_id), markdown=result.to_markdown(),
+    create_markdown_artifact(key=artifact_key("gate", result.gate_id), markdown=render_markdown(gate_blocks(result)),
                              description=f"{result.gate_id}: {result.status.value}")
     if result.checks:
-        create_table_artifact(key=artifact_key("gate", result.gate_id, "checks"), table=result.to_table_rows(),
+        create_table_artifact(key=artifact_key("gate", result.gate_id, "checks"), table=check_rows(result),
                               description=f"checks of {result.gate_id}")
     if not dry_run:
-        append_entry(store(), model, "gate", {"gate": result.gate_id, "status": result.status.value,
+        append_entry(store(), model, LedgerKind.GATE, {"gate": result.gate_id, "status": result.status.value,
                                               "digest": result.digest(), "evidence": key})
     return key
 
@@ -139,7 +145,6 @@ def publish_report(prefix: str, report: Report, title: str) -> str:
     return key
 
 
-TERMINAL_KINDS = {"promoted", "gate-failed", "rejected", "timed-out", "promotion-failed", "failed"}
 
 
 def record_unexpected_failure(model: str, version: str, run_id: str, message: str) -> bool:
@@ -151,7 +156,7 @@ def record_unexpected_failure(model: str, version: str, run_id: str, message: st
     from tasks.ledger import read_ledger
 
     ours = [e for e in read_ledger(store(), model) if e.payload.get("run") == run_id]
-    if not ours or ours[-1].kind in TERMINAL_KINDS:
+    if not ours or ours[-1].kind in TERMINAL:
         return False  # never started in the ledger (e.g. invalid config), or ended properly
-    append_entry(store(), model, "failed", {"run": run_id, "version": version, "reason": message[:2000]})
+    append_entry(store(), model, LedgerKind.FAILED, {"run": run_id, "version": version, "reason": message[:2000]})
     return True

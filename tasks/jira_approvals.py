@@ -27,7 +27,7 @@ from tasks.approval_intake import UnknownRunError, receive_decision, record_key_
 from tasks.approvals_record import read_record
 from tasks.jira_client import JiraChannelError, call, connect
 from tasks.jira_tracking import JiraTracker, read_state, run_id_from_labels
-from tasks.object_store import ObjectStore
+from tasks.store import Store
 
 log = logging.getLogger("clearance.jira")
 
@@ -76,7 +76,7 @@ def _bot_identities(url: str, auth_kind: str | None, user: str | None) -> frozen
     return frozenset(str(me[k]) for k in ("accountId", "name", "key") if me.get(k))
 
 
-def process_status_change(settings: JiraSettings, store: ObjectStore, principals: Principals,
+def process_status_change(settings: JiraSettings, store: Store, principals: Principals,
                           change: StatusChange, bot_ids: frozenset[str] | None = None) -> str:
     """Count (or refuse) one status change as a decision; returns a short note of what happened."""
     to = change.to_status.casefold()
@@ -113,9 +113,10 @@ def process_status_change(settings: JiraSettings, store: ObjectStore, principals
                               comment=f"Jira {change.issue_key}: {change.from_status} → {change.to_status}",
                               artifact_digest=state.get("artifact_digest") or None,
                               channel_evidence=evidence, dedupe_key=change.dedupe_key)
-    if result.accepted:
+    if result.decision is not None:  # accepted
         return f"counted: {result.decision.principal} {vote.value}"
     refusal = result.refusal
+    assert refusal is not None, "receive_decision returns a refusal whenever it returns no decision"
     note = f"refused: {refusal.reason.value}"
     try:
         JiraTracker(settings, store).answer_refusal(state_key, change.dedupe_key, refusal.message,

@@ -111,11 +111,12 @@ def connect(settings: JiraSettings) -> JIRA:
     kwargs: dict[str, Any] = {"server": settings.url, "timeout": settings.timeout_seconds, "max_retries": 0,
                               "options": {"check_update": False, "rest_api_version": "2"}}
     kind = settings.auth_kind
-    if kind == "api-token":
+    # Each kind implies its fields are set (JiraSettings.auth_kind); the `is not None` tests only narrow types.
+    if kind == "api-token" and settings.api_token is not None:
         kwargs["basic_auth"] = (settings.email, settings.api_token.get_secret_value())
-    elif kind == "pat":
+    elif kind == "pat" and settings.pat is not None:
         kwargs["token_auth"] = settings.pat.get_secret_value()
-    elif kind == "basic":
+    elif kind == "basic" and settings.password is not None:
         kwargs["basic_auth"] = (settings.username, settings.password.get_secret_value())
     client = call(settings, "serverInfo", lambda: JIRA(**kwargs))
     if settings.deployment != "auto":

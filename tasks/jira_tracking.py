@@ -1,7 +1,8 @@
-"""Jira as a channel: one ticket per promotion whose status, comments and attachment follow the run.
+"""Jira as a channel, the writing side: one ticket per promotion whose status, comments and attachment
+follow the run.
 
-Registered with :func:`tasks.channels.register_notifier`; active when ``CLEARANCE_JIRA_URL``,
-``CLEARANCE_JIRA_PROJECT`` and credentials are set (:mod:`clearance.settings.jira`).
+The operations come from :mod:`tasks.jira_plan`, queue in the run's :class:`tasks.outbox.Outbox`, and
+are written here; :mod:`tasks.jira_notifier` wires it to the event stream.
 
 Every event becomes a list of *operations* (create-or-find the ticket, transition, comment,
 attach, link) appended to a queue in ``evidence/<model>/<version>/<run>/jira.json``
@@ -40,34 +41,24 @@ Races between processes (the flow, ``clearance serve``, the CLI, the poller):
 from __future__ import annotations
 
 import io
-import json
 import logging
-import time
-import uuid
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from jira import JIRA
 
-from clearance.approvals import ApprovalRecord, Outcome, tally
-from clearance.core.clock import utcnow
-from clearance.core.keys import JIRA_PENDING_PREFIX, jira_pending_key, jira_state_key, run_prefix
-from clearance.events import PromotionEvent
-from clearance.settings import Settings
-from clearance.settings.jira import JiraSettings
-from gates.base import GateResult
-from tasks.channels import register_notifier
-from tasks.jira_client import JiraConfigError, JiraUnavailable, call, connect, search, transition_to
-from tasks.object_store import ObjectExists, ObjectStore, PreconditionFailed, read_json_state, update_json_state
+from clearance.core.keys import REPORT_HTML, REPORT_MD, jira_pending_key
+from clearance.render.jira import marker, wiki_cell
+from clearance.settings import JiraSettings
+from tasks.jira_client import JiraConfigError, call, connect, search, transition_to
+from tasks.jira_plan import ISSUE_OP, REPEATABLE
+from tasks.outbox import DEFERRED, Outbox
+from tasks.store import Store, read_json_state
 
 log = logging.getLogger("clearance.jira")
 
 BASE_LABEL = "clearance"
 RUN_LABEL_PREFIX = "clearance-run-"
 DUPLICATE_LABEL = "clearance-duplicate"
-#: Upper bound of operations one flush applies (other writers may keep queueing while it runs).
-MAX_OPS_PER_FLUSH = 500
 
 
 def run_label(run_id: str) -> str:
@@ -80,160 +71,15 @@ def run_id_from_labels(labels: list[str]) -> str | None:
     return next((label[len(RUN_LABEL_PREFIX):] for label in labels if label.startswith(RUN_LABEL_PREFIX)), None)
 
 
-# --------------------------------------------------------------------------- state with CAS
-
-
-def read_state(store: ObjectStore, key: str) -> tuple[dict[str, Any], str | None]:
+def read_state(store: Store, key: str) -> tuple[dict[str, Any], str | None]:
     """The run's Jira state and its ETag (``({}, None)`` before the first event)."""
     return read_json_state(store, key)
-
-
-def update_state(store: ObjectStore, key: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """Apply ``change`` with compare-and-swap (re-read and re-applied after a lost race)."""
-    return update_json_state(store, key, change, attempts=50)
-
-
-# --------------------------------------------------------------------------- rendering (Jira wiki markup)
-
-
-def _cell(value: Any) -> str:
-    if value is None or value == "":
-        return " "
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    for char in "|{}[]":
-        text = text.replace(char, "\\" + char)
-    return text.replace("\n", " ")[:500]
-
-
-def marker(ref: str) -> str:
-    """The line that identifies a clearance comment (so it is never posted twice)."""
-    return f"{{{{clearance-ref: {ref}}}}}"
-
-
-def gate_comment(result: GateResult) -> str:
-    """A gate result as a readable Jira table: checks, observed values, thresholds."""
-    mode = "blocking" if result.blocking else "advisory"
-    lines = [f"h3. Gate {result.gate_id} v{result.gate_version}: {result.status.value.upper()} ({mode})"]
-    if result.message:
-        lines.append(result.message)
-    if result.checks:
-        lines.append("||check||status||observed||threshold||message||")
-        for check in result.checks:
-            note = check.message + (f" (waived: {check.waiver})" if check.waiver else "")
-            lines.append(f"|{_cell(check.id)}|{check.status.value}|{_cell(check.observed)}|"
-                         f"{_cell(check.threshold)}|{_cell(note)}|")
-    if result.metrics:
-        lines.append("||metric||value||")
-        lines += [f"|{_cell(name)}|{value:g}|" for name, value in sorted(result.metrics.items())]
-    lines.append(marker(f"gate/{result.gate_id}"))
-    return "\n".join(lines)
-
-
-def tally_comment(record: ApprovalRecord, settings: JiraSettings, now: datetime | None = None) -> str:
-    """The sign-off tally, the same numbers the Slack approval message shows."""
-    request = record.request
-    current = tally(record, now or utcnow())
-    outcome = record.outcome if record.outcome.closed else current.outcome
-    lines = [f"h3. Sign-off: {outcome.value.replace('_', ' ')}",
-             "||role||needed||counted||missing||"]
-    for role, need in sorted(request.required_roles.items()):
-        counted = ", ".join(current.counted.get(role, [])) or "-"
-        lines.append(f"|{role}|{need}|{_cell(counted)}|{current.missing.get(role, 0)}|")
-    if current.rejected_by:
-        lines.append(f"Rejected by: {', '.join(current.rejected_by)}")
-    for decision in record.decisions:
-        lines.append(f"* {decision.principal} ({decision.channel.value}): {decision.vote.value}"
-                     + (f" — {_cell(decision.comment)}" if decision.comment else ""))
-    if not outcome.closed:
-        lines.append(f"To decide, move this ticket to *{settings.approval_status}* or *{settings.rejection_status}*. "
-                     f"Not eligible: {', '.join(request.excluded_principals) or '-'}. "
-                     f"Deadline: {request.deadline.isoformat()}.")
-    lines.append(f"Artifact digest: {{{{{request.artifact_digest}}}}}")
-    lines.append(marker("tally"))
-    return "\n".join(lines)
-
-
-def description(event: PromotionEvent) -> str:
-    """The ticket's description: what is promoted, by whom, and where to look."""
-    lines = [f"Promotion of model *{event.model}* version *{event.version}* ({event.tier} risk tier).",
-             "", f"* Initiator: {event.initiator}", f"* Artifact digest: {{{{{event.artifact_digest}}}}}",
-             f"* Prefect run id: {{{{{event.run_id}}}}}",
-             f"* Evidence: {{{{{run_prefix(event.model, event.version, event.run_id)}}}}}"]
-    for name, url in sorted(event.links.items()):
-        lines.append(f"* {name.replace('_', ' ')}: [{url}]")
-    lines += ["", "Managed by clearance: status, gate comments and the report follow the pipeline."]
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- operations
-
-
-def ops_for(event: PromotionEvent, settings: JiraSettings) -> list[dict[str, Any]]:
-    """What an event changes on the ticket, as queue operations (each idempotent)."""
-    ops: list[dict[str, Any]] = []
-
-    def state(name: str) -> None:
-        ops.append({"id": f"state/{name}", "kind": "transition", "state": name})
-
-    kind = event.kind
-    record = event.record
-    if kind == "opened":
-        if event.links.get("prefect_run"):
-            ops.append({"id": "link/prefect_run", "kind": "link", "url": event.links["prefect_run"],
-                        "title": f"Prefect run {event.run_id}"})
-        state("gates_running")
-    elif kind == "gate" and event.gate is not None:
-        ops.append({"id": f"gate/{event.gate.gate_id}", "kind": "comment", "body": gate_comment(event.gate)})
-    elif kind == "approval-requested" and record is not None:
-        state("awaiting_approval")
-        ops.append({"id": "tally", "kind": "tally", "body": tally_comment(record, settings)})
-    elif kind in ("approvals-changed", "closed") and record is not None:
-        ops.append({"id": "tally", "kind": "tally", "body": tally_comment(record, settings)})
-        if record.outcome is Outcome.APPROVED:
-            state("approved")
-        elif record.outcome in (Outcome.REJECTED, Outcome.TIMED_OUT):
-            state("rejected")
-    elif kind in ("promoted", "stopped"):
-        if record is not None and record.outcome.closed:
-            ops.append({"id": "tally", "kind": "tally", "body": tally_comment(record, settings)})
-        final = "promoted" if kind == "promoted" else (
-            "rejected" if event.status in ("rejected", "timed-out") else "failed")
-        text = f"h3. {'Promoted' if kind == 'promoted' else 'Stopped'}: {event.status or kind}"
-        if event.message:
-            text += f"\n{_cell(event.message)}"
-        ops.append({"id": f"outcome/{kind}", "kind": "comment", "body": text + "\n" + marker(f"outcome/{kind}")})
-        state(final)
-        ops.append({"id": "attach/report", "kind": "attach",
-                    "prefix": run_prefix(event.model, event.version, event.run_id)})
-    return ops
-
-
-def enqueue(store: ObjectStore, key: str, event_info: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
-    """Append ``ops`` to the run's queue (an op already done is skipped; a queued one is replaced)."""
-
-    def change(state: dict[str, Any]) -> None:
-        for name, value in event_info.items():
-            state.setdefault(name, value)
-        queue = state.setdefault("queue", [])
-        done = set(state.setdefault("done", []))
-        if "issue" not in done and not any(op["id"] == "issue" for op in queue):
-            queue.insert(0, {"id": "issue", "kind": "issue"})
-        for op in ops:
-            if op["id"] in done and op["kind"] != "tally":
-                continue
-            existing = next((i for i, q in enumerate(queue) if q["id"] == op["id"]), None)
-            if existing is None:
-                queue.append(op)
-            else:
-                queue[existing] = op
-
-    return update_state(store, key, change)
 
 
 class JiraTracker:
     """Writes a run's queued operations to its ticket; shared by the notifier, the webhook and the poller."""
 
-    def __init__(self, settings: JiraSettings, store: ObjectStore, client: JIRA | None = None) -> None:
+    def __init__(self, settings: JiraSettings, store: Store, client: JIRA | None = None) -> None:
         self.settings = settings
         self.store = store
         self._client = client
@@ -251,134 +97,22 @@ class JiraTracker:
         one_call = s.timeout_seconds + s.backoff_seconds * 2 ** s.max_retries * 1.2
         return max(60.0, 5 * one_call * (s.max_retries + 1))
 
+    def outbox(self, key: str) -> Outbox:
+        """The run's outbox at ``key`` (the Jira state document)."""
+        return Outbox(self.store, key, pending_key=jira_pending_key, lease_seconds=self.lease_seconds,
+                      repeatable=REPEATABLE)
+
     def flush(self, key: str) -> dict[str, Any]:
         """Write the queue in order; raises JiraUnavailable (rest stays queued) or JiraConfigError (dropped).
 
-        Only the holder of the run's lease writes; when another process holds it, this returns at
-        once and the holder writes what was queued here. The holder re-reads the queue after every
-        operation, so operations queued meanwhile by other processes are written too.
+        Only the holder of the run's lease writes (:class:`tasks.outbox.Outbox`); when another process
+        holds it, this returns at once and the holder writes what was queued here.
         """
-        token = self._acquire_lease(key)
-        if token is None:
-            state, _ = read_state(self.store, key)
-            if state.get("queue"):
-                self._mark_pending(key, state)  # in case the holder dies before it gets to them
-            return state
-        state, _ = read_state(self.store, key)
-        problems: list[str] = []
-        attempted: list[dict[str, Any]] = []
-        try:
-            while True:
-                for _ in range(MAX_OPS_PER_FLUSH):
-                    state, _ = read_state(self.store, key)
-                    # The first op not yet tried here; a replaced op (a newer tally) is a new one.
-                    op = next((q for q in state.get("queue", []) if q not in attempted), None)
-                    if op is None:
-                        break
-                    attempted.append(op)
-                    try:
-                        outcome = self._apply(op, state, key)
-                    except JiraConfigError as exc:
-                        problems.append(str(exc))
-                        self._finish(key, op, error=str(exc), lease=token)
-                        continue
-                    if outcome == "deferred":
-                        continue
-                    self._finish(key, op, result=outcome, lease=token)
-                if self._release_lease(key, token, attempted):
-                    break
-        except BaseException:
-            self._release_lease(key, token, None)
-            if state.get("queue"):
-                self._mark_pending(key, state)
-            raise
-        state, _ = read_state(self.store, key)
-        if state.get("queue"):
-            self._mark_pending(key, state)
-        elif state.get("run_id"):
-            self._clear_pending(key, state["run_id"])
+        state, problems = self.outbox(key).flush(lambda op, current: self._apply(op, current, key),
+                                                 permanent=(JiraConfigError,))
         if problems:
             raise JiraConfigError("; ".join(problems))
         return state
-
-    # ----------------------------------------------------------------- bookkeeping
-
-    def _acquire_lease(self, key: str) -> str | None:
-        """Take the run's flush lease with compare-and-swap; ``None`` while another process holds a live one."""
-        token = uuid.uuid4().hex
-        for _ in range(50):
-            state, etag = read_state(self.store, key)
-            lease = state.get("flusher")
-            if lease and time.time() - float(lease.get("at", 0)) < self.lease_seconds:
-                return None
-            if lease:
-                log.warning("Jira: taking over the expired flush lease of %s", key)
-            state["flusher"] = {"owner": token, "at": time.time()}
-            try:
-                self.store.put_if_match(key, json.dumps(state, sort_keys=True).encode(), etag)
-            except PreconditionFailed:
-                continue
-            return token
-        return None
-
-    def _release_lease(self, key: str, token: str, attempted: list[dict[str, Any]] | None) -> bool:
-        """Give the lease back, unless the queue holds an op not in ``attempted`` (then ``False``: go on).
-
-        ``attempted=None`` releases whatever is queued (this flush is giving up).
-        """
-        for _ in range(50):
-            state, etag = read_state(self.store, key)
-            if (state.get("flusher") or {}).get("owner") != token:
-                return True  # expired and taken over: the new holder carries on
-            if attempted is not None and any(q not in attempted for q in state.get("queue", [])):
-                return False
-            state.pop("flusher", None)
-            try:
-                self.store.put_if_match(key, json.dumps(state, sort_keys=True).encode(), etag)
-            except PreconditionFailed:
-                continue
-            return True
-        log.warning("Jira: could not release the flush lease of %s; it expires by itself", key)
-        return True
-
-    def _finish(self, key: str, op: dict[str, Any], result: Any = None, error: str | None = None,
-                lease: str | None = None) -> None:
-        def change(state: dict[str, Any]) -> None:
-            if lease and (state.get("flusher") or {}).get("owner") == lease:
-                state["flusher"]["at"] = time.time()  # renewed: this flush is alive
-            state["queue"] = [q for q in state.get("queue", []) if q != op]
-            if op["kind"] != "tally" and op["id"] not in state.setdefault("done", []):
-                state["done"].append(op["id"])
-            if isinstance(result, dict):
-                state.update(result)
-            if error:
-                state.setdefault("errors", []).append({"op": op["id"], "error": error, "at": utcnow().isoformat()})
-
-        update_state(self.store, key, change)
-
-    def _mark_pending(self, key: str, state: dict[str, Any]) -> None:
-        run_id = state.get("run_id")
-        if not run_id:
-            return
-        try:
-            self.store.put_if_absent(jira_pending_key(run_id), json.dumps({"state": key}).encode(),
-                                     content_type="application/json")
-        except ObjectExists:
-            pass
-
-    def _clear_pending(self, key: str, run_id: str) -> None:
-        """Take the run off the pending list, unless an operation was queued meanwhile.
-
-        Object stores have no portable conditional delete, so the removal is made conditional
-        on the queue instead: delete, then re-read the queue (written with compare-and-swap);
-        if another process queued an operation since this flush saw it empty, list the run
-        again. A writer queues before it marks the run pending, so either this re-read sees its
-        operation or its mark comes after the delete.
-        """
-        self.store.delete(jira_pending_key(run_id))
-        state, _ = read_state(self.store, key)
-        if state.get("queue"):
-            self._mark_pending(key, state)
 
     # ----------------------------------------------------------------- operations
 
@@ -388,7 +122,7 @@ class JiraTracker:
             return self._ensure_issue(state)
         issue_key = state.get("issue_key")
         if not issue_key:
-            return "deferred"
+            return DEFERRED
         if kind == "transition":
             name = self.settings.transition_for(op["state"])
             done_if = {"approved": (self.settings.approval_status,),
@@ -422,8 +156,8 @@ class JiraTracker:
 
     def _tickets_of_run(self, state: dict[str, Any]) -> list[Any]:
         s = self.settings
-        found = search(s, self.client, f'project = "{self._project(state)}" AND labels = "{run_label(state["run_id"])}"',
-                       fields="summary,labels,created")
+        jql = f'project = "{self._project(state)}" AND labels = "{run_label(state["run_id"])}"'
+        found = search(s, self.client, jql, fields="summary,labels,created")
         return sorted(found, key=lambda issue: (int(issue.id) if str(issue.id).isdigit() else 0, str(issue.key)))
 
     def _find_or_create(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -446,6 +180,8 @@ class JiraTracker:
         issue = found[0]
         for duplicate in duplicates:
             self._mark_duplicate(duplicate.key, issue.key, state["run_id"])
+        if not s.url:  # connect() already refuses this; the check narrows the type
+            raise JiraConfigError("CLEARANCE_JIRA_URL is not set")
         return {"issue_key": issue.key, "issue_id": str(issue.id),
                 "issue_url": f"{s.url.rstrip('/')}/browse/{issue.key}"}
 
@@ -485,9 +221,9 @@ class JiraTracker:
         return None
 
     def _attach(self, issue_key: str, op: dict[str, Any]) -> Any:
-        name = next((n for n in ("report.html", "report.md") if self.store.head(op["prefix"] + n)), None)
+        name = next((n for n in (REPORT_HTML, REPORT_MD) if self.store.head(op["prefix"] + n)), None)
         if name is None:
-            return "deferred"  # the flow writes the report right after the final event
+            return DEFERRED  # the flow writes the report right after the final event
         body, _ = self.store.get_bytes(op["prefix"] + name)
         filename = f"clearance-{name}"
         issue = call(self.settings, "get issue", lambda: self.client.issue(issue_key, fields="attachment"))
@@ -501,71 +237,11 @@ class JiraTracker:
 
     def answer_refusal(self, key: str, dedupe_key: str, message: str, person: str) -> None:
         """Explain a refused transition on the ticket and move it back to awaiting approval."""
-        body = (f"h3. Transition not counted\n{_cell(person)}: your move to a decision status was not counted: "
-                f"{_cell(message)}. The ticket is moved back to awaiting approval.\n{marker('refusal/' + dedupe_key)}")
-        enqueue(self.store, key, {}, [
+        body = (f"h3. Transition not counted\n{wiki_cell(person)}: your move to a decision status was not counted: "
+                f"{wiki_cell(message)}. The ticket is moved back to awaiting approval.\n"
+                + marker("refusal/" + dedupe_key))
+        self.outbox(key).enqueue({}, [
             {"id": f"refusal/{dedupe_key}", "kind": "comment", "body": body},
             {"id": f"back/{dedupe_key}", "kind": "transition", "state": "awaiting_approval"},
-        ])
+        ], first=ISSUE_OP)
         self.flush(key)
-
-
-class JiraNotifier:
-    """The channel: turns promotion events into queued ticket operations and flushes them."""
-
-    name = "jira"
-
-    def __init__(self, settings: JiraSettings, store: ObjectStore, client: JIRA | None = None) -> None:
-        self.settings = settings
-        self.store = store
-        self.tracker = JiraTracker(settings, store, client)
-
-    def handle(self, event: PromotionEvent) -> None:
-        """Queue what ``event`` changes and write the queue; raises on outages (the queue keeps it)."""
-        key = jira_state_key(event.model, event.version, event.run_id)
-        info = {"run_id": event.run_id, "model": event.model, "version": event.version,
-                "artifact_digest": event.artifact_digest,
-                "summary": f"Promote {event.model} {event.version} ({event.tier} tier)",
-                "description": description(event)}
-        # Where the ticket goes is fixed by the first event that knows it (the flow's carry the configs').
-        project = event.notify.jira_project or self.settings.project
-        if project:
-            info["project"] = project
-        if event.notify.jira_issue_type:
-            info["issue_type"] = event.notify.jira_issue_type
-        enqueue(self.store, key, info, ops_for(event, self.settings))
-        try:
-            self.tracker.flush(key)
-        except JiraUnavailable as exc:
-            raise JiraUnavailable(f"{exc}; the ticket update is queued in {key} and written on the next "
-                                  "successful call") from None
-
-
-def flush_pending(settings: JiraSettings, store: ObjectStore, client: JIRA | None = None) -> list[str]:
-    """Write every run's leftover queue (after an outage); returns the state keys flushed empty."""
-    tracker = JiraTracker(settings, store, client)
-    flushed = []
-    for index in store.list_keys(JIRA_PENDING_PREFIX):
-        try:
-            key = store.get_json(index)["state"]
-        except Exception:  # noqa: BLE001, S112 — a vanished index entry was flushed by someone else
-            continue
-        try:
-            state = tracker.flush(key)
-        except JiraUnavailable:
-            break
-        except JiraConfigError as exc:
-            log.warning("Jira: %s", exc)
-            continue
-        if not state.get("queue"):
-            flushed.append(key)
-    return flushed
-
-
-@register_notifier
-def jira_notifier(settings: Settings) -> JiraNotifier | None:
-    """The Jira notifier when URL, project and credentials are configured, else ``None``."""
-    jira = JiraSettings()  # not cached: the environment is the switch, read at each event
-    if not jira.enabled:
-        return None
-    return JiraNotifier(jira, ObjectStore.from_settings(settings))

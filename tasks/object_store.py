@@ -1,5 +1,8 @@
 """The object store (S3 API via boto3): the only module in clearance that talks to S3.
 
+:class:`ObjectStore` satisfies :class:`tasks.store.Store`; the errors and values it raises and
+returns live there (re-exported here for callers that build the store themselves).
+
 Plain typed methods on :class:`ObjectStore` (not Prefect tasks), so flows, tasks, the CLI
 and the approval endpoints share one implementation of the few operations the product
 needs: reads, streaming SHA-256, create-only writes (``IfNoneMatch='*'``), compare-and-swap
@@ -23,14 +26,30 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from tasks.store import (
+    AccessDenied,
+    ChecksumMismatch,
+    NotSupported,
+    ObjectExists,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStoreError,
+    PreconditionFailed,
+    read_json_state,
+    update_json_state,
+)
+
+__all__ = [
+    "AccessDenied", "ChecksumMismatch", "NotSupported", "ObjectExists", "ObjectInfo", "ObjectNotFound",
+    "ObjectStore", "ObjectStoreError", "PreconditionFailed", "read_json_state", "update_json_state",
+]
 
 if TYPE_CHECKING:
     from clearance.settings import Settings
@@ -42,61 +61,7 @@ PART_SIZE = 8 * 1024 * 1024
 CHUNK_SIZE = 1024 * 1024
 
 
-# --------------------------------------------------------------------------- errors
-
-
-class ObjectStoreError(RuntimeError):
-    """An object-store operation failed; carries the bucket and key, never credentials."""
-
-    def __init__(self, message: str, *, key: str | None = None, bucket: str | None = None,
-                 code: str | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.key = key
-        self.bucket = bucket
-        self.code = code
-        self.status = status
-
-
-class ObjectNotFound(ObjectStoreError):
-    """The key (or the bucket) does not exist."""
-
-
-class PreconditionFailed(ObjectStoreError):
-    """A conditional write lost: the object changed (IfMatch) or already exists (IfNoneMatch)."""
-
-
-class ObjectExists(PreconditionFailed):
-    """A create-only write found the key already taken; the existing object is untouched."""
-
-
-class ChecksumMismatch(ObjectStoreError):
-    """Bytes read or written do not have the SHA-256 they must have."""
-
-
-class AccessDenied(ObjectStoreError):
-    """The server refused the credentials or the signature (403)."""
-
-
-class NotSupported(ObjectStoreError):
-    """The server does not implement the operation (501): the outcome is unknown, never success."""
-
-
-# --------------------------------------------------------------------------- values
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    """Metadata of one object (from HeadObject)."""
-
-    key: str
-    size: int
-    etag: str
-    last_modified: datetime | None
-    content_type: str | None = None
-    #: Hex SHA-256 of the whole object as stored by the server, when it has one
-    #: (``None`` for objects written without it, or multipart uploads whose checksum is
-    #: a checksum of part checksums).
-    checksum_sha256: str | None = None
+# --------------------------------------------------------------------------- S3 encodings
 
 
 def sha256_b64(data: bytes) -> str:
@@ -416,29 +381,3 @@ def _rechunk(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
             del buffer[:size]
     if buffer:
         yield bytes(buffer)
-
-
-def read_json_state(store: ObjectStore, key: str) -> tuple[dict[str, Any], str | None]:
-    """A small JSON document and its ETag; ``({}, None)`` when it does not exist yet."""
-    if store.head(key) is None:
-        return {}, None
-    body, etag = store.get_bytes(key)
-    return json.loads(body), etag
-
-
-def update_json_state(store: ObjectStore, key: str, change: Callable[[dict[str, Any]], None],
-                      attempts: int = 30) -> dict[str, Any]:
-    """Apply ``change`` to a JSON document with compare-and-swap, re-reading and re-applying it
-    when another writer got there first; returns the document as written.
-
-    Works with any store offering ``head``, ``get_bytes`` and ``put_if_match`` (test doubles too).
-    """
-    for _ in range(attempts):
-        state, etag = read_json_state(store, key)
-        change(state)
-        try:
-            store.put_if_match(key, json.dumps(state, sort_keys=True).encode(), etag)
-        except PreconditionFailed:
-            continue
-        return state
-    raise PreconditionFailed(f"{key}: {attempts} concurrent writers won the compare-and-swap first", key=key)

@@ -11,6 +11,19 @@ from prefect.exceptions import FlowPauseTimeout, NotPausedError
 from prefect.flow_runs import resume_flow_run
 
 
+def ui_url() -> str:
+    """The Prefect UI's base URL (PREFECT_UI_URL, else the API URL without ``/api``; empty when unknown)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    return (PREFECT_UI_URL.value() or (PREFECT_API_URL.value() or "").removesuffix("/api")).rstrip("/")
+
+
+def run_url(run_id: str) -> str | None:
+    """The Prefect UI page of a flow run, or ``None`` when no UI URL is known."""
+    base = ui_url()
+    return f"{base}/runs/flow-run/{run_id}" if base else None
+
+
 class ResumeRefused(RuntimeError):
     """Prefect would not resume the run (it answered with a non-accepting status)."""
 

@@ -10,7 +10,7 @@ from clearance.config.schema import ModelVersion
 from clearance.core.clock import utcnow
 from clearance.core.keys import pointer_key, production_key
 from tasks.candidate import artifact_digest, observe_artifacts
-from tasks.object_store import ObjectExists, ObjectStore, PreconditionFailed
+from tasks.store import ObjectExists, PreconditionFailed, Store
 
 
 class ProductionPointer(BaseModel):
@@ -42,7 +42,7 @@ class PointerMovedError(RuntimeError):
     """Another promotion moved the production pointer since this run read it."""
 
 
-def read_pointer(store: ObjectStore, prefix: str, model: str) -> PointerState:
+def read_pointer(store: Store, prefix: str, model: str) -> PointerState:
     """The current pointer and its ETag (both ``None`` before the first promotion)."""
     key = pointer_key(model, prefix)
     if store.head(key) is None:
@@ -51,7 +51,7 @@ def read_pointer(store: ObjectStore, prefix: str, model: str) -> PointerState:
     return PointerState(etag=etag, pointer=ProductionPointer.model_validate_json(body))
 
 
-def recheck_candidate(store: ObjectStore, version: ModelVersion, approved_digest: str) -> None:
+def recheck_candidate(store: Store, version: ModelVersion, approved_digest: str) -> None:
     """Re-read the candidate right before copying; a swapped artifact aborts the promotion."""
     now_digest = artifact_digest(observe_artifacts(store, version))
     if now_digest != approved_digest:
@@ -61,7 +61,7 @@ def recheck_candidate(store: ObjectStore, version: ModelVersion, approved_digest
         )
 
 
-def copy_to_production(store: ObjectStore, prefix: str, model: str, version_name: str,
+def copy_to_production(store: Store, prefix: str, model: str, version_name: str,
                        version: ModelVersion) -> dict[str, str]:
     """Copy each artifact to its immutable production key, verifying the checksum.
 
@@ -76,12 +76,13 @@ def copy_to_production(store: ObjectStore, prefix: str, model: str, version_name
         except ObjectExists:
             existing, _ = store.sha256_of(target)
             if existing != ref.sha256:
-                raise ObjectExists(f"{target} already exists with other content; production is never overwritten")
+                raise ObjectExists(
+                    f"{target} already exists with other content; production is never overwritten") from None
         copied[target] = ref.sha256
     return copied
 
 
-def move_pointer(store: ObjectStore, prefix: str, seen: PointerState, new: ProductionPointer) -> str:
+def move_pointer(store: Store, prefix: str, seen: PointerState, new: ProductionPointer) -> str:
     """Compare-and-swap the pointer from what the run saw at its start to ``new``; returns the new ETag."""
     try:
         return store.put_if_match(pointer_key(new.model, prefix), new.model_dump_json(indent=2).encode(), seen.etag)

@@ -7,6 +7,7 @@ so a block never overrides what an operator set explicitly.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import TypeVar
@@ -35,7 +36,10 @@ def with_secret_blocks(settings: S, prefix: str | None, fields: Iterable[str]) -
         if getattr(settings, field) is not None:
             continue
         try:
-            value = Secret.load(block_name(prefix, field)).get()
+            block = Secret.load(block_name(prefix, field))
+            # Prefect's dual API returns a coroutine only inside an event loop; this reader is synchronous.
+            assert not inspect.isawaitable(block), "with_secret_blocks must be called from synchronous code"
+            value = block.get()
         except (ValueError, ObjectNotFound):  # no such block: the field stays unset
             continue
         updates[field] = SecretStr(str(value))

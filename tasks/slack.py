@@ -31,13 +31,14 @@ from slack_sdk.http_retry.state import RetryState
 from clearance.approvals import ApprovalRecord
 from clearance.core.keys import slack_state_key
 from clearance.events import PromotionEvent
-from clearance.render.slack_blocks import approval_message, gate_reply, outcome_reply, parent_message
-from clearance.settings import Settings, SlackSettings, get_settings
+from clearance.render.slack_messages import approval_message, gate_reply, outcome_reply, parent_message
+from clearance.settings import Settings, SlackSettings
 from gates.base import GateResult
 from tasks.channels import register_notifier
 from tasks.evidence import stored_gate_results
-from tasks.object_store import ObjectStore, PreconditionFailed, read_json_state, update_json_state
 from tasks.secret_blocks import get_slack_settings, load_slack_settings
+from tasks.store import PreconditionFailed, Store, read_json_state, update_json_state
+from tasks.wiring import config_set, object_store
 
 log = logging.getLogger("clearance.slack")
 
@@ -146,12 +147,12 @@ def call(client: WebClient, method: str, **kwargs: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- where the messages are
 
 
-def read_state(store: ObjectStore, key: str) -> tuple[dict[str, Any], str | None]:
+def read_state(store: Store, key: str) -> tuple[dict[str, Any], str | None]:
     """The run's Slack state and its ETag (``({}, None)`` before the first message)."""
     return read_json_state(store, key)
 
 
-def update_state(store: ObjectStore, key: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def update_state(store: Store, key: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Apply ``change`` to the state with compare-and-swap (re-read and re-applied on a lost race)."""
     try:
         return update_json_state(store, key, change)
@@ -170,7 +171,7 @@ class SlackNotifier:
 
     name = "slack"
 
-    def __init__(self, settings: SlackSettings, store: ObjectStore, client: WebClient | None = None,
+    def __init__(self, settings: SlackSettings, store: Store, client: WebClient | None = None,
                  config_dir: Any = None) -> None:
         self.settings = settings
         self.store = store
@@ -200,9 +201,10 @@ class SlackNotifier:
             state = self._parent(event, key, channel)
             if event.gate.gate_id in state.get("gates", {}):
                 return  # a resumed run re-announces nothing
+            gate_id = event.gate.gate_id
             text, blocks = gate_reply(event.gate)
             ts = self._post(state["channel"], text, blocks, thread_ts=state["parent_ts"])
-            update_state(self.store, key, lambda s: s.setdefault("gates", {}).__setitem__(event.gate.gate_id, ts))
+            update_state(self.store, key, lambda s: s.setdefault("gates", {}).__setitem__(gate_id, ts))
         elif kind == "approval-requested" and event.record is not None:
             state = self._parent(event, key, channel)
             if state.get("approvals"):
@@ -263,7 +265,7 @@ class SlackNotifier:
     def _update_approvals(self, event: PromotionEvent, key: str) -> None:
         """Every message that offered this decision shows the record as it is now (buttons gone once closed)."""
         state, _ = read_state(self.store, key)
-        if not state.get("approvals"):
+        if not state.get("approvals") or event.record is None:
             return
         record = self._current_record(event.record)
         text, blocks = self._approval(event, record, links=state.get("links"))
@@ -304,9 +306,7 @@ class SlackNotifier:
     def _eligible(self, record: ApprovalRecord) -> dict[str, list[str]]:
         try:
             from clearance.approvals.request import eligible_approvers
-            from clearance.config import load_config_dir
-
-            principals = load_config_dir(self.config_dir or get_settings().config_dir).principals
+            principals = config_set(self.config_dir).principals
             return eligible_approvers(record.request, principals)
         except Exception:  # noqa: BLE001 — names are a courtesy; the counts are always shown
             return {}
@@ -318,4 +318,4 @@ def slack_notifier(settings: Settings) -> SlackNotifier | None:
     slack = load_slack_settings()  # not cached: the environment is the switch, read at each event
     if not slack.enabled:
         return None
-    return SlackNotifier(slack, ObjectStore.from_settings(settings), config_dir=settings.config_dir)
+    return SlackNotifier(slack, object_store(settings), config_dir=settings.config_dir)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import getpass
+import inspect
 import json
 import socket
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from clearance.core.ledger_kinds import LedgerKind
 from clearance.settings import get_settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -26,16 +27,17 @@ EXIT_REFUSED = 1
 
 
 def _store():
-    from tasks.object_store import ObjectStore
+    from tasks.wiring import object_store
 
-    return ObjectStore.from_settings(get_settings())
+    return object_store()
 
 
 def _configs():
-    from clearance.config import ConfigError, load_config_dir
+    from clearance.config import ConfigError
+    from tasks.wiring import config_set
 
     try:
-        return load_config_dir(get_settings().config_dir)
+        return config_set()
     except ConfigError as exc:
         err.print(f"[red]invalid configuration[/red]\n{exc}")
         raise typer.Exit(EXIT_INVALID) from None
@@ -85,6 +87,8 @@ def promote(
     wait: Annotated[bool, typer.Option(help="Wait for the run to finish (deployment runs).")] = False,
 ) -> None:
     """Start a promotion of MODEL VERSION as the local user (who then may not approve it)."""
+    from tasks.prefect_runs import run_url
+
     configs = _configs()
     if model not in configs.manifests:
         err.print(f"[red]no model {model!r} in {get_settings().config_dir}/models[/red] "
@@ -99,14 +103,16 @@ def promote(
     if direct:
         from flows.promote import promote_model
 
-        result = promote_model(**params)
+        result = promote_model(model=model, version=version, dry_run=dry_run, initiator=initiator)
         console.print_json(result.model_dump_json())
         return
     from prefect.deployments import run_deployment
 
     run = run_deployment("promote-model/promote-model", parameters=params, timeout=None if wait else 0)
+    # sync context (no event loop), so Prefect's dual API returned the FlowRun, not a coroutine
+    assert not inspect.isawaitable(run), "run_deployment returned a coroutine outside an event loop"
     console.print(f"run [bold]{run.id}[/bold] ({run.name}) started by {initiator}")
-    console.print(f"follow it: {_ui_url()}/runs/flow-run/{run.id}")
+    console.print(f"follow it: {run_url(str(run.id)) or 'the Prefect UI (no UI URL configured)'}")
     console.print(f"decide on it: clearance approve {run.id} | clearance reject {run.id} --reason ...")
     if wait and run.state and not run.state.is_completed():
         raise typer.Exit(EXIT_REFUSED)
@@ -177,8 +183,10 @@ def reject(run_id: str,
 def status(run_id: Annotated[Optional[str], typer.Argument()] = None,
            model: Annotated[Optional[str], typer.Option("--model", help="Latest run of this model.")] = None) -> None:
     """Print a run's gate table and the approvals so far."""
-    from clearance.approvals import tally
-    from clearance.core.clock import utcnow
+    from clearance.render import text
+    from clearance.render.document import Para
+    from clearance.render.gate import gates_overview
+    from clearance.render.report import sign_off_blocks
     from tasks.approval_intake import UnknownRunError, record_key_for_run
     from tasks.approvals_record import read_record
     from tasks.evidence import stored_gate_results
@@ -198,24 +206,18 @@ def status(run_id: Annotated[Optional[str], typer.Argument()] = None,
     entries = [e for m in _models_of_run(store, run_id, model) for e in read_ledger(store, m)
                if e.payload.get("run") == run_id]
     for entry in entries:
-        console.print(f"{entry.at:%Y-%m-%d %H:%M:%S} {entry.kind:<20} {json.dumps(entry.payload, default=str)[:100]}")
+        console.print(f"{entry.at:%Y-%m-%d %H:%M:%S} {entry.kind:<20} {json.dumps(entry.payload, default=str)[:100]}",
+                      markup=False, highlight=False)
     try:
         record = read_record(store, record_key_for_run(store, run_id))[0]
     except UnknownRunError:
         console.print("no approval request (yet)")
         return
-    table = Table("gate", "mode", "status", "problems", title=f"run {run_id}")
-    for result in stored_gate_results(store, record.request.model, record.request.version, run_id):
-        table.add_row(result.gate_id, "blocking" if result.blocking else "advisory", result.status.value,
-                      ", ".join(c.id for c in result.problems()) or "-")
-    console.print(table)
-    state = tally(record, utcnow())
-    console.print(f"sign-off: [bold]{record.outcome.value}[/bold]; counted {state.counted}; missing {state.missing}; "
-                  f"deadline {record.request.deadline:%Y-%m-%d %H:%M %Z}")
-    for d in record.decisions:
-        console.print(f"  {d.vote.value} {d.principal} via {d.channel.value} {d.at:%H:%M:%S} {d.comment}")
-    for r in record.refusals:
-        console.print(f"  refused {r.identity} via {r.channel.value}: {r.message}")
+    results = stored_gate_results(store, record.request.model, record.request.version, run_id)
+    # Built by the render layer, printed as plain text with markup off: user text stays text.
+    blocks = [Para([f"run {run_id}"]), gates_overview(results),
+              *sign_off_blocks(record, record.request, {})]
+    console.print(text.render(blocks), markup=False, highlight=False)
 
 
 def _models_of_run(store, run_id: str, model: str | None) -> list[str]:
@@ -242,10 +244,12 @@ def history(model: str) -> None:
     """Which version was certified and live when, from the ledger."""
     from tasks.ledger import read_ledger
 
+    K = LedgerKind  # noqa: N806 — a short alias keeps the set readable
+    HISTORY_KINDS = {K.STARTED, K.APPROVED, K.PROMOTED, K.REJECTED, K.TIMED_OUT, K.GATE_FAILED,  # noqa: N806
+                     K.PROMOTION_FAILED}
     table = Table("seq", "at", "event", "version", "run", title=f"history of {model}")
     for entry in read_ledger(_store(), model):
-        if entry.kind in {"started", "approved", "promoted", "rejected", "timed-out", "gate-failed",
-                          "promotion-failed"}:
+        if entry.kind in HISTORY_KINDS:
             table.add_row(str(entry.seq), f"{entry.at:%Y-%m-%d %H:%M:%S}", entry.kind,
                           str(entry.payload.get("version", "")), str(entry.payload.get("run", ""))[:8])
     console.print(table)
@@ -263,7 +267,8 @@ def audit_verify(model: str) -> None:
     store = _store()
     prefixes = sorted({p.promotion.prefix for p in _configs().policies.values()})
     heads = [read_pointer(store, prefix, model).pointer for prefix in prefixes]
-    anchor = next(((p.ledger_seq, p.ledger_hash) for p in heads if p and p.ledger_seq), None)
+    # a pointer without its hash matches no entry (""), so it is reported as differing, as before
+    anchor = next(((p.ledger_seq, p.ledger_hash or "") for p in heads if p and p.ledger_seq), None)
     count, problems = verify_ledger(store, model, expected_head=anchor)
     if count == 0:
         err.print(f"[red]no ledger for {model}[/red]")
@@ -344,16 +349,10 @@ def _principal_id_or_user() -> str:
     return principal.id if principal else user
 
 
-def _ui_url() -> str:
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
-
-    return (PREFECT_UI_URL.value() or (PREFECT_API_URL.value() or "").removesuffix("/api")).rstrip("/")
-
-
 def main() -> None:  # pragma: no cover - console entry
     """Entry point for ``python -m clearance``."""
     app()
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

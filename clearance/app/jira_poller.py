@@ -8,7 +8,7 @@ with the changelog expanded (``search`` on Server/DC, ``search/jql`` on Cloud, f
 ``serverInfo``), and hands every history entry that moved a ticket into a decision status to
 the shared approval intake. The dedupe key is the history id, the same id a webhook carries
 as ``changelog.id``: a change seen by both counts once. Each pass also writes ticket updates
-left queued by a Jira outage (:func:`tasks.jira_tracking.flush_pending`).
+left queued by a Jira outage (:func:`tasks.jira_notifier.flush_pending`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from clearance.config.schema import Principals
 from clearance.settings.jira import JiraSettings
 from tasks.jira_approvals import StatusChange, process_status_change
 from tasks.jira_client import JiraChannelError, JiraConfigError, connect, search
-from tasks.jira_tracking import BASE_LABEL, flush_pending
-from tasks.object_store import ObjectStore
+from tasks.jira_notifier import flush_pending
+from tasks.jira_tracking import BASE_LABEL
+from tasks.store import Store
+from tasks.wiring import object_store
 
 log = logging.getLogger("clearance.jira.poller")
 
@@ -31,7 +33,13 @@ log = logging.getLogger("clearance.jira.poller")
 def decision_jql(settings: JiraSettings, projects: list[str] | None = None) -> str:
     """The JQL of one polling pass over ``projects`` (default: ``CLEARANCE_JIRA_PROJECT``)."""
     statuses = ", ".join(f'"{s}"' for s in (settings.approval_status, settings.rejection_status))
-    keys = ", ".join(f'"{p}"' for p in (projects or [settings.project]))
+    if projects:
+        selected = projects
+    elif settings.project:
+        selected = [settings.project]
+    else:
+        raise JiraConfigError("no Jira project to poll: set CLEARANCE_JIRA_PROJECT or notify.jira_project in a policy")
+    keys = ", ".join(f'"{p}"' for p in selected)
     # Only tickets touched within the window: a pass must not reread every ticket ever approved.
     return (f'project in ({keys}) AND labels = "{BASE_LABEL}" AND status in ({statuses}) '
             f'AND updated >= "{settings.poll_window}"')
@@ -47,7 +55,7 @@ def ticket_projects(settings: JiraSettings, config: Any = None) -> list[str]:
     return sorted(dict.fromkeys(found))
 
 
-def poll_once(settings: JiraSettings, store: ObjectStore, principals: Principals,
+def poll_once(settings: JiraSettings, store: Store, principals: Principals,
               projects: list[str] | None = None) -> list[str]:
     """One pass over ``projects``: count new decision transitions, flush queued ticket updates; returns notes."""
     client = connect(settings)
@@ -83,16 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     # Importing the intake sets up Prefect's logging first (basicConfig is then a no-op and the root
     # level hides INFO): what each pass counted must still be said.
     logging.getLogger("clearance.jira").setLevel(logging.INFO)
-    from clearance.config import load_config_dir
-    from clearance.settings import get_settings
+    from tasks.wiring import config_set
 
     settings = JiraSettings()
     if not settings.enabled:
         log.error("Jira is not configured (CLEARANCE_JIRA_URL and credentials)")
         return 2
-    store = ObjectStore.from_settings(get_settings())
+    store = object_store()
     while True:
-        config = load_config_dir(get_settings().config_dir)  # re-read: principals and policies change
+        config = config_set()  # re-read when changed: principals and policies change
         try:
             for note in poll_once(settings, store, config.principals, ticket_projects(settings, config)):
                 log.info("%s", note)

@@ -121,4 +121,5 @@ class ApprovalRecord(BaseModel):
         """The decision or refusal already recorded under ``dedupe_key`` (replays are answered, not re-recorded)."""
         if dedupe_key is None:
             return None
-        return next((item for item in [*self.decisions, *self.refusals] if item.dedupe_key == dedupe_key), None)
+        items: list[Decision | Refusal] = [*self.decisions, *self.refusals]
+        return next((item for item in items if item.dedupe_key == dedupe_key), None)

@@ -1,4 +1,4 @@
-"""Configuration: the schema (pydantic models), the YAML loader and the tightening rules.
+"""Configuration: the schema (pydantic models), loading and validating the YAML, and the tightening rules.
 
 Typical use::
 
@@ -7,17 +7,11 @@ Typical use::
     policy = configs.effective_policy("churn-classifier")
 """
 
+from clearance.config.config_set import ConfigSet, load_config_dir
+from clearance.config.files import load_manifest, load_policy, load_principals, load_waivers
 from clearance.config.issues import ConfigError, ConfigIssue
 from clearance.config.jsonschema_export import write_schemas
-from clearance.config.loader import (
-    ConfigSet,
-    load_config_dir,
-    load_manifest,
-    load_policy,
-    load_principals,
-    load_waivers,
-    validate_paths,
-)
+from clearance.config.kinds import validate_paths
 from clearance.config.schema import (
     ApprovalPolicy,
     ArtifactRef,

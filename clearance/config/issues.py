@@ -1,7 +1,7 @@
 """Config problems as ``file:line: field: message`` — the shape every config error takes.
 
-Kept apart from the loader so that :mod:`clearance.config.tighten` can raise the same
-errors without importing the loader (which imports ``tighten``).
+Kept apart from the loading modules so that :mod:`clearance.config.tighten` can raise the same
+errors without importing them (they import ``tighten``).
 """
 
 from __future__ import annotations

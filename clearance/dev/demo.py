@@ -9,6 +9,7 @@ starts a worker, promotes as ``dana``, approves through the real CLI channel as 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import os
 import shutil
@@ -114,10 +115,10 @@ def main() -> int:
                                                                   "PREFECT_CLIENT_MAX_RETRIES": "20"}
     os.environ.update(env)
     from clearance.settings import get_settings
-    from tasks.object_store import ObjectStore
+    from tasks.wiring import object_store
 
     get_settings.cache_clear()
-    store = ObjectStore.from_settings(get_settings())
+    store = object_store()
 
     say("Training an example model into candidates/")
     version = next_version(store)
@@ -145,6 +146,8 @@ def main() -> int:
 
     run = run_deployment("promote-model/promote-model", timeout=0,
                          parameters={"model": MODEL, "version": version, "initiator": INITIATOR})
+    # sync context (no event loop), so Prefect's dual API returned the FlowRun, not a coroutine
+    assert not inspect.isawaitable(run), "run_deployment returned a coroutine outside an event loop"
     run_id = str(run.id)
     print(f"   run {run_id}")
     wait_for_state(run_id, {"PAUSED"}, timeout=240)

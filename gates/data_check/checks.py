@@ -77,7 +77,8 @@ class KeyFinder:
             return
         everything = np.unique(np.concatenate([p for _, p in wanted]))
         rows = self.reader.take(self.key, everything).to_pylist()
-        by_position = {int(p): (r[self.key[0]] if len(self.key) == 1 else r) for p, r in zip(everything, rows)}
+        by_position = {int(p): (r[self.key[0]] if len(self.key) == 1 else r)
+                       for p, r in zip(everything, rows, strict=True)}
         for result, positions in wanted:
             with_keys(result, [by_position[int(p)] for p in positions], offenders)
 
@@ -110,7 +111,8 @@ def null_check(role: str, name: str, missing: int, n: int, spec: ColumnContract,
     if limit is None:
         return None
     rate = missing / n if n else 0.0
-    result = check(f"null_rate:{role}:{name}", rate <= limit, rate, limit, f"{role}.{name}: {missing} of {n} rows are null")
+    result = check(f"null_rate:{role}:{name}", rate <= limit, rate, limit,
+                   f"{role}.{name}: {missing} of {n} rows are null")
     return _flag(result, positions, pending)
 
 
@@ -257,7 +259,7 @@ def duplicate_key_rows(table: pa.Table, cap: int | None = None) -> tuple[int, np
     import duckdb
 
     names = [f"k{i}" for i in range(table.num_columns)]
-    keyed = pa.table(dict(zip(names, table.columns))).append_column("__row", pa.array(np.arange(n)))
+    keyed = pa.table(dict(zip(names, table.columns, strict=True))).append_column("__row", pa.array(np.arange(n)))
     con = duckdb.connect()
     try:
         con.register("t", keyed)
@@ -290,7 +292,7 @@ def value_counts(column: pa.ChunkedArray) -> dict[Any, int]:
             return small
     counts = pc.value_counts(column)
     values = counts.field("values").to_pylist()
-    return {v: int(c) for v, c in zip(values, counts.field("counts").to_pylist()) if v is not None}
+    return {v: int(c) for v, c in zip(values, counts.field("counts").to_pylist(), strict=True) if v is not None}
 
 
 def _small_integer_counts(column: pa.ChunkedArray, span_limit: int = 1 << 16) -> dict[int, int] | None:
@@ -339,7 +341,7 @@ def label_checks(role: str, contract: DatasetContract, column: pa.ChunkedArray, 
         classes = list(label.values) if label.values is not None else list(counts)
         total = n - nulls
         shares = {c: (counts.get(c, 0) / total if total else 0.0) for c in classes}
-        rarest = min(shares, key=shares.get) if shares else None
+        rarest = min(shares, key=shares.__getitem__) if shares else None
         share = shares[rarest] if rarest is not None else 0.0
         checks.append(check(f"label_balance:{role}", share >= label.min_class_share, share, label.min_class_share,
                             f"{role}.{label.column}: class {rarest!r} is only {share:.4%} of labelled rows"))

@@ -81,7 +81,8 @@ def numeric_drift(role: str, name: str, hist: stats.FineHistogram, ref: NumericR
     plots[(role, name)] = {"kind": "numeric", "psi": psi, **_plot_numeric(hist, ref.hist)}
     ks_note = f"D={ks.statistic:.6f}" + ("" if ks.exact else f" (bounded: true D in [{ks.lower:.6f}, {ks.upper:.6f}])")
     return [
-        judge(psi_id, psi, psi_levels, f"{role}.{name}: PSI {psi:.4f} over {ref.edges.size + 1} reference-quantile bins"),
+        judge(psi_id, psi, psi_levels,
+              f"{role}.{name}: PSI {psi:.4f} over {ref.edges.size + 1} reference-quantile bins"),
         judge(ks_id, ks.statistic, ks_levels, f"{role}.{name}: KS {ks_note}, p={ks.p_value:.3g}"),
     ]
 

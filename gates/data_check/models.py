@@ -112,6 +112,10 @@ class ColumnThresholds(BaseModel):
     drift: bool = Field(True, description="False: no drift checks for this column.")
 
 
+def _default_compare_roles() -> list[Role]:
+    return ["eval", "production_sample"]
+
+
 class DataCheckConfig(BaseModel):
     """Config of ``data_check`` in a policy; fields with a ``tighten`` rule may be tightened by a manifest.
 
@@ -123,7 +127,7 @@ class DataCheckConfig(BaseModel):
 
     reference_role: Literal["reference", "train"] = Field(
         "reference", description="Role of the reference data; falls back to the other one when absent.")
-    compare_roles: list[Role] = Field(default_factory=lambda: ["eval", "production_sample"],
+    compare_roles: list[Role] = Field(default_factory=_default_compare_roles,
                                       description="Datasets compared against the reference for drift.")
     psi: Levels = Field(default_factory=lambda: Levels(warn=0.1, fail=0.25))
     ks: Levels = Field(default_factory=lambda: Levels(warn=0.1, fail=0.2),

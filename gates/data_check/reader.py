@@ -79,7 +79,8 @@ class DatasetReader:
         except DatasetReadError:
             raise
         except Exception as exc:  # noqa: BLE001 — any reader failure is a finding about the data
-            raise DatasetReadError(_classify(exc), f"{locator.role} ({locator.uri}): {type(exc).__name__}: {exc}")
+            raise DatasetReadError(_classify(exc),
+                                   f"{locator.role} ({locator.uri}): {type(exc).__name__}: {exc}") from exc
 
     @cached_property
     def _fragments(self) -> list[Any]:
@@ -100,7 +101,7 @@ class DatasetReader:
             return self._dataset.to_table(columns=[name], use_threads=threads).column(0)
         except Exception as exc:  # noqa: BLE001
             raise DatasetReadError(_classify(exc), f"{self.locator.role} ({self.locator.uri}), column {name!r}: "
-                                                   f"{type(exc).__name__}: {exc}")
+                                                   f"{type(exc).__name__}: {exc}") from exc
 
     def footer_facts(self, name: str) -> FooterFacts | None:
         """Row count, null count and maximum of column ``name`` from the Parquet footers, without reading it.
@@ -146,7 +147,7 @@ class DatasetReader:
             return self._dataset.to_table(columns=names, use_threads=True)
         except Exception as exc:  # noqa: BLE001
             raise DatasetReadError(_classify(exc), f"{self.locator.role} ({self.locator.uri}): "
-                                                   f"{type(exc).__name__}: {exc}")
+                                                   f"{type(exc).__name__}: {exc}") from exc
 
     def take(self, names: list[str], positions: np.ndarray) -> pa.Table:
         """The rows at ``positions`` (sorted, unique) of some columns, without holding whole columns."""
@@ -157,4 +158,4 @@ class DatasetReader:
             return self._dataset.take(indices, columns=names)
         except Exception as exc:  # noqa: BLE001
             raise DatasetReadError(_classify(exc), f"{self.locator.role} ({self.locator.uri}): "
-                                                   f"{type(exc).__name__}: {exc}")
+                                                   f"{type(exc).__name__}: {exc}") from exc

@@ -51,7 +51,8 @@ class _Positions:
     """The first ``cap`` row positions of something, collected block by block."""
 
     def __init__(self, cap: int) -> None:
-        self.cap, self.parts, self.size = cap, [], 0
+        self.cap, self.size = cap, 0
+        self.parts: list[np.ndarray] = []
 
     @property
     def full(self) -> bool:
@@ -167,7 +168,7 @@ def scan_dictionary(column: pa.ChunkedArray, allowed: set[Any] | None = None, ca
             codes = np.where(valid, codes, 0)
         counts = np.bincount(codes, minlength=len(dictionary))[: len(dictionary)]
         counts[0] -= chunk.null_count
-        for value, count in zip(dictionary, counts.tolist()):
+        for value, count in zip(dictionary, counts.tolist(), strict=True):
             if count and value is not None:
                 out.counts[value] = out.counts.get(value, 0) + count
         if allowed is not None:

@@ -20,6 +20,7 @@ All functions take 1-D float64 arrays without NaN (callers drop nulls and NaN fi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -110,10 +111,10 @@ class FineHistogram:
             picked_values, picked_bins = picked_values[order], picked_bins[order]
             starts = np.searchsorted(picked_bins, occupied, side="left")
             ends = np.searchsorted(picked_bins, occupied, side="right")
-        for b, s, e in zip(occupied.tolist(), starts.tolist(), ends.tolist()):
+        for b, s, e in zip(occupied.tolist(), starts.tolist(), ends.tolist(), strict=True):
             self._cache[b] = picked_values[s:e]
 
-    def count_below(self, edges: np.ndarray, side: str = "left") -> np.ndarray:
+    def count_below(self, edges: np.ndarray, side: Literal["left", "right"] = "left") -> np.ndarray:
         """Exact number of values ``< edge`` (side="left") or ``<= edge`` (side="right") per edge."""
         edges = np.asarray(edges, dtype=np.float64)
         if edges.size == 0:
@@ -121,9 +122,9 @@ class FineHistogram:
         cum = self.cumulative()
         edge_bins = self.bin_of(edges)
         unique_bins = np.unique(edge_bins)
-        inside = dict(zip(unique_bins.tolist(), self.values_in(unique_bins)))
+        inside = dict(zip(unique_bins.tolist(), self.values_in(unique_bins), strict=True))
         return np.array([cum[b] + np.searchsorted(inside[b], e, side=side)
-                         for b, e in zip(edge_bins.tolist(), edges.tolist())], dtype=np.int64)
+                         for b, e in zip(edge_bins.tolist(), edges.tolist(), strict=True)], dtype=np.int64)
 
     def order_statistics(self, ranks: np.ndarray) -> np.ndarray:
         """The exact ``ranks``-th smallest values (0-based), as a sort would give them."""
@@ -131,8 +132,9 @@ class FineHistogram:
         cum = self.cumulative()
         bins = np.searchsorted(cum, ranks, side="right") - 1
         unique_bins = np.unique(bins)
-        inside = dict(zip(unique_bins.tolist(), self.values_in(unique_bins)))
-        return np.array([inside[b][r - cum[b]] for b, r in zip(bins.tolist(), ranks.tolist())], dtype=np.float64)
+        inside = dict(zip(unique_bins.tolist(), self.values_in(unique_bins), strict=True))
+        return np.array([inside[b][r - cum[b]] for b, r in zip(bins.tolist(), ranks.tolist(), strict=True)],
+                        dtype=np.float64)
 
     def quantiles(self, probs: np.ndarray) -> np.ndarray:
         """Exact quantiles with NumPy's default ("linear") method."""
@@ -319,7 +321,7 @@ def ks_p_value(statistic: float, n: int, m: int) -> float:
         return float("nan")
     big, small = sorted([float(n), float(m)], reverse=True)
     en = big * small / (big + small)
-    return float(np.clip(kstwo_sf(float(statistic), float(np.round(en))), 0.0, 1.0))
+    return float(np.clip(kstwo_sf(float(statistic), int(np.round(en))), 0.0, 1.0))
 
 
 def ks_small(current: np.ndarray, reference: np.ndarray) -> KSResult:

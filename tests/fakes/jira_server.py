@@ -252,7 +252,8 @@ class FakeJira:
         issue["histories"].append(history)
         self.webhooks.append({"timestamp": 0, "webhookEvent": "jira:issue_updated",
                               "issue_event_type_name": "issue_generic", "user": self.user_json(user),
-                              "issue": {"id": issue["id"], "key": key, "self": f"{self.url}/rest/api/2/issue/{issue['id']}",
+                              "issue": {"id": issue["id"], "key": key,
+                                        "self": f"{self.url}/rest/api/2/issue/{issue['id']}",
                                         "fields": {"labels": list(issue["fields"]["labels"]),
                                                    "status": self.status_json(after),
                                                    "summary": issue["fields"]["summary"]}},
@@ -509,7 +510,7 @@ class _Handler(BaseHTTPRequestHandler):
                 created.append(attachment)
             return 200, created
         if sub == "/remotelink" and method == "GET":
-            return 200, [link for link in issue["remotelinks"]]
+            return 200, list(issue["remotelinks"])
         if sub == "/remotelink" and method == "POST":
             data = json.loads(body)
             obj = data.get("object") or {}

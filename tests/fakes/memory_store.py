@@ -1,13 +1,14 @@
-"""An in-memory stand-in for :class:`tasks.object_store.ObjectStore` (the few methods channels use), with ETags."""
+"""An in-memory :class:`tasks.store.Store` with ETags, for unit tests of everything that reads and writes objects."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import threading
+from collections.abc import Iterator
 from typing import Any
 
-from tasks.object_store import ObjectExists, ObjectInfo, ObjectNotFound, PreconditionFailed
+from tasks.store import ChecksumMismatch, ObjectExists, ObjectInfo, ObjectNotFound, PreconditionFailed
 
 
 class MemoryStore:
@@ -28,11 +29,24 @@ class MemoryStore:
         return None if body is None else ObjectInfo(key=key, size=len(body), etag=self._etag(body),
                                                     last_modified=None)
 
+    def url(self, key: str) -> str:
+        return f"memory://{key}"
+
     def get_bytes(self, key: str) -> tuple[bytes, str]:
         if key not in self.objects:
             raise ObjectNotFound(f"get {key}: NoSuchKey", key=key, status=404)
         body = self.objects[key]
         return body, self._etag(body)
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        return self.get_bytes(key)[0][start:start + max(length, 0)]
+
+    def iter_chunks(self, key: str, chunk_size: int = 1 << 20, *, if_match: str | None = None) -> Iterator[bytes]:
+        body, etag = self.get_bytes(key)
+        if if_match is not None and if_match != etag:
+            raise PreconditionFailed(f"{key} changed", key=key, status=412)
+        for start in range(0, len(body), chunk_size):
+            yield body[start:start + chunk_size]
 
     def sha256_of(self, key: str) -> tuple[str, int]:
         body = self.get_bytes(key)[0]
@@ -62,3 +76,9 @@ class MemoryStore:
 
     def list_keys(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))
+
+    def copy_verified(self, src_key: str, dst_key: str, expected_sha256: str) -> str:
+        body = self.get_bytes(src_key)[0]
+        if hashlib.sha256(body).hexdigest() != expected_sha256.lower().removeprefix("sha256:"):
+            raise ChecksumMismatch(f"source {src_key} does not have the expected sha256", key=src_key)
+        return self.put_if_absent(dst_key, body)

@@ -176,7 +176,8 @@ class FakeSlack:
         method = request.path_params["method"]
         raw = await request.body()
         params = self._params(request, raw)
-        token = (request.headers.get("authorization") or "").removeprefix("Bearer ").strip() or params.pop("token", None)
+        token = ((request.headers.get("authorization") or "").removeprefix("Bearer ").strip()
+                 or params.pop("token", None))
         params.pop("token", None)
         with self._lock:
             fault = self._take_fault(method)
@@ -221,7 +222,7 @@ class FakeSlack:
 
     @staticmethod
     def _params(request: Request, raw: bytes) -> dict[str, Any]:
-        params: dict[str, Any] = {k: v for k, v in request.query_params.items()}
+        params: dict[str, Any] = dict(request.query_params.items())
         kind = request.headers.get("content-type", "")
         if raw and kind.startswith("application/json"):
             body = json.loads(raw)

@@ -118,7 +118,7 @@ def test_clean_data_passes(tmp_path: Path) -> None:
                       "ts": pa.array([datetime(2025, 6, 1, tzinfo=UTC)] * 6)})
     path = write(tmp_path / "eval.parquet", clean)
     result = gate(tmp_path, {"eval": (path, HAND_CONTRACT)}, pins={"eval": sha(path)})
-    assert result.status is Status.PASS, result.to_markdown()
+    assert result.status is Status.PASS, result.problems()
     assert result.input_digests == {"eval": sha(path)}
 
 
@@ -143,7 +143,8 @@ def drift_tables(shift: float, n: int = 5_000, seed: int = 0) -> tuple[pa.Table,
     rng = np.random.default_rng(seed)
     ref = pa.table({"x": rng.normal(0, 1, n), "c": rng.choice(["a", "b", "c"], n, p=[0.5, 0.3, 0.2])})
     cur = pa.table({"x": rng.normal(shift, 1, n),
-                    "c": rng.choice(["a", "b", "c", "new"], n, p=[0.5, 0.2, 0.2, 0.1] if shift else [0.5, 0.3, 0.2, 0])})
+                    "c": rng.choice(["a", "b", "c", "new"], n,
+                                    p=[0.5, 0.2, 0.2, 0.1] if shift else [0.5, 0.3, 0.2, 0])})
     return ref, cur
 
 
@@ -313,7 +314,8 @@ def test_dataset_digest_of_files(tmp_path: Path) -> None:
     write(tmp_path / "p" / "a.parquet", HAND)
     write(tmp_path / "p" / "b.parquet", HAND)
     loc = locate_dataset(DatasetRef(role="eval", uri=str(tmp_path / "p")))
-    assert loc.file_sha256 == {"a.parquet": sha(tmp_path / "p" / "a.parquet"), "b.parquet": sha(tmp_path / "p" / "b.parquet")}
+    assert loc.file_sha256 == {"a.parquet": sha(tmp_path / "p" / "a.parquet"),
+                               "b.parquet": sha(tmp_path / "p" / "b.parquet")}
     assert loc.sha256 == dataset_digest(loc.file_sha256)
     single = locate_dataset(DatasetRef(role="eval", uri=str(tmp_path / "p" / "a.parquet")))
     assert single.sha256 == sha(tmp_path / "p" / "a.parquet")

@@ -71,6 +71,6 @@ def test_integer_value_counts_equal_arrow_hashing(arrow_type: pa.DataType) -> No
     values = [*edge, *rng.integers(max(info.min, -3), min(info.max, 4), 2_000).tolist(), None, None]
     chunked = pa.chunked_array([pa.array(values[:700], arrow_type), pa.array(values[700:], arrow_type)])
     hashed = pc.value_counts(chunked)
-    want = {v: c for v, c in zip(hashed.field("values").to_pylist(), hashed.field("counts").to_pylist())
+    want = {v: c for v, c in zip(hashed.field("values").to_pylist(), hashed.field("counts").to_pylist(), strict=True)
             if v is not None}
     assert value_counts(chunked) == want

@@ -51,7 +51,8 @@ def test_smirnov_matches_scipy(n: int) -> None:
 
 def test_p_value_matches_ks_2samp_in_every_regime() -> None:
     rng = np.random.default_rng(3)
-    for n, m, shift in [(20_000, 15_000, 0.0), (20_000, 15_000, 0.03), (20_000, 15_000, 0.3), (400_000, 2_500_000, 0.002)]:
+    for n, m, shift in [(20_000, 15_000, 0.0), (20_000, 15_000, 0.03), (20_000, 15_000, 0.3),
+                        (400_000, 2_500_000, 0.002)]:
         cur, ref = rng.normal(shift, 1, n), rng.normal(0, 1, m)
         lo, hi = stats.fine_range(ref)
         got = stats.ks_from_histograms(stats.fine_histogram(cur, lo, hi), stats.fine_histogram(ref, lo, hi))
@@ -62,7 +63,8 @@ def test_p_value_matches_ks_2samp_in_every_regime() -> None:
 
 def test_the_gate_does_not_import_scipy_stats_or_matplotlib(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
-    pq.write_table(pa.table({"x": rng.normal(0, 1, 20_000), "label": rng.integers(0, 2, 20_000)}), tmp_path / "r.parquet")
+    pq.write_table(pa.table({"x": rng.normal(0, 1, 20_000), "label": rng.integers(0, 2, 20_000)}),
+                   tmp_path / "r.parquet")
     pq.write_table(pa.table({"x": rng.normal(0.5, 1, 30_000), "label": rng.integers(0, 2, 30_000)}),
                    tmp_path / "e.parquet")
     code = f"""
@@ -73,8 +75,10 @@ from gates.base import GateInputs, run_gate
 from tasks.datasets import locate_dataset
 refs = [DatasetRef(role="reference", uri={str(tmp_path / "r.parquet")!r}),
         DatasetRef(role="eval", uri={str(tmp_path / "e.parquet")!r})]
-inputs = GateInputs(model="m", version="1", manifest={{"versions": {{"1": {{"datasets": [r.model_dump(mode="json") for r in refs]}}}}}},
-                    datasets={{r.role: locate_dataset(r) for r in refs}}, extra={{"evidence_dir": {str(tmp_path / "ev")!r}}})
+inputs = GateInputs(model="m", version="1",
+                    manifest={{"versions": {{"1": {{"datasets": [r.model_dump(mode="json") for r in refs]}}}}}},
+                    datasets={{r.role: locate_dataset(r) for r in refs}},
+                    extra={{"evidence_dir": {str(tmp_path / "ev")!r}}})
 result = run_gate("data_check", inputs, {{}})
 assert any(c.id == "ks:eval:x" for c in result.checks), result.checks
 assert any(e.name.endswith(".png") for e in result.evidence)

@@ -117,6 +117,6 @@ def test_values_of_a_bin_are_exactly_that_bins_values_sorted(broken_counts: bool
         hist.counts[5] += 1  # the fast path's size check must notice and fall back
     bins = np.arange(hist.bins + 2)
     expected_bin = hist.bin_of(values)
-    for b, got in zip(bins.tolist(), hist.values_in(bins)):
+    for b, got in zip(bins.tolist(), hist.values_in(bins), strict=True):
         want = np.sort(values[expected_bin == b])
         assert np.array_equal(got, want), b

@@ -24,7 +24,7 @@ def cli_commands() -> set[str]:
 
 def test_every_documented_command_exists_and_every_command_is_documented():
     documented = set(re.findall(r"^\| `clearance ([a-z-]+(?: verify)?)", README, flags=re.M))
-    documented |= {m for m in re.findall(r"`clearance ([a-z][a-z-]*)", README)}
+    documented |= set(re.findall(r"`clearance ([a-z][a-z-]*)", README))
     commands = cli_commands()
     assert documented - commands == set(), "README names commands the CLI does not have"
     assert {c for c in commands if c != "audit"} - documented == set(), "CLI commands missing from the README"

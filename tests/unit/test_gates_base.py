@@ -1,9 +1,11 @@
-"""GateResult aggregation, rendering, the registry and the artifact_integrity gate."""
+"""GateResult aggregation, the registry and the artifact_integrity gate (rendering: test_render_*.py)."""
 
 import hashlib
 
 import pytest
 
+from clearance.render import markdown
+from clearance.render.gate import gate_blocks
 from gates.artifact_integrity import detect_format
 from gates.base import (
     ArtifactObservation,
@@ -51,7 +53,7 @@ def test_error_is_never_a_pass():
 
 def test_markdown_has_a_row_per_check_and_escapes_pipes():
     result = GateResult.from_checks("g", "1", [CheckResult(id="a", status=Status.FAIL, observed="x|y", message="m")])
-    text = result.to_markdown()
+    text = markdown.render(gate_blocks(result))
     assert "**FAIL**" in text and "| a | fail | x\\|y |" in text
 
 
@@ -77,7 +79,7 @@ def observed(**overrides) -> ArtifactObservation:
 
 def test_artifact_integrity_passes_on_the_pinned_artifact():
     result = run_gate("artifact_integrity", inputs(observed()), {})
-    assert result.status is Status.PASS, result.to_markdown()
+    assert result.status is Status.PASS, result.problems()
     assert result.input_digests == {"candidates/m/1/model.joblib": SHA}
 
 

@@ -23,7 +23,8 @@ from clearance.events import PromotionEvent
 from clearance.settings.jira import JiraSettings
 from gates.base import CheckResult, GateResult, Status
 from tasks.jira_client import JiraConfigError, JiraUnavailable
-from tasks.jira_tracking import JiraNotifier, flush_pending, run_label
+from tasks.jira_notifier import JiraNotifier, flush_pending
+from tasks.jira_tracking import run_label
 from tests.fakes.jira_server import FakeJira
 from tests.fakes.memory_store import MemoryStore
 
@@ -223,7 +224,8 @@ def pending_run(fake, monkeypatch):
                               excluded_principals=["dana"], initiator="dana", channels=[Channel.JIRA, Channel.CLI],
                               deadline=utcnow() + timedelta(hours=1))
     record = open_record(store, request)
-    store.put_if_absent(run_index_key("run-1"), json.dumps({"record": approvals_key("churn", "1.0.0", "run-1")}).encode())
+    store.put_if_absent(run_index_key("run-1"),
+                        json.dumps({"record": approvals_key("churn", "1.0.0", "run-1")}).encode())
     settings = settings_for(fake)
     notifier = JiraNotifier(settings, store)
     notifier.handle(event("opened"))
@@ -544,9 +546,9 @@ def _jira_tally(body: str) -> tuple[dict[str, list[str]], dict[str, int], list[s
 
 def test_slack_approval_message_and_jira_tally_comment_show_the_same_tally():
     from clearance.approvals import Vote, tally
-    from clearance.render.slack_blocks import approval_message
+    from clearance.render.jira_comments import tally_comment
+    from clearance.render.slack_messages import approval_message
     from tasks.approvals_record import open_record, read_record, submit_decision
-    from tasks.jira_tracking import tally_comment
 
     store = MemoryStore()
     people = Principals.model_validate({"principals": [

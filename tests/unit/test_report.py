@@ -5,9 +5,12 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 from clearance.approvals import ApprovalRecord, Vote
-from clearance.render.report import build_report, to_html, to_markdown
+from clearance.render.html import to_html
+from clearance.render.markdown import to_markdown
+from clearance.render.report import build_report
 from gates.base import CheckResult, GateResult, Status
 from tests.unit.test_approval_rules import DIGEST, decided, person, request
+from tests.unit.test_render_markdown import markdown_to_html
 
 EVIL = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
 
@@ -44,11 +47,12 @@ def test_markdown_has_the_summary_each_gate_and_the_sign_off() -> None:
     md = to_markdown(report())
     assert md.startswith("# churn 1.0.0: REJECTED\n\n- tier: **high** · run: `r1` · initiator: `dana`\n")
     assert "| data_check | blocking | warn | psi:eval:age |" in md
-    assert "### `data_check` v1.0.0 — **WARN** (blocking)" in md
+    assert "### ⚠️ Gate data_check v1.0.0: **WARN** (blocking)" in md
     assert "| psi:eval:age | warn | 0.12 | {\"warn\": 0.1, \"fail\": 0.25} | eval.age: PSI 0.1200 \\| shifted |" in md
     assert "| eval.rows | 1000 |" in md
-    assert "  - approve by `sam` via cli at 2026-11-25T12:00:00+00:00\n" in md
-    assert "  - reject by `bea` via cli at 2026-11-25T12:00:00+00:00: KPI reviewed\n" in md
+    assert "## Sign-off: rejected\n" in md and "| security | 1 | sam | 0 |" in md and "Rejected by: bea" in md
+    assert "- approve by `sam` via cli at 2026-11-25T12:00:00+00:00\n" in md
+    assert "- reject by `bea` via cli at 2026-11-25T12:00:00+00:00: KPI reviewed\n" in md
 
 
 def test_html_is_self_contained_and_says_the_same() -> None:
@@ -72,4 +76,9 @@ def test_text_from_people_and_data_is_escaped_in_both_renderings() -> None:
     assert "script" not in parsed.tags and "img" not in parsed.tags
     assert EVIL in "".join(parsed.text)  # shown as text, exactly
     assert EVIL.replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace(" & ", " &amp; ") in page
-    assert EVIL in to_markdown(built)  # Markdown keeps it verbatim; only its HTML rendering is trusted
+    md = to_markdown(built)
+    assert r'\<script\>alert("x")\</script\> &amp; \<img src=x onerror=alert(1)\>' in md
+    shown = _Collect()  # the Markdown as a Markdown viewer shows it (raw HTML allowed): text, not tags
+    shown.feed(markdown_to_html(md))
+    assert "script" not in shown.tags and "img" not in shown.tags
+    assert EVIL in "".join(shown.text)

@@ -14,7 +14,7 @@ from clearance.config.schema import Channel
 from clearance.core.clock import utcnow
 from clearance.core.keys import slack_state_key
 from clearance.events import PromotionEvent
-from clearance.render.slack_blocks import (
+from clearance.render.slack_messages import (
     APPROVE_ACTION,
     REJECT_ACTION,
     approval_message,

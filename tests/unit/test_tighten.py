@@ -31,7 +31,8 @@ class FakeDriftConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     min_rows: int = Field(100, json_schema_extra={"tighten": "higher"})
     max_psi: float | None = Field(0.2, gt=0, json_schema_extra={"tighten": "lower"})
-    columns: list[str] = Field(default_factory=lambda: ["age", "plan", "tenure"], json_schema_extra={"tighten": "subset"})
+    columns: list[str] = Field(default_factory=lambda: ["age", "plan", "tenure"],
+                               json_schema_extra={"tighten": "subset"})
     method: str = "ks"  # no tighten rule: a manifest may not change it
     nested: Inner = Field(default_factory=Inner)
 

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from clearance.app.serve.bodies import read_bounded
 from clearance.settings.jira import JiraSettings
 
 log = logging.getLogger("clearance.jira.http")
@@ -71,12 +72,10 @@ class WebhookEndpoint:
         self._principals = principals
 
     def _context(self):
-        from clearance.config import load_config_dir
-        from clearance.settings import get_settings
-        from tasks.object_store import ObjectStore
+        from tasks.wiring import config_set, object_store
 
-        store = self._store or ObjectStore.from_settings(get_settings())
-        principals = self._principals or load_config_dir(get_settings().config_dir).principals
+        store = self._store or object_store()
+        principals = self._principals or config_set().principals
         return store, principals
 
     async def handle(self, request: Request) -> Response:
@@ -84,12 +83,10 @@ class WebhookEndpoint:
         if secret is None:
             log.error("jira webhook refused: CLEARANCE_JIRA_WEBHOOK_SECRET is not set")
             return JSONResponse({"error": "jira webhook secret not configured"}, status_code=503)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                return JSONResponse({"error": "request too large"}, status_code=413)
-        problem = verify_signature(secret.get_secret_value(), bytes(body), request.headers.get("x-hub-signature"))
+        body = await read_bounded(request, MAX_BODY_BYTES)
+        if body is None:
+            return JSONResponse({"error": "request too large"}, status_code=413)
+        problem = verify_signature(secret.get_secret_value(), body, request.headers.get("x-hub-signature"))
         if problem is not None:
             client = request.client.host if request.client else "?"
             log.warning("jira webhook refused (401) from %s: %s", client, problem)

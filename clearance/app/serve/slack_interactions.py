@@ -64,10 +64,9 @@ class SlackInteractions:
     @property
     def store(self):
         if self._store is None:
-            from clearance.settings import get_settings
-            from tasks.object_store import ObjectStore
+            from tasks.wiring import object_store
 
-            self._store = ObjectStore.from_settings(get_settings())
+            self._store = object_store()
         return self._store
 
     @property
@@ -79,19 +78,18 @@ class SlackInteractions:
         return self._client
 
     def principals(self):
-        """principals.yaml, read per decision (edits apply without a restart)."""
+        """principals.yaml as it is now (edits apply without a restart; re-parsed only when changed)."""
         if self._principals is not None:
             return self._principals
-        from clearance.config import load_config_dir
-        from clearance.settings import get_settings
+        from tasks.wiring import config_set
 
-        return load_config_dir(get_settings().config_dir).principals
+        return config_set().principals
 
     # ----------------------------------------------------------------- the fast part
 
     def ack(self, payload: dict[str, Any]) -> tuple[dict[str, Any] | None, Work | None]:
         """The immediate answer to Slack (``None`` = empty 200) and the work to do afterwards."""
-        from clearance.render.slack_blocks import (
+        from clearance.render.slack_messages import (
             APPROVE_ACTION,
             REASON_BLOCK,
             REASON_INPUT,
@@ -136,7 +134,7 @@ class SlackInteractions:
 
     def decide_from_button(self, payload: dict[str, Any], action: dict[str, Any], vote: str) -> None:
         """An Approve click: record it (or its refusal) and tell the clicker."""
-        from clearance.render.slack_blocks import parse_button_value
+        from clearance.render.slack_messages import parse_button_value
 
         user = payload.get("user") or {}
         channel = (payload.get("channel") or {}).get("id") or (payload.get("container") or {}).get("channel_id")
@@ -171,7 +169,7 @@ class SlackInteractions:
 
     def open_reject_modal(self, payload: dict[str, Any], action: dict[str, Any]) -> None:
         """Reject asks for a reason first (``views.open`` with the click's trigger id, valid 3 s)."""
-        from clearance.render.slack_blocks import parse_button_value, reject_modal
+        from clearance.render.slack_messages import parse_button_value, reject_modal
         from tasks.slack import call
 
         user = payload.get("user") or {}
@@ -211,16 +209,23 @@ class SlackInteractions:
             self.tell(user_id, channel, thread_ts,
                       f":no_entry: Your {vote} was not counted: {result.refusal.message}.", payload)
             return
+        decision = result.decision
+        assert decision is not None, "receive_decision returns a decision whenever it returns no refusal"
         request = result.record.request
         self.tell(user_id, channel, thread_ts,
                   f":white_check_mark: Your {vote} of {request.model} {request.version} was counted as "
-                  f"{principal.id}; the request is {result.record.outcome.value}.", payload)
+                  f"{decision.principal}; the request is {result.record.outcome.value}.", payload)
 
     def tell(self, user_id: str | None, channel: str | None, thread_ts: str | None, text: str,
              payload: dict[str, Any]) -> None:
-        """An ephemeral answer to the clicker (chat.postEphemeral, else the payload's response_url)."""
+        """An ephemeral answer to the clicker (chat.postEphemeral, else the payload's response_url).
+
+        ``text`` is plain (emoji codes allowed): it is escaped here, so names, reasons and error
+        messages in it cannot mention, link or format."""
+        from clearance.render import slack as mrkdwn
         from tasks.slack import call
 
+        text = mrkdwn.escape(text)
         try:
             if channel and user_id:
                 extra = {"thread_ts": thread_ts} if thread_ts else {}

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from clearance.app.serve.bodies import read_bounded
 from clearance.app.serve.slack_interactions import SlackInteractions, verify_signature
 from clearance.settings import SlackSettings
 from tasks.secret_blocks import load_slack_settings
@@ -41,13 +42,11 @@ class InteractionsEndpoint:
         if secret is None:
             log.error("slack interaction refused: CLEARANCE_SLACK_SIGNING_SECRET is not set")
             return JSONResponse({"error": "slack signing secret not configured"}, status_code=503)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                log.warning("slack interaction refused: body over %d bytes", MAX_BODY_BYTES)
-                return JSONResponse({"error": "request too large"}, status_code=413)
-        problem = verify_signature(secret.get_secret_value(), bytes(body),
+        body = await read_bounded(request, MAX_BODY_BYTES)
+        if body is None:
+            log.warning("slack interaction refused: body over %d bytes", MAX_BODY_BYTES)
+            return JSONResponse({"error": "request too large"}, status_code=413)
+        problem = verify_signature(secret.get_secret_value(), body,
                                    request.headers.get("x-slack-request-timestamp"),
                                    request.headers.get("x-slack-signature"), self.clock(),
                                    self.settings.signature_max_age_seconds)

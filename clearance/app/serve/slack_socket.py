@@ -15,6 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from slack_sdk.socket_mode import SocketModeClient
+from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
@@ -43,7 +44,7 @@ class SocketModeListener:
                                        trace_enabled=False)
         self.client.socket_mode_request_listeners.append(self._on_request)
 
-    def _on_request(self, client: SocketModeClient, request: SocketModeRequest) -> None:
+    def _on_request(self, client: BaseSocketModeClient, request: SocketModeRequest) -> None:
         answer, work = (None, None)
         if request.type == "interactive":
             answer, work = self.interactions.ack(request.payload)

@@ -1,0 +1,244 @@
+"""A whole config directory, valid file by file and across files: the :class:`ConfigSet` a run reads.
+
+Why: most mistakes worth catching span files (a manifest naming a tier with no policy, an
+author who is not a principal, a quorum nobody can meet once authors are excluded, a waiver
+approved by the model's own author); they are checked here, after each file passed
+:mod:`~clearance.config.files`. All problems of all files are reported together.
+
+Layout of a config directory::
+
+    principals.yaml            who may initiate / approve, and their identity per channel
+    policies/<tier>.yaml       one Policy per risk tier
+    models/<name>.yaml         one ModelManifest per model
+    waivers.yaml               optional: accepted failures of gate checks, each with an expiry
+    schemas/*.schema.json      generated JSON Schemas for editors (not read here)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clearance.config.files import _issue_order, _load_file, _Loaded
+from clearance.config.issues import ConfigError, ConfigIssue, ConfigPath, LineMap, display_path, issue_at
+from clearance.config.schema import ModelManifest, Policy, Principals
+from clearance.config.tighten import effective_policy as _tighten
+from clearance.config.yaml_source import YamlDocument
+from gates.waivers import Waiver
+
+__all__ = ["ConfigSet", "load_config_dir"]
+
+
+@dataclass
+class ConfigSet:
+    """Everything under one config directory, valid file by file and across files."""
+
+    root: Path
+    policies: dict[str, Policy]
+    manifests: dict[str, ModelManifest]
+    principals: Principals
+    files: dict[str, str] = field(default_factory=dict, repr=False)
+    _lines: dict[str, tuple[str, LineMap]] = field(default_factory=dict, repr=False)
+    waivers: list[Waiver] = field(default_factory=list)
+
+    def manifest(self, model_name: str) -> ModelManifest:
+        """The manifest of ``model_name``; KeyError naming the known models otherwise."""
+        if model_name not in self.manifests:
+            raise KeyError(f"no model {model_name!r} in {display_path(self.root / 'models')} "
+                           f"(known: {', '.join(sorted(self.manifests)) or 'none'})")
+        return self.manifests[model_name]
+
+    def effective_policy(self, model_name: str) -> Policy:
+        """The policy of the model's risk tier, tightened by the manifest's ``policy_overrides``."""
+        manifest = self.manifest(model_name)
+        source, lines = self._lines.get(model_name, (display_path(self.root / "models" / f"{model_name}.yaml"), {}))
+        return _tighten(self.policies[manifest.risk_tier], manifest.policy_overrides, source=source, lines=lines)
+
+    def waivers_for(self, model_name: str, version: str) -> list[Waiver]:
+        """The waivers scoped to this model version, in file order (expired ones too: expiry is judged
+        when a waiver is applied)."""
+        return [w for w in self.waivers if w.in_scope(model_name, version)]
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".yaml", ".yml"))
+
+
+def _config_root(path: Path) -> Path:
+    """``path`` itself, or its ``configs/`` when given the repository root."""
+    if not (path / "policies").is_dir() and (path / "configs").is_dir():
+        return path / "configs"
+    return path
+
+
+def _collect_dir(config_dir: Path) -> tuple[ConfigSet | None, list[ConfigIssue]]:
+    """Load a config directory and check the rules that span files."""
+    root = _config_root(Path(config_dir))
+    issues: list[ConfigIssue] = []
+    if not root.is_dir():
+        return None, [ConfigIssue(display_path(root), None, "", "not a directory")]
+
+    people = _load_file(root / "principals.yaml", "principals")
+    issues += people.issues
+    principals: Principals | None = people.model
+
+    policies: dict[str, _Loaded] = {}
+    broken_tiers: set[str] = set()  # policy files that exist but failed: don't cascade "no policy"
+    if not (root / "policies").is_dir():
+        issues.append(ConfigIssue(display_path(root / "policies"), None, "",
+                                  "directory not found (one policies/<tier>.yaml per risk tier)"))
+    else:
+        for path in _yaml_files(root / "policies"):
+            loaded = _load_file(path, "policy")
+            issues += loaded.issues
+            if loaded.model is None:
+                broken_tiers.add(path.stem)
+                continue
+            policy: Policy = loaded.model
+            if policy.tier != path.stem:
+                issues.append(issue_at(loaded.doc.file, loaded.doc.lines, ("tier",),
+                                       f"'{policy.tier}' does not match the file name {path.name} "
+                                       f"(a policy lives in policies/<tier>.yaml)"))
+            policies.setdefault(policy.tier, loaded)
+            if principals is not None:
+                issues += _quorum_issues(policy, principals, loaded.doc, excluded=set(), prefix=())
+
+    manifests: dict[str, _Loaded] = {}
+    broken_models: set[str] = set()  # manifest files that exist but failed: don't cascade "no model"
+    models_dir = root / "models"
+    for path in _yaml_files(models_dir) if models_dir.is_dir() else []:
+        loaded = _load_file(path, "manifest")
+        issues += loaded.issues
+        if loaded.model is None:
+            broken_models.add(path.stem)
+            continue
+        found = _manifest_issues(loaded, path, policies, broken_tiers, principals)
+        issues += found
+        if loaded.model.name in manifests:
+            continue
+        manifests[loaded.model.name] = loaded
+
+    waivers: _Loaded | None = None
+    if (root / "waivers.yaml").is_file():
+        waivers = _load_file(root / "waivers.yaml", "waivers")
+        found = list(waivers.issues)
+        if waivers.parsed is not None:  # an unknown gate does not hide the other waivers' problems
+            found += _waiver_issues(waivers, manifests, broken_models, principals)
+        issues += sorted(found, key=_issue_order)
+
+    if issues or principals is None:
+        return None, issues
+    docs = [people.doc] + [x.doc for x in (*policies.values(), *manifests.values())]
+    docs += [waivers.doc] if waivers else []
+    files = {d.file: d.sha256 or "" for d in docs}
+    config = ConfigSet(
+        root=root,
+        policies={tier: loaded.model for tier, loaded in policies.items()},
+        manifests={name: loaded.model for name, loaded in manifests.items()},
+        principals=principals,
+        files=files,
+        _lines={name: (loaded.doc.file, loaded.doc.lines) for name, loaded in manifests.items()},
+        waivers=list(waivers.model.waivers) if waivers else [],
+    )
+    return config, []
+
+
+def _waiver_issues(loaded: _Loaded, manifests: dict[str, _Loaded], broken_models: set[str],
+                   principals: Principals | None) -> list[ConfigIssue]:
+    """Each waiver is for a known model and approved by a known principal who did not author that model."""
+    doc = loaded.doc
+    issues = []
+    known_people = ", ".join(sorted(p.id for p in principals.principals)) if principals else ""
+    for i, waiver in enumerate(loaded.parsed.waivers):
+        at = ("waivers", i)
+        manifest = manifests.get(waiver.model)
+        if manifest is None and waiver.model not in broken_models:
+            issues.append(issue_at(doc.file, doc.lines, at + ("model",),
+                                   f"no model '{waiver.model}' in models/ "
+                                   f"(known: {', '.join(sorted(manifests)) or 'none'})"))
+        if principals is None:
+            continue
+        if principals.by_id(waiver.approved_by) is None:
+            issues.append(issue_at(doc.file, doc.lines, at + ("approved_by",),
+                                   f"'{waiver.approved_by}' is not in principals.yaml (known: {known_people})"))
+        elif manifest is not None and waiver.approved_by in manifest.model.authors:
+            issues.append(issue_at(doc.file, doc.lines, at + ("approved_by",),
+                                   f"'{waiver.approved_by}' is an author of {waiver.model}: "
+                                   f"nobody may waive checks of their own model"))
+    return issues
+
+
+def _manifest_issues(loaded: _Loaded, path: Path, policies: dict[str, _Loaded], broken_tiers: set[str],
+                     principals: Principals | None) -> list[ConfigIssue]:
+    """Name matches the file, the tier has a policy, people exist, overrides only tighten."""
+    manifest: ModelManifest = loaded.model
+    doc = loaded.doc
+    issues = []
+    if manifest.name != path.stem:
+        issues.append(issue_at(doc.file, doc.lines, ("name",), f"'{manifest.name}' does not match the file name "
+                                                               f"{path.name} (a model lives in models/<name>.yaml)"))
+    if principals is not None:
+        known = ", ".join(sorted(p.id for p in principals.principals))
+        people = [(("owner",), manifest.owner)] + [(("authors", i), a) for i, a in enumerate(manifest.authors)]
+        for field_path, person in people:
+            if principals.by_id(person) is None:
+                issues.append(issue_at(doc.file, doc.lines, field_path,
+                                       f"'{person}' is not in principals.yaml (known: {known})"))
+    tier = policies.get(manifest.risk_tier)
+    if tier is None:
+        if manifest.risk_tier not in broken_tiers:
+            issues.append(issue_at(doc.file, doc.lines, ("risk_tier",),
+                                   f"no policy for tier '{manifest.risk_tier}' "
+                                   f"(known: {', '.join(sorted(policies)) or 'none'})"))
+        return issues
+    try:
+        effective = _tighten(tier.model, manifest.policy_overrides, source=doc.file, lines=doc.lines)
+    except ConfigError as exc:
+        return issues + exc.issues
+    if principals is not None:
+        issues += _quorum_issues(effective, principals, doc, excluded=set(manifest.authors),
+                                 prefix=("policy_overrides",),
+                                 overridden=set(manifest.policy_overrides.approvals.roles)
+                                 if manifest.policy_overrides.approvals else set())
+    return issues
+
+
+def _quorum_issues(policy: Policy, principals: Principals, doc: YamlDocument, *, excluded: set[str],
+                   prefix: ConfigPath, overridden: set[str] | None = None) -> list[ConfigIssue]:
+    """Every required role is held by at least ``min`` people who may approve, or no run could finish.
+
+    For a manifest, the model's authors are excluded (they may not approve their own model);
+    the issue is put on the override that asks for the role, else on ``authors``.
+    """
+    issues = []
+    for role, quorum in policy.approvals.roles.items():
+        holders = [p.id for p in principals.principals if role in p.roles]
+        eligible = [p for p in holders if p not in excluded]
+        if len(eligible) >= quorum.min:
+            continue
+        who = f" ({', '.join(eligible)})" if eligible else ""
+        message = (f"needs {quorum.min} approver(s) with role {role} but "
+                   f"{len(eligible) or 'no'} principal(s){who} may approve with it: the quorum can never be met")
+        if prefix and role not in (overridden or set()):
+            if len(holders) < quorum.min:
+                continue  # the tier policy itself cannot be met: reported on the policy file
+            blocked = sorted(set(holders) & excluded)
+            path: ConfigPath = ("authors",)
+            message = (f"the {policy.tier} tier needs {quorum.min} {role} approver(s); with "
+                       f"{', '.join(blocked) or 'nobody'} excluded as author(s), {len(eligible)} remain: "
+                       f"the quorum can never be met")
+        else:
+            path = prefix + ("approvals", "roles", role, "min")
+        issues.append(issue_at(doc.file, doc.lines, path, message))
+    return issues
+
+
+def load_config_dir(config_dir: Path | str) -> ConfigSet:
+    """Load ``config_dir`` (policies/, models/, principals.yaml, waivers.yaml) and check the rules across files.
+
+    Raises :class:`ConfigError` listing every problem in every file.
+    """
+    config, issues = _collect_dir(Path(config_dir))
+    if config is None:
+        raise ConfigError(issues)
+    return config

@@ -1,0 +1,178 @@
+"""One config file checked on its own: a policy, a model manifest, principals or waivers.
+
+Why: ``clearance validate some/file.yaml`` and the config directory both start from the same
+per-file verdict. A file is read with line numbers (:mod:`~clearance.config.yaml_source`),
+validated against its schema (errors worded by :mod:`~clearance.config.messages`), its gate ids
+and gate configs against the gate registry, and then against the rules within one file that the
+schema cannot express. Every problem of the file is collected, not just the first. Rules that
+span files (a manifest's tier, its people, quorums, waivers) live in :mod:`~clearance.config.config_set`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from clearance.config.issues import ConfigError, ConfigIssue, ConfigPath, dotted, issue_at
+from clearance.config.messages import issues_from_validation
+from clearance.config.schema import ModelManifest, Policy, Principals, Waivers
+from clearance.config.yaml_source import YamlDocument, read_yaml
+from gates.base import GateConfigError, parse_gate_config, registered_gates
+
+__all__ = ["load_manifest", "load_policy", "load_principals", "load_waivers"]
+
+M = TypeVar("M", bound=BaseModel)
+_KINDS: dict[str, type[BaseModel]] = {"policy": Policy, "manifest": ModelManifest, "principals": Principals,
+                                      "waivers": Waivers}
+
+
+@dataclass
+class _Loaded:
+    """One config file after validation: the model (when valid) and what was wrong."""
+
+    doc: YamlDocument
+    model: Any = None
+    parsed: Any = None  # the model as the schema accepted it, even if other rules then failed
+
+    @property
+    def issues(self) -> list[ConfigIssue]:
+        return self.doc.issues
+
+
+def _check_gates(doc: YamlDocument, prefix: ConfigPath) -> list[ConfigIssue]:
+    """Each gate id is registered and each gate's ``config`` passes the gate's own config model."""
+    items = doc.data
+    for part in prefix:
+        items = items.get(part) if isinstance(items, dict) else None
+    if not isinstance(items, list):
+        return []
+    reported = {issue.field for issue in doc.issues}
+    issues: list[ConfigIssue] = []
+    known = registered_gates()
+    for i, spec in enumerate(items):
+        if not isinstance(spec, dict) or not isinstance(spec.get("id"), str):
+            continue  # the schema already says what is wrong with it
+        gate_id, path = spec["id"], prefix + (i,)
+        if dotted(path + ("id",)) in reported:
+            continue
+        if gate_id not in known:
+            issues.append(issue_at(doc.file, doc.lines, path + ("id",),
+                                   f"unknown gate '{gate_id}' (known: {', '.join(sorted(known)) or 'none'})"))
+            continue
+        raw = spec.get("config", {})
+        if not isinstance(raw, dict):
+            continue
+        try:
+            parse_gate_config(gate_id, raw)
+        except GateConfigError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError):
+                issues += issues_from_validation(cause.errors(), known[gate_id].config_model, doc.file, doc.lines,
+                                                 path + ("config",))
+            else:
+                issues.append(issue_at(doc.file, doc.lines, path + ("config",), str(exc)))
+    return issues
+
+
+def _check_waiver_gates(doc: YamlDocument) -> list[ConfigIssue]:
+    """Each waiver names a registered gate (a waiver of a gate that never runs is a typo)."""
+    items = doc.data.get("waivers") if isinstance(doc.data, dict) else None
+    if not isinstance(items, list):
+        return []
+    reported = {issue.field for issue in doc.issues}
+    known = registered_gates()
+    issues = []
+    for i, item in enumerate(items):
+        gate_id = item.get("gate") if isinstance(item, dict) else None
+        path = ("waivers", i, "gate")
+        if isinstance(gate_id, str) and gate_id not in known and dotted(path) not in reported:
+            issues.append(issue_at(doc.file, doc.lines, path,
+                                   f"unknown gate '{gate_id}' (known: {', '.join(sorted(known)) or 'none'})"))
+    return issues
+
+
+def _semantic_checks(kind: str, model: BaseModel, doc: YamlDocument) -> list[ConfigIssue]:
+    """Rules within one file that the schema cannot express."""
+    issues = []
+    if isinstance(model, Policy) and model.approvals.roles and not model.approvals.channels:
+        issues.append(issue_at(doc.file, doc.lines, ("approvals", "channels"),
+                               "is empty, but approvals.roles needs sign-off: nobody could approve"))
+    return issues
+
+
+def _refine_principals(issues: list[ConfigIssue], doc: YamlDocument) -> list[ConfigIssue]:
+    """Point "x belongs to two principals" (a whole-file error) at the second holder's line."""
+    refined = []
+    for issue in issues:
+        match = re.fullmatch(r"(\w+) '(.*)' belongs to two principals", issue.message)
+        people = doc.data.get("principals") if isinstance(doc.data, dict) else None
+        if issue.field == "" and match and isinstance(people, list):
+            attr, value = match.groups()
+            holders = [i for i, p in enumerate(people) if isinstance(p, dict) and str(p.get(attr)) == value]
+            if len(holders) > 1:
+                path = ("principals", holders[1], attr)
+                issue = issue_at(doc.file, doc.lines, path, f"'{value}' is also the {attr} of principals.{holders[0]}")
+        refined.append(issue)
+    return refined
+
+
+def _load_file(path: Path, kind: str, doc: YamlDocument | None = None) -> _Loaded:
+    """Parse (unless ``doc`` is given), validate against the schema and the gate registry, collect every issue."""
+    doc = doc or read_yaml(path)
+    loaded = _Loaded(doc)
+    if doc.data is None and doc.issues:
+        return loaded
+    model_cls = _KINDS[kind]
+    try:
+        loaded.model = model_cls.model_validate(doc.data)
+    except ValidationError as exc:
+        found = issues_from_validation(exc.errors(), model_cls, doc.file, doc.lines)
+        doc.issues.extend(_refine_principals(found, doc) if kind == "principals" else found)
+    gates_at = {"policy": ("gates",), "manifest": ("policy_overrides", "gates")}.get(kind)
+    if gates_at:
+        doc.issues.extend(_check_gates(doc, gates_at))
+    if kind == "waivers":
+        doc.issues.extend(_check_waiver_gates(doc))
+    if loaded.model is not None:
+        doc.issues.extend(_semantic_checks(kind, loaded.model, doc))
+    doc.issues.sort(key=_issue_order)
+    loaded.parsed = loaded.model
+    if doc.issues:
+        loaded.model = None
+    return loaded
+
+
+def _issue_order(issue: ConfigIssue) -> tuple[str, int, str]:
+    return (issue.file, issue.line or 0, issue.field)
+
+
+def _load_one(path: Path, kind: str, model_cls: type[M]) -> M:
+    loaded = _load_file(Path(path), kind)
+    if loaded.issues:
+        raise ConfigError(loaded.issues)
+    assert isinstance(loaded.model, model_cls)
+    return loaded.model
+
+
+def load_policy(path: Path | str) -> Policy:
+    """Load one ``policies/<tier>.yaml``; raises :class:`ConfigError` listing every problem."""
+    return _load_one(Path(path), "policy", Policy)
+
+
+def load_manifest(path: Path | str) -> ModelManifest:
+    """Load one ``models/<name>.yaml``; raises :class:`ConfigError` listing every problem."""
+    return _load_one(Path(path), "manifest", ModelManifest)
+
+
+def load_principals(path: Path | str) -> Principals:
+    """Load ``principals.yaml``; raises :class:`ConfigError` listing every problem."""
+    return _load_one(Path(path), "principals", Principals)
+
+
+def load_waivers(path: Path | str) -> Waivers:
+    """Load one ``waivers.yaml`` on its own (without the rules across files, see :func:`load_config_dir`)."""
+    return _load_one(Path(path), "waivers", Waivers)

@@ -1,0 +1,161 @@
+"""The object store as the rest of clearance sees it: the :class:`Store` protocol, its errors, its values.
+
+Two implementations satisfy :class:`Store`: :class:`tasks.object_store.ObjectStore` (S3 through boto3,
+the product) and ``tests/fakes/memory_store.MemoryStore`` (in memory, for unit tests of the channels).
+Code that only needs to read and write objects takes a ``Store``; code that builds one from the
+settings uses :func:`tasks.wiring.object_store`.
+
+Errors name the bucket and key, never the credentials. "Not implemented" is :class:`NotSupported`:
+callers treat it as *unknown*, never as success.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+# --------------------------------------------------------------------------- errors
+
+
+class ObjectStoreError(RuntimeError):
+    """An object-store operation failed; carries the bucket and key, never credentials."""
+
+    def __init__(self, message: str, *, key: str | None = None, bucket: str | None = None,
+                 code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.bucket = bucket
+        self.code = code
+        self.status = status
+
+
+class ObjectNotFound(ObjectStoreError):
+    """The key (or the bucket) does not exist."""
+
+
+class PreconditionFailed(ObjectStoreError):
+    """A conditional write lost: the object changed (IfMatch) or already exists (IfNoneMatch)."""
+
+
+class ObjectExists(PreconditionFailed):
+    """A create-only write found the key already taken; the existing object is untouched."""
+
+
+class ChecksumMismatch(ObjectStoreError):
+    """Bytes read or written do not have the SHA-256 they must have."""
+
+
+class AccessDenied(ObjectStoreError):
+    """The server refused the credentials or the signature (403)."""
+
+
+class NotSupported(ObjectStoreError):
+    """The server does not implement the operation (501): the outcome is unknown, never success."""
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """Metadata of one object (from HeadObject)."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime | None
+    content_type: str | None = None
+    #: Hex SHA-256 of the whole object as stored by the server, when it has one
+    #: (``None`` for objects written without it, or multipart uploads whose checksum is
+    #: a checksum of part checksums).
+    checksum_sha256: str | None = None
+
+
+# --------------------------------------------------------------------------- the protocol
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What clearance needs of an object store: reads, create-only writes, compare-and-swap, a verified copy."""
+
+    bucket: str
+
+    def url(self, key: str) -> str:
+        """``s3://bucket/key`` of a key (for messages and evidence)."""
+        ...
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Metadata of ``key``, or ``None`` when it does not exist."""
+        ...
+
+    def get_bytes(self, key: str) -> tuple[bytes, str]:
+        """The whole object and its ETag; raises :class:`ObjectNotFound`."""
+        ...
+
+    def get_json(self, key: str) -> Any:
+        """The object parsed as JSON; raises :class:`ObjectNotFound`."""
+        ...
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes from offset ``start``."""
+        ...
+
+    def iter_chunks(self, key: str, chunk_size: int = ..., *, if_match: str | None = None) -> Iterator[bytes]:
+        """The object in chunks (one version)."""
+        ...
+
+    def sha256_of(self, key: str) -> tuple[str, int]:
+        """Hex SHA-256 and size of the object, streamed."""
+        ...
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix``, sorted."""
+        ...
+
+    def put_if_absent(self, key: str, body: bytes, content_type: str = ...) -> str:
+        """Create ``key`` only if it does not exist; raises :class:`ObjectExists`."""
+        ...
+
+    def put_if_match(self, key: str, body: bytes, expected_etag: str | None, content_type: str = ...) -> str:
+        """Replace ``key`` only if its ETag is still ``expected_etag`` (``None``: only if absent)."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Delete ``key`` (no error when absent)."""
+        ...
+
+    def copy_verified(self, src_key: str, dst_key: str, expected_sha256: str) -> str:
+        """Copy to a new ``dst_key`` whose content must hash to ``expected_sha256``; never overwrites."""
+        ...
+
+
+# --------------------------------------------------------------------------- small JSON documents with CAS
+
+
+def read_json_state(store: Store, key: str) -> tuple[dict[str, Any], str | None]:
+    """A small JSON document and its ETag; ``({}, None)`` when it does not exist yet."""
+    if store.head(key) is None:
+        return {}, None
+    body, etag = store.get_bytes(key)
+    return json.loads(body), etag
+
+
+def update_json_state(store: Store, key: str, change: Callable[[dict[str, Any]], None],
+                      attempts: int = 30) -> dict[str, Any]:
+    """Apply ``change`` to a JSON document with compare-and-swap, re-reading and re-applying it
+    when another writer got there first; returns the document as written.
+
+    Works with any store offering ``head``, ``get_bytes`` and ``put_if_match`` (test doubles too).
+    """
+    for _ in range(attempts):
+        state, etag = read_json_state(store, key)
+        change(state)
+        try:
+            store.put_if_match(key, json.dumps(state, sort_keys=True).encode(), etag)
+        except PreconditionFailed:
+            continue
+        return state
+    raise PreconditionFailed(f"{key}: {attempts} concurrent writers won the compare-and-swap first", key=key)
