@@ -1,6 +1,6 @@
 """The promotion flow: configs → gates → sign-off → production, with evidence at every step.
 
-Reads like the business process (DESIGN.md §1); every side effect is a task in ``tasks/``
+Reads like the business process (docs/architecture.md, "The promotion path"); every side effect is a task in ``tasks/``
 and every verdict comes from ``gates/`` or the approval rules.
 """
 

@@ -2,7 +2,7 @@
 
 A waiver (``configs/waivers.yaml``) turns a ``fail`` or ``warn`` check into ``waived`` when it
 covers that check: same gate, check id matched, model and version in scope, not expired.
-The rules (DESIGN.md §3):
+The rules (README "Waivers"):
 
 - ``check`` is an exact check id (``format:candidates/churn/1.0.0/model.joblib``) or a prefix
   ending in ``*`` (``format:*``, ``psi:eval:*``). A bare ``*`` is refused: a waiver names

@@ -8,7 +8,10 @@ fails is logged and noted, and the promotion goes on.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import threading
 from collections.abc import Callable
 from typing import Protocol
 
@@ -19,6 +22,7 @@ from clearance.settings import Settings, get_settings
 from tasks.caching import per_run_key
 
 log = logging.getLogger("clearance.channels")
+
 
 class Notifier(Protocol):
     """A channel that shows promotion events to people."""
@@ -53,11 +57,39 @@ def _load_builtin_channels() -> None:
                 raise
 
 
+_built: dict[tuple[NotifierFactory, int, str], Notifier | None] = {}
+_built_lock = threading.Lock()
+
+
+def _environment_fingerprint() -> str:
+    """A digest of every ``CLEARANCE_*`` variable: the switch and the credentials of each channel."""
+    pairs = sorted((k, v) for k, v in os.environ.items() if k.startswith("CLEARANCE_"))
+    return hashlib.sha256(repr(pairs).encode()).hexdigest()
+
+
 def active_notifiers(settings: Settings | None = None) -> list[Notifier]:
-    """The notifiers configured in ``settings``."""
+    """The notifiers configured now, each built once for as long as its configuration stays the same.
+
+    The environment is the switch (setting ``CLEARANCE_SLACK_BOT_TOKEN`` turns Slack on), so a
+    notifier is rebuilt when a ``CLEARANCE_*`` variable or the settings object changes, and reused
+    otherwise: its Web API client, Jira connection (one ``serverInfo`` call) and Secret-block
+    lookups happen once per configuration, not once per event.
+    """
     _load_builtin_channels()
     settings = settings or get_settings()
-    return [n for n in (factory(settings) for factory in _FACTORIES) if n is not None]
+    fingerprint = _environment_fingerprint()
+    notifiers = []
+    for factory in _FACTORIES:
+        key = (factory, id(settings), fingerprint)
+        with _built_lock:
+            if key not in _built:
+                if len(_built) > 64:  # configurations come and go in tests; keep the cache small
+                    _built.clear()
+                _built[key] = factory(settings)
+            notifier = _built[key]
+        if notifier is not None:
+            notifiers.append(notifier)
+    return notifiers
 
 
 def publish_event(event: PromotionEvent, notifiers: list[Notifier] | None = None) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -128,21 +129,56 @@ def value_text(value: Any) -> str:
     return one_line(value if isinstance(value, str) else json.dumps(value, default=str))
 
 
+def icon_character(item: Icon) -> str:
+    """The character of an icon (targets without richer icons)."""
+    return ICONS.get(item.name, "")
+
+
+def iso_moment(item: Moment) -> str:
+    """A moment as ISO 8601 (targets that cannot localise time)."""
+    return item.at.isoformat()
+
+
+@dataclass(frozen=True)
+class InlineStyle:
+    """How one target writes each kind of inline segment; every function escapes what it is given.
+
+    The walk over segments is the same for every target (:meth:`render`); only these functions differ.
+    """
+
+    text: Callable[[str], str]
+    code: Callable[[str], str]
+    bold: Callable[[str], str]
+    link: Callable[[Link], str]
+    icon: Callable[[Icon], str] = icon_character
+    moment: Callable[[Moment], str] = iso_moment
+
+    def render(self, parts: Inline) -> str:
+        """The segments in this target's syntax."""
+        out = []
+        for part in parts:
+            if isinstance(part, Code):
+                out.append(self.code(part))
+            elif isinstance(part, Bold):
+                out.append(self.bold(part))
+            elif isinstance(part, Link):
+                out.append(self.link(part))
+            elif isinstance(part, Icon):
+                out.append(self.icon(part))
+            elif isinstance(part, Moment):
+                out.append(self.moment(part))
+            else:
+                out.append(self.text(part))
+        return "".join(out)
+
+
+PLAIN = InlineStyle(text=lambda t: one_line(t), code=lambda t: one_line(t), bold=lambda t: one_line(t),
+                    link=lambda item: one_line(item.label or item.url))
+
+
 def plain_text(parts: Inline | str) -> str:
     """Inline segments as unformatted text (table artifacts, fallbacks, terminals)."""
-    if isinstance(parts, str):
-        return one_line(parts)
-    out = []
-    for part in parts:
-        if isinstance(part, Link):
-            out.append(part.label or part.url)
-        elif isinstance(part, Icon):
-            out.append(ICONS.get(part.name, ""))
-        elif isinstance(part, Moment):
-            out.append(part.at.isoformat())
-        else:
-            out.append(one_line(part))
-    return "".join(out)
+    return one_line(parts) if isinstance(parts, str) else PLAIN.render(parts)
 
 
 def cell_inline(cell: Cell) -> Inline:

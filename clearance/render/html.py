@@ -11,18 +11,14 @@ import html
 from collections.abc import Iterable
 
 from clearance.render.document import (
-    ICONS,
     Block,
-    Bold,
     Bullets,
     Cell,
-    Code,
     Document,
     Heading,
-    Icon,
     Inline,
+    InlineStyle,
     Link,
-    Moment,
     Para,
     cell_inline,
     safe_url,
@@ -52,25 +48,20 @@ def escape(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+def _link(item: Link) -> str:
+    url = safe_url(item.url)
+    label = escape(item.label or item.url)
+    return f'<a href="{escape(url)}" rel="noopener noreferrer">{label}</a>' if url else label
+
+
+_INLINE = InlineStyle(text=lambda t: escape(t), code=lambda t: f"<code>{escape(t)}</code>",
+                     bold=lambda t: f"<strong>{escape(t)}</strong>", link=_link,
+                     moment=lambda m: f"<time>{escape(m.at.isoformat())}</time>")
+
+
 def inline(parts: Inline) -> str:
     """Inline segments as HTML, each escaped."""
-    out = []
-    for part in parts:
-        if isinstance(part, Code):
-            out.append(f"<code>{escape(part)}</code>")
-        elif isinstance(part, Bold):
-            out.append(f"<strong>{escape(part)}</strong>")
-        elif isinstance(part, Link):
-            url = safe_url(part.url)
-            label = escape(part.label or part.url)
-            out.append(f'<a href="{escape(url)}" rel="noopener noreferrer">{label}</a>' if url else label)
-        elif isinstance(part, Icon):
-            out.append(ICONS.get(part.name, ""))
-        elif isinstance(part, Moment):
-            out.append(f"<time>{escape(part.at.isoformat())}</time>")
-        else:
-            out.append(escape(part))
-    return "".join(out)
+    return _INLINE.render(parts)
 
 
 def cell(value: Cell, status: bool = False) -> str:

@@ -23,10 +23,9 @@ from clearance.render.document import (
     Cell,
     Code,
     Heading,
-    Icon,
     Inline,
+    InlineStyle,
     Link,
-    Moment,
     Para,
     cell_inline,
     one_line,
@@ -73,23 +72,18 @@ def link(item: Link) -> str:
     return f"[{escape(item.label)}|{url}]" if item.label else f"[{url}]"
 
 
+_INLINE = InlineStyle(
+    text=lambda t: escape(t),
+    code=lambda t: f"{{{{{escape(t)}}}}}" if t else "",
+    bold=lambda t: f"*{escape(t.strip())}*" if t.strip() else "",
+    link=lambda item: link(item),
+    icon=lambda item: ICONS.get(item.name, ""),  # Jira's own icon tokens, not the shared characters
+)
+
+
 def inline(parts: Inline) -> str:
     """Inline segments as wiki markup, each escaped."""
-    out = []
-    for part in parts:
-        if isinstance(part, Code):
-            out.append(f"{{{{{escape(part)}}}}}" if part else "")
-        elif isinstance(part, Bold):
-            out.append(f"*{escape(part.strip())}*" if part.strip() else "")
-        elif isinstance(part, Link):
-            out.append(link(part))
-        elif isinstance(part, Icon):
-            out.append(ICONS.get(part.name, ""))
-        elif isinstance(part, Moment):
-            out.append(part.at.isoformat())
-        else:
-            out.append(escape(part))
-    return "".join(out)
+    return _INLINE.render(parts)
 
 
 def _line(parts: Inline) -> str:

@@ -13,18 +13,14 @@ import re
 from collections.abc import Iterable
 
 from clearance.render.document import (
-    ICONS,
     Block,
-    Bold,
     Bullets,
     Cell,
-    Code,
     Document,
     Heading,
-    Icon,
     Inline,
+    InlineStyle,
     Link,
-    Moment,
     Para,
     cell_inline,
     one_line,
@@ -76,23 +72,18 @@ def link(item: Link) -> str:
     return f"[{label}]({url})"
 
 
+def _bold(text: str) -> str:
+    return f"**{escape(text.strip())}**" if text.strip() else ""
+
+
+_INLINE = InlineStyle(text=lambda t: escape(t), code=lambda t: code(t), bold=_bold, link=lambda item: link(item))
+_TABLE_INLINE = InlineStyle(text=lambda t: escape(t), code=lambda t: code(t, in_table=True), bold=_bold,
+                           link=lambda item: link(item))
+
+
 def inline(parts: Inline, *, in_table: bool = False) -> str:
     """Inline segments as Markdown, each escaped for its kind."""
-    out = []
-    for part in parts:
-        if isinstance(part, Code):
-            out.append(code(part, in_table=in_table))
-        elif isinstance(part, Bold):
-            out.append(f"**{escape(part.strip())}**" if part.strip() else "")
-        elif isinstance(part, Link):
-            out.append(link(part))
-        elif isinstance(part, Icon):
-            out.append(ICONS.get(part.name, ""))
-        elif isinstance(part, Moment):
-            out.append(part.at.isoformat())
-        else:
-            out.append(escape(part))
-    return "".join(out)
+    return (_TABLE_INLINE if in_table else _INLINE).render(parts)
 
 
 def _line(parts: Inline) -> str:
