@@ -49,7 +49,7 @@ from tasks.promotion import (
     read_pointer,
     recheck_candidate,
 )
-from tasks.signoff import open_approval, refresh_record
+from tasks.signoff import open_approval, opened_request, refresh_record
 
 RunStatus = Literal["promoted", "dry-run", "gate-failed", "rejected", "timed-out", "promotion-failed"]
 
@@ -205,11 +205,11 @@ def sign_off(ctx: PromotionContext, request: ApprovalRequest, eligible: dict[str
     if impossible:
         get_run_logger().warning("Quorum cannot be met for roles %s with the current principals", impossible)
     key = open_approval(request)
-    stored = refresh_record(key).request  # a resumed run keeps the request (and deadline) it first opened
+    stored = opened_request(key, request)  # a resumed run keeps the request (and deadline) it first opened
     record_event(ctx.model, LedgerKind.APPROVAL_REQUESTED, {"run": stored.run_id, "required": stored.required_roles,
                                                     "deadline": stored.deadline.isoformat(),
                                                     "artifact_digest": stored.artifact_digest})
-    on_open(refresh_record(key))
+    on_open(refresh_record(key, stored, ctx.principals))
     return wait_for_sign_off(key, stored, ctx.principals)
 
 

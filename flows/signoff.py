@@ -55,7 +55,7 @@ def wait_for_sign_off(key: str, request: ApprovalRequest, principals: Principals
     poll = max(0.2, get_settings().approval_poll_seconds)
     wait_number = 0
     while True:
-        record = refresh_record(key)
+        record = refresh_record(key, request, principals)
         if record.outcome.closed:
             return record
         wait_number += 1

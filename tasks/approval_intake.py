@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from clearance.approvals.models import Vote
-from clearance.config.schema import Channel, Principal
+from clearance.config.schema import Assurance, Channel, Principal, Principals
 from clearance.core.keys import run_index_key
 from clearance.events import event_for
+from clearance.identity.statements import DecisionStatement
 from tasks.approvals_record import SubmitResult, read_record, submit_decision
 from tasks.channels import publish_event
 from tasks.prefect_runs import wake_run
@@ -33,7 +34,9 @@ def record_key_for_run(store: Store, run_id: str) -> str:
 def receive_decision(store: Store, run_id: str, *, principal: Principal | None, identity: str,
                      channel: Channel, vote: Vote, comment: str = "", artifact_digest: str | None = None,
                      channel_evidence: dict[str, Any] | None = None, dedupe_key: str | None = None,
-                     wake: bool = True) -> SubmitResult:
+                     wake: bool = True, assurance: Assurance = Assurance.CLAIMED,
+                     signed: tuple[DecisionStatement, str] | None = None,
+                     principals: Principals | None = None) -> SubmitResult:
     """Record one decision for ``run_id`` and wake the run if it changed the outcome.
 
     ``artifact_digest`` is what the person saw and decided on; ``None`` means the
@@ -44,7 +47,7 @@ def receive_decision(store: Store, run_id: str, *, principal: Principal | None, 
         artifact_digest = read_record(store, key)[0].request.artifact_digest
     result = submit_decision(store, key, principal=principal, identity=identity, channel=channel, vote=vote,
                              artifact_digest=artifact_digest, comment=comment, channel_evidence=channel_evidence,
-                             dedupe_key=dedupe_key)
+                             dedupe_key=dedupe_key, assurance=assurance, signed=signed, principals=principals)
     # Wake first: the waiting run is what people wait for; the channels' messages can follow.
     if result.outcome_changed and wake:
         wake_run(run_id)

@@ -3,6 +3,12 @@
 Every channel ends here: :func:`submit_decision` authorises with the shared rules,
 appends a Decision or a Refusal, recomputes the outcome, and writes with ``IfMatch``
 so two approvers clicking at once both count.
+
+Every recorded decision carries its proof: the person's own SSH signature (verified here before it
+is recorded), or else the service key's signature over the decision, made after the channel
+verified the person (or recorded a claimed identity). Without a service key configured, only
+person-signed decisions can be recorded. Readers re-check the proofs
+(:func:`clearance.approvals.trust.trusted_record`), so the record is not trusted for being in the bucket.
 """
 
 from __future__ import annotations
@@ -12,10 +18,24 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from clearance.approvals import ApprovalRecord, ApprovalRequest, Decision, Outcome, Refusal, Vote, authorise, tally
-from clearance.config.schema import Channel, Principal
+from clearance.approvals import (
+    ApprovalRecord,
+    ApprovalRequest,
+    Decision,
+    Outcome,
+    Proof,
+    Refusal,
+    RefusalReason,
+    Vote,
+    authorise,
+    tally,
+)
+from clearance.approvals.trust import person_statement_problem
+from clearance.config.schema import Assurance, Channel, Principal, Principals
 from clearance.core.clock import utcnow
 from clearance.core.keys import approvals_key
+from clearance.identity.statements import DecisionStatement, decision_payload
+from tasks.signing import ServiceSigner, service_signer
 from tasks.store import ObjectExists, PreconditionFailed, Store
 
 _MAX_CAS_ATTEMPTS = 50
@@ -55,8 +75,16 @@ def read_record(store: Store, key: str) -> tuple[ApprovalRecord, str]:
 def submit_decision(store: Store, key: str, *, principal: Principal | None, identity: str,
                     channel: Channel, vote: Vote, artifact_digest: str, comment: str = "",
                     channel_evidence: dict[str, Any] | None = None, dedupe_key: str | None = None,
-                    now: datetime | None = None) -> SubmitResult:
-    """Authorise and record one decision (or its refusal); retried until the CAS write wins."""
+                    now: datetime | None = None, assurance: Assurance = Assurance.CLAIMED,
+                    signed: tuple[DecisionStatement, str] | None = None, principals: Principals | None = None,
+                    signer: ServiceSigner | None = None) -> SubmitResult:
+    """Authorise and record one decision (or its refusal); retried until the CAS write wins.
+
+    ``signed`` is a person's ``(statement, armored signature)``: it is verified against the
+    principal's keys in ``principals`` and makes the decision ``verified``. Without it the decision
+    is attested by the service key (``signer``, default: the configured one) at ``assurance``.
+    """
+    signer = signer or service_signer()
     for _ in range(_MAX_CAS_ATTEMPTS):
         record, etag = read_record(store, key)
         earlier = record.seen(dedupe_key)
@@ -66,7 +94,15 @@ def submit_decision(store: Store, key: str, *, principal: Principal | None, iden
             return SubmitResult(record=record, refusal=earlier)
         moment = now or utcnow()
         before = record.outcome
-        refused = authorise(record, principal, channel, vote, artifact_digest, moment, dedupe_key)
+        proof: Proof | None = None
+        if signed is not None:
+            statement, signature = signed
+            assurance = Assurance.VERIFIED
+            proof = Proof(kind="person", signature=signature, statement=statement.model_dump(mode="json"))
+        refused = authorise(record, principal, channel, vote, artifact_digest, moment, dedupe_key, assurance)
+        if refused is None:
+            refused = _proof_refusal(record, principal, signed, principals, signer, moment, vote, artifact_digest,
+                                     comment)
         result: SubmitResult
         if refused is not None:
             reason, message = refused
@@ -80,7 +116,13 @@ def submit_decision(store: Store, key: str, *, principal: Principal | None, iden
             decision = Decision(principal=principal.id, channel=channel, vote=vote, comment=comment,
                                 roles=list(principal.roles), artifact_digest=artifact_digest,
                                 evidence_digest=record.request.evidence_digest, at=moment,
-                                channel_evidence=channel_evidence or {}, dedupe_key=dedupe_key)
+                                channel_evidence=channel_evidence or {}, dedupe_key=dedupe_key,
+                                assurance=assurance, identity=identity, proof=proof)
+            if proof is None:
+                assert signer is not None, "_proof_refusal refuses unsigned decisions without a service key"
+                payload = decision_payload(decision.model_dump(mode="json"))
+                attested = Proof(kind="service", signature=signer.sign(payload))
+                decision = decision.model_copy(update={"proof": attested})
             record.decisions.append(decision)
             _close_if_decided(record, moment, channel)
             result = SubmitResult(record=record, decision=decision, outcome_changed=record.outcome != before)
@@ -90,6 +132,29 @@ def submit_decision(store: Store, key: str, *, principal: Principal | None, iden
             continue  # someone else wrote in between: re-read and decide again
         return result
     raise RuntimeError(f"could not record the decision in {key}: too many concurrent writers")
+
+
+def _proof_refusal(record: ApprovalRecord, principal: Principal | None, signed: tuple[DecisionStatement, str] | None,
+                   principals: Principals | None, signer: ServiceSigner | None, now: datetime, vote: Vote,
+                   artifact_digest: str, comment: str) -> tuple[RefusalReason, str] | None:
+    """Why the decision cannot carry a proof that holds, if it cannot."""
+    if signed is None:
+        if signer is None:
+            return RefusalReason.BAD_PROOF, ("this clearance has no service key (CLEARANCE_SERVICE_KEY_FILE) to attest "
+                                             "the decision; sign it with your SSH key instead")
+        return None
+    statement, signature = signed
+    if principals is None:
+        return RefusalReason.BAD_PROOF, "no principals to check the signature against"
+    problem = person_statement_problem(statement, signature, principals, run_id=record.request.run_id, now=now)
+    if problem is None and principal is not None and statement.principal != principal.id:
+        problem = f"signed as {statement.principal}, submitted as {principal.id}"
+    if problem is None and (statement.vote, statement.artifact_digest, statement.comment) != (
+            vote.value, artifact_digest, comment):
+        problem = "the submitted decision differs from what was signed"
+    if problem is None and statement.purpose != "decision":
+        problem = "the signed statement is not a decision"
+    return (RefusalReason.BAD_PROOF, f"signature not accepted: {problem}") if problem else None
 
 
 def close_if_due(store: Store, key: str, now: datetime | None = None) -> ApprovalRecord:

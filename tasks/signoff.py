@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from clearance.approvals import ApprovalRecord, ApprovalRequest, Vote
 from clearance.approvals.models import Refusal
+from clearance.approvals.trust import service_keys, trusted_record
 from clearance.config.schema import Channel, Principals
+from clearance.core.clock import utcnow
 from clearance.core.digests import canonical_json
 from clearance.core.keys import approvals_key, run_index_key
 from tasks.approvals_record import close_if_due, open_record, submit_decision
 from tasks.caching import per_run_key
 from tasks.evidence import store
+from tasks.signing import own_public_keys
 
 
 @task(name="open-approval-request", persist_result=True, cache_key_fn=per_run_key)
@@ -30,9 +33,36 @@ def open_approval(request: ApprovalRequest) -> str:
 
 
 @task(name="read-approvals", cache_policy=NO_CACHE)
-def refresh_record(key: str) -> ApprovalRecord:
-    """Re-read the record, applying the deadline if it has passed."""
-    return close_if_due(store(), key)
+def refresh_record(key: str, request: ApprovalRequest, principals: Principals) -> ApprovalRecord:
+    """Re-read the record, apply the deadline, and keep only what its proofs and the configs support.
+
+    The stored record is not trusted for being in the bucket: decisions whose proof does not verify
+    (or that the request does not accept) are dropped and named in the run's log, and the outcome is
+    recomputed from what is left (:func:`clearance.approvals.trust.trusted_record`).
+    """
+    stored = close_if_due(store(), key)
+    record, problems = trusted_record(stored, request, principals,
+                                      service_keys(principals, own_public_keys()), utcnow())
+    for problem in problems:
+        get_run_logger().warning("approvals record %s: %s", key, problem)
+    return record
+
+
+@task(name="read-approval-request", cache_policy=NO_CACHE)
+def opened_request(key: str, built: ApprovalRequest) -> ApprovalRequest:
+    """The request as first opened (a resumed run keeps its deadline), checked against the one built now.
+
+    The stored request may only differ from ``built`` in when it opened; anything else (roles, people,
+    digests, channels, assurance) means it was edited in the bucket, and ``built`` is used instead.
+    """
+    stored = close_if_due(store(), key).request
+    fixed = ("opened_at", "deadline")
+    if stored.model_dump(exclude=set(fixed)) != built.model_dump(exclude=set(fixed)):
+        get_run_logger().warning("approvals record %s: its request differs from the policy's; using the policy's",
+                                 key)
+        return built
+    longest = built.deadline - built.opened_at
+    return stored.model_copy(update={"deadline": min(stored.deadline, stored.opened_at + longest)})
 
 
 @task(name="prefect-ui-decision", cache_policy=NO_CACHE)

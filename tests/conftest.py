@@ -19,6 +19,23 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: needs the real local servers (SeaweedFS, Prefect)")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def service_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The clearance service key of this test session (it attests decisions; runs in subprocesses inherit it)."""
+    from tasks.signing import write_key_pair
+
+    path = tmp_path_factory.mktemp("service-key") / "clearance-service"
+    write_key_pair(path)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CLEARANCE_SERVICE_KEY_FILE", str(path))
+    _clear_settings_cache()
+    try:
+        yield path
+    finally:
+        patch.undo()
+        _clear_settings_cache()
+
+
 @pytest.fixture(scope="session")
 def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """State dir of this session's local servers (data, logs, credentials)."""

@@ -5,6 +5,7 @@ from clearance.approvals.models import (
     ApprovalRequest,
     Decision,
     Outcome,
+    Proof,
     Refusal,
     RefusalReason,
     Vote,
@@ -12,6 +13,6 @@ from clearance.approvals.models import (
 from clearance.approvals.rules import Tally, authorise, tally
 
 __all__ = [
-    "ApprovalRecord", "ApprovalRequest", "Decision", "Outcome", "Refusal", "RefusalReason", "Tally",
+    "ApprovalRecord", "ApprovalRequest", "Decision", "Outcome", "Proof", "Refusal", "RefusalReason", "Tally",
     "Vote", "authorise", "tally",
 ]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clearance.config.schema import Channel, TimeoutOutcome
+from clearance.config.schema import Assurance, Channel, TimeoutOutcome
 from clearance.core.clock import utcnow
 
 
@@ -52,6 +52,23 @@ class ApprovalRequest(BaseModel):
     opened_at: datetime = Field(default_factory=utcnow)
     deadline: datetime
     timeout_outcome: TimeoutOutcome = TimeoutOutcome.REJECT
+    assurance: Assurance = Field(Assurance.CLAIMED, description="The least assurance a decision needs to count.")
+
+
+class Proof(BaseModel):
+    """What makes a stored decision re-checkable without trusting the bucket.
+
+    ``person``: the principal's own SSH signature (namespace ``clearance``) over ``statement``, which
+    the decision must match. ``service``: the clearance service key's SSH signature (namespace
+    ``clearance-service``) over the decision itself, made after the service verified the channel
+    (Slack's signed request, Jira's signed webhook or poll) or recorded a claimed identity.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["person", "service"]
+    signature: str = Field(max_length=16_384, description="Armored SSHSIG.")
+    statement: dict[str, Any] | None = Field(None, description="What the person signed (person proofs).")
 
 
 class Decision(BaseModel):
@@ -72,6 +89,9 @@ class Decision(BaseModel):
         default_factory=dict, description="e.g. Slack user id and request timestamp, Jira changelog id, OS user."
     )
     dedupe_key: str | None = Field(None, description="Same key twice (a replayed or double click) counts once.")
+    assurance: Assurance = Field(Assurance.CLAIMED, description="How the person was established.")
+    identity: str = Field("", description="Who the channel says decided (e.g. slack:T0123/U0456, ssh:SHA256:…).")
+    proof: Proof | None = None
 
 
 class RefusalReason(str, Enum):
@@ -86,6 +106,8 @@ class RefusalReason(str, Enum):
     DEADLINE_PASSED = "deadline_passed"
     REQUEST_CLOSED = "request_closed"
     DUPLICATE = "duplicate"
+    ASSURANCE_TOO_LOW = "assurance_too_low"
+    BAD_PROOF = "bad_proof"
 
 
 class Refusal(BaseModel):

@@ -18,7 +18,7 @@ def build_request(*, run_id: str, manifest: ModelManifest, version: str, policy:
         required_roles={role: quorum.min for role, quorum in policy.approvals.roles.items()},
         excluded_principals=excluded, initiator=initiator, channels=list(policy.approvals.channels),
         opened_at=opened_at, deadline=opened_at + policy.approvals.timeout,
-        timeout_outcome=policy.approvals.timeout_outcome,
+        timeout_outcome=policy.approvals.timeout_outcome, assurance=policy.approvals.assurance,
     )
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from clearance.approvals.models import ApprovalRecord, Channel, Outcome, RefusalReason, Vote
-from clearance.config.schema import Principal, TimeoutOutcome
+from clearance.config.schema import Assurance, Principal, TimeoutOutcome
 
 
 class Tally(BaseModel):
@@ -24,8 +24,8 @@ class Tally(BaseModel):
 
 
 def authorise(record: ApprovalRecord, principal: Principal | None, channel: Channel, vote: Vote,
-              artifact_digest: str, now: datetime, dedupe_key: str | None = None
-              ) -> tuple[RefusalReason, str] | None:
+              artifact_digest: str, now: datetime, dedupe_key: str | None = None,
+              assurance: Assurance = Assurance.CLAIMED) -> tuple[RefusalReason, str] | None:
     """``None`` when the decision may be counted, else the reason and a message for the person."""
     request = record.request
     if dedupe_key is not None and any(d.dedupe_key == dedupe_key for d in record.decisions):
@@ -40,6 +40,10 @@ def authorise(record: ApprovalRecord, principal: Principal | None, channel: Chan
         allowed = ", ".join(c.value for c in request.channels)
         return RefusalReason.CHANNEL_NOT_ALLOWED, f"the {request.tier} policy does not take decisions via " \
                                                   f"{channel.value} (allowed: {allowed})"
+    if not assurance.at_least(request.assurance):
+        return RefusalReason.ASSURANCE_TOO_LOW, (
+            f"the {request.tier} tier counts only verified decisions; {channel.value} identified you by a "
+            "claimed identity (sign with your SSH key: clearance approve --key, or use a pinned channel)")
     if principal.id in request.excluded_principals:
         why = "initiated this promotion" if principal.id == request.initiator else "are an author of this model"
         return RefusalReason.SELF_APPROVAL, f"{principal.id} may not decide: you {why}"

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from clearance.core.types import Duration, Identifier, Sha256, StrictModel
+from clearance.identity.sshsig import PublicKey
 from gates.waivers import Waiver
 
 
@@ -25,6 +26,23 @@ class Channel(str, Enum):
     JIRA = "jira"
     PREFECT_UI = "prefect-ui"
     CLI = "cli"
+
+
+class Assurance(str, Enum):
+    """How a decision's person was established.
+
+    ``verified``: a signature clearance checked against a key or platform id pinned to that principal
+    (an SSH signature on the CLI; Slack's signed request from the pinned user id in the configured
+    workspace; Jira's signed webhook or poll from the pinned account on the run's own ticket).
+    ``claimed``: a typed name, an OS login, or an e-mail lookup.
+    """
+
+    CLAIMED = "claimed"
+    VERIFIED = "verified"
+
+    def at_least(self, other: Assurance) -> bool:
+        """Whether this assurance satisfies a requirement of ``other``."""
+        return self is Assurance.VERIFIED or other is Assurance.CLAIMED
 
 
 class GateMode(str, Enum):
@@ -74,6 +92,10 @@ class ApprovalPolicy(StrictModel):
     channels: list[Channel] = Field(default_factory=lambda: [Channel.CLI, Channel.PREFECT_UI])
     timeout: Duration = Field(timedelta(hours=24), description="Deadline after the request opens.")
     timeout_outcome: TimeoutOutcome = TimeoutOutcome.REJECT
+    assurance: Assurance = Field(
+        Assurance.CLAIMED, description="Which decisions count: 'verified' (signed, pinned identities only) or "
+                                       "'claimed' (also typed names and OS logins). A manifest may only raise it.",
+        json_schema_extra={"tighten": "verified is stricter than claimed"})
 
     @field_validator("timeout")
     @classmethod
@@ -220,14 +242,38 @@ class Principal(StrictModel):
     email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+$")
     slack_id: str | None = Field(None, pattern=r"^[UW][A-Z0-9]{2,}$")
     jira_account_id: str | None = None
-    local_users: list[str] = Field(default_factory=list, description="OS user names that are this person on the CLI.")
+    local_users: list[str] = Field(default_factory=list, description="OS user names that are this person on the CLI "
+                                                                    "(a claimed identity).")
+    ssh_keys: list[str] = Field(default_factory=list, description="SSH public keys ('ssh-ed25519 AAAA…') whose "
+                                                                  "signatures are this person's (verified CLI).")
     roles: list[Identifier] = Field(default_factory=list)
+
+    @field_validator("ssh_keys")
+    @classmethod
+    def _keys_parse(cls, value: list[str]) -> list[str]:
+        for line in value:
+            PublicKey.parse(line)  # SignatureError (a ValueError) names the problem
+        return value
+
+    def public_keys(self) -> list[PublicKey]:
+        """This person's SSH keys."""
+        return [PublicKey.parse(line) for line in self.ssh_keys]
 
 
 class Principals(StrictModel):
     """``configs/principals.yaml``."""
 
     principals: list[Principal]
+    service_keys: list[str] = Field(
+        default_factory=list, description="SSH public keys of the clearance service: its signatures attest the "
+                                          "decisions it verified (Slack, Jira) and its ledger entries.")
+
+    @field_validator("service_keys")
+    @classmethod
+    def _service_keys_parse(cls, value: list[str]) -> list[str]:
+        for line in value:
+            PublicKey.parse(line)
+        return value
 
     @model_validator(mode="after")
     def _unique_identities(self) -> Principals:

@@ -195,7 +195,14 @@ def _approvals(base: ApprovalPolicy, override: ApprovalPolicy | None, report: _R
             report.looser(path + ("timeout_outcome",), override.timeout_outcome, base.timeout_outcome)
         else:
             outcome = override.timeout_outcome
-    return ApprovalPolicy(roles=roles, channels=channels, timeout=timeout, timeout_outcome=outcome)
+    assurance = base.assurance
+    if "assurance" in given:
+        if not override.assurance.at_least(base.assurance):
+            report.looser(path + ("assurance",), override.assurance, base.assurance)
+        else:
+            assurance = override.assurance
+    return ApprovalPolicy(roles=roles, channels=channels, timeout=timeout, timeout_outcome=outcome,
+                          assurance=assurance)
 
 
 # --------------------------------------------------------------------------- formatting

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     approval_poll_seconds: float = Field(
         0.5, gt=0, description="How often a paused direct run checks for a resume (half of it is the mean delay)."
     )
+    service_key_file: Path | None = Field(
+        None, description="The clearance service's private SSH key (ed25519, OpenSSH or PEM format): it signs the "
+                          "decisions it verified and the ledger entries. Its public key goes in principals.yaml "
+                          "service_keys.")
     # Sections: each reads its own env prefix when the root is built.
     slack: SlackSettings = Field(default_factory=SlackSettings, description="CLEARANCE_SLACK_*")
     jira: JiraSettings = Field(default_factory=JiraSettings, description="CLEARANCE_JIRA_*")

@@ -4,7 +4,7 @@ Layers, lowest first; a module may import its own layer and the layers below, ne
 
     0 core      clearance.core
     1 gates     gates
-    2 domain    clearance.config, .approvals, .ledger, .render, .settings, .events
+    2 domain    clearance.config, .approvals, .ledger, .render, .settings, .events, .identity
     3 tasks     tasks
     4 flows     flows
     5 app       clearance.app (CLI, serve, poller, deployments), clearance.__main__
@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, int]] = [  # longest prefix wins
     ("clearance.core", 0),
     ("gates", 1),
     ("clearance.config", 2), ("clearance.approvals", 2), ("clearance.ledger", 2), ("clearance.render", 2),
-    ("clearance.settings", 2), ("clearance.events", 2),
+    ("clearance.settings", 2), ("clearance.events", 2), ("clearance.identity", 2),
     ("tasks", 3),
     ("flows", 4),
     ("clearance.app", 5), ("clearance.__main__", 5),

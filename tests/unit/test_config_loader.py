@@ -112,7 +112,7 @@ def test_unknown_key_lists_the_allowed_keys(cwd: Path) -> None:
     """)
     assert messages(path, "policy") == [
         "configs/policies/high.yaml:5: approvals.rolez: unknown key (allowed: roles, channels, timeout, "
-        "timeout_outcome)",
+        "timeout_outcome, assurance)",
     ]
 
 
