@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 from clearance.approvals import ApprovalRecord, ApprovalRequest, Outcome
 from clearance.approvals.request import build_request, eligible_approvers
 from clearance.config.schema import GateMode, OnWarn
-from clearance.core.clock import utcnow
 from clearance.core.digests import sha256_json
 from clearance.core.keys import run_prefix
 from clearance.core.ledger_kinds import LedgerKind
@@ -37,9 +36,11 @@ from tasks.evidence import (
     record_unexpected_failure,
     seal_evidence,
     store,
+    store_time,
     write_evidence,
 )
 from tasks.gate_runner import evaluate_gate
+from tasks.initiator import establish_initiator
 from tasks.prefect_runs import run_url
 from tasks.promotion import (
     PointerState,
@@ -97,12 +98,15 @@ def _record_crash(flow, flow_run, state) -> None:
 
 
 @flow(name="promote-model", persist_result=True, on_failure=[_record_crash], on_crashed=[_record_crash])
-def promote_model(model: str, version: str, dry_run: bool = False, initiator: str | None = None) -> PromotionResult:
+def promote_model(model: str, version: str, dry_run: bool = False, initiator: str | None = None,
+                  initiator_proof: dict[str, str] | None = None) -> PromotionResult:
     """Promote ``model`` ``version`` to production if its policy's gates and approvers clear it.
 
     ``dry_run`` evaluates every gate and names who would have to approve, writing nothing
-    outside this run's own evidence prefix. ``initiator`` is the principal who asked
-    (filled in by ``clearance promote``); they may not approve their own promotion.
+    outside this run's own evidence prefix. ``initiator_proof`` is the start statement the person
+    signed with their SSH key (``clearance promote --key``): it makes the initiator verified. Without
+    it ``initiator`` is only a claimed name, and a tier that counts only verified decisions opens no
+    sign-off anyone could pass. The initiator may never approve their own promotion.
     """
     log = get_run_logger()
     run_context = FlowRunContext.get()
@@ -111,14 +115,20 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     run_id = str(run_context.flow_run.id)
     ctx = load_promotion_context(model, version)
     prefix = run_prefix(model, version, run_id)
-    who = initiator or "unknown"
     seen_pointer = read_production_pointer(ctx.policy.promotion.prefix, model)
+    starter = establish_initiator(initiator_proof, initiator, model, version, run_id, ctx.principals)
+    who = starter.principal
     if not dry_run:
         record_event(model, LedgerKind.STARTED, {"run": run_id, "version": version, "initiator": who,
-                                        "tier": ctx.policy.tier, "config_digest": ctx.config_digest})
+                                                 "initiator_assurance": starter.assurance.value,
+                                                 "tier": ctx.policy.tier, "config_digest": ctx.config_digest})
 
     observations = observe_candidate(ctx.model_version)
     digest = artifact_digest(observations)
+    starter = starter.for_candidate(digest)
+    if starter.problem:
+        log.warning("start proof not accepted (%s); initiator %r is only claimed", starter.problem, who)
+
     tell = _announcer(ctx, run_id, who, digest, dry_run)
     tell("opened")
     datasets = locate_datasets_task(ctx.model_version) if ctx.model_version.datasets else {}
@@ -142,7 +152,8 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
 
     request = build_request(run_id=run_id, manifest=ctx.manifest, version=version, policy=ctx.policy,
                             initiator=who, artifact_digest=digest,
-                            evidence_digest=sha256_json([r.digest() for r in results]), opened_at=utcnow())
+                            evidence_digest=sha256_json([r.digest() for r in results]), opened_at=store_time(),
+                            initiator_assurance=starter.assurance)
     eligible = eligible_approvers(request, ctx.principals)
     if dry_run:
         write_evidence(prefix, "dry-run.json", {"request": request.model_dump(mode="json"), "eligible": eligible})

@@ -10,7 +10,6 @@ wake-up changes nothing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Literal, cast
 
 from prefect import get_run_logger
@@ -21,9 +20,9 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from clearance.approvals import ApprovalRecord, ApprovalRequest, Vote
-from clearance.config.schema import Principals
+from clearance.config.schema import Assurance, Principals
 from clearance.settings import get_settings
-from tasks.signoff import refresh_record, submit_form_decision
+from tasks.signoff import refresh_record, store_time, submit_form_decision
 
 # Bounded pauses: a direct run re-reads the record at least this often even without a wake-up.
 MAX_PAUSE_SECONDS = 3600
@@ -33,7 +32,9 @@ class SignOffForm(RunInput):
     """The form the Prefect UI shows on a promotion waiting for sign-off (channel ``prefect-ui``).
 
     Every field is optional: the CLI, Slack and Jira resume the run with an empty
-    input, which only means "re-read the approvals record".
+    input, which only means "re-read the approvals record". The principal id is typed, not
+    proven, so a form decision is a *claimed* identity: tiers that count only verified
+    decisions refuse it.
     """
 
     approver: str | None = Field(None, description="Your principal id from principals.yaml.")
@@ -60,7 +61,7 @@ def wait_for_sign_off(key: str, request: ApprovalRequest, principals: Principals
             return record
         wait_number += 1
         pause_key = f"sign-off-{wait_number}"
-        remaining = (request.deadline - datetime.now(UTC)).total_seconds()
+        remaining = (request.deadline - store_time()).total_seconds()  # the deadline's clock: the store's
         form = SignOffForm.with_initial_data(
             description=_form_description(request), approver=None, decision=None, comment="")
         try:
@@ -79,8 +80,11 @@ def wait_for_sign_off(key: str, request: ApprovalRequest, principals: Principals
                 get_run_logger().warning("Prefect UI sign-off form ignored: %s", problem)
                 continue
             assert answer.approver and answer.decision, "_form_problem requires both approver and decision"
-            submit_form_decision(key, principals, answer.approver, Vote(answer.decision), answer.comment,
-                                 request.artifact_digest, pause_key)
+            refusal = submit_form_decision(request.run_id, principals, answer.approver, Vote(answer.decision),
+                                           answer.comment, request.artifact_digest, pause_key)
+            if refusal is not None:
+                get_run_logger().warning("Prefect UI decision by %r not counted (%s): %s", answer.approver,
+                                         refusal.reason.value, refusal.message)
 
 
 def _form_problem(answer: SignOffForm) -> str | None:
@@ -98,5 +102,9 @@ def _form_description(request: ApprovalRequest) -> str:
         f"## Sign-off: {request.model} {request.version} ({request.tier} tier)\n\n"
         f"Needed: {roles}. Not eligible: {', '.join(request.excluded_principals)}.\n\n"
         f"Artifact digest `{request.artifact_digest}`, deadline {request.deadline.isoformat()}.\n\n"
-        "Enter your principal id and your decision. Leave both empty to just re-check the record."
+        "Enter your principal id and your decision. Leave both empty to just re-check the record.\n\n"
+        + ("This tier counts only verified decisions: a typed principal id is not one, so decide with a "
+           "signed CLI decision or a pinned channel instead."
+           if request.assurance is Assurance.VERIFIED else
+           "The principal id you type is recorded as a claimed identity.")
     )

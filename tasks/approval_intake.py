@@ -2,6 +2,10 @@
 
 Channel (CLI, Prefect UI, Slack, Jira) → :func:`receive_decision`: find the run's record,
 authorise and record with compare-and-swap, and wake the waiting run when the outcome changed.
+
+The deadline is judged by, and the decision timed with, the object store's clock
+(:meth:`tasks.store.Store.server_time`): the intake may run on the approver's own machine (the CLI),
+whose clock the approver controls.
 """
 
 from __future__ import annotations
@@ -40,14 +44,16 @@ def receive_decision(store: Store, run_id: str, *, principal: Principal | None, 
     """Record one decision for ``run_id`` and wake the run if it changed the outcome.
 
     ``artifact_digest`` is what the person saw and decided on; ``None`` means the
-    request's own digest (for channels whose message already shows and pins it).
+    request's own digest (for channels whose message already shows and pins it). The decision
+    is timed, and the deadline applied, by the store's clock, never this machine's.
     """
     key = record_key_for_run(store, run_id)
     if artifact_digest is None:
         artifact_digest = read_record(store, key)[0].request.artifact_digest
     result = submit_decision(store, key, principal=principal, identity=identity, channel=channel, vote=vote,
                              artifact_digest=artifact_digest, comment=comment, channel_evidence=channel_evidence,
-                             dedupe_key=dedupe_key, assurance=assurance, signed=signed, principals=principals)
+                             dedupe_key=dedupe_key, now=store.server_time(), assurance=assurance, signed=signed,
+                             principals=principals)
     # Wake first: the waiting run is what people wait for; the channels' messages can follow.
     if result.outcome_changed and wake:
         wake_run(run_id)

@@ -30,12 +30,12 @@ from clearance.approvals import (
     authorise,
     tally,
 )
-from clearance.approvals.trust import person_statement_problem
+from clearance.approvals.trust import person_statement_problem, proof_problem, service_keys
 from clearance.config.schema import Assurance, Channel, Principal, Principals
 from clearance.core.clock import utcnow
 from clearance.core.keys import approvals_key
 from clearance.identity.statements import DecisionStatement, decision_payload
-from tasks.signing import ServiceSigner, service_signer
+from tasks.signing import ServiceSigner, own_public_keys, service_signer
 from tasks.store import ObjectExists, PreconditionFailed, Store
 
 _MAX_CAS_ATTEMPTS = 50
@@ -85,8 +85,10 @@ def submit_decision(store: Store, key: str, *, principal: Principal | None, iden
     is attested by the service key (``signer``, default: the configured one) at ``assurance``.
     """
     signer = signer or service_signer()
+    principals = principals or _configured_principals()
     for _ in range(_MAX_CAS_ATTEMPTS):
         record, etag = read_record(store, key)
+        record = _proven(record, principals, now or utcnow())
         earlier = record.seen(dedupe_key)
         if isinstance(earlier, Decision):
             return SubmitResult(record=record, decision=earlier)
@@ -132,6 +134,38 @@ def submit_decision(store: Store, key: str, *, principal: Principal | None, iden
             continue  # someone else wrote in between: re-read and decide again
         return result
     raise RuntimeError(f"could not record the decision in {key}: too many concurrent writers")
+
+
+def _configured_principals() -> Principals | None:
+    """principals.yaml of the settings' config dir (``None`` when it cannot be read: proofs then go unchecked
+    here, and the flow, which always has the configs, still re-checks them)."""
+    from clearance.config import ConfigError
+    from tasks.wiring import config_set
+
+    try:
+        return config_set().principals
+    except (ConfigError, OSError):
+        return None
+
+
+def _proven(record: ApprovalRecord, principals: Principals | None, now: datetime) -> ApprovalRecord:
+    """The record without decisions whose proof fails, its outcome recomputed (the stored one is not trusted).
+
+    Someone with write access to the bucket can add decisions or set ``outcome`` directly; without this a
+    forged "approved" would close the request to real decisions. What is dropped here is dropped from
+    the bucket at the next write too.
+    """
+    if principals is None:
+        return record
+    keys = service_keys(principals, own_public_keys())
+    kept = [d for d in record.decisions if proof_problem(d, record.request, principals, keys) is None]
+    if len(kept) == len(record.decisions) and (record.outcome is Outcome.PENDING) == (
+            tally(record, now).outcome is Outcome.PENDING):
+        return record
+    fresh = record.model_copy(update={"decisions": kept, "outcome": Outcome.PENDING, "closed_at": None,
+                                      "closed_by": [], "closing_channel": None})
+    _close_if_decided(fresh, now, record.closing_channel)
+    return fresh
 
 
 def _proof_refusal(record: ApprovalRecord, principal: Principal | None, signed: tuple[DecisionStatement, str] | None,

@@ -7,18 +7,27 @@ few objects that keep changing by compare-and-swap (the approvals record itself,
 later refusals, and the Slack/Jira message state), and this run's ledger entries so far. The run's
 final ledger entry then records the bundle's own SHA-256, so the hash chain anchors the bundle and
 the bundle anchors every file: altering, removing or adding evidence afterwards is found by
-:func:`audit_evidence` (``clearance audit verify``).
+:func:`audit_evidence` (``clearance audit verify``). :func:`audit_approvals` re-checks every
+decision of every run's approvals record (the sealed one and the living one) against the configs'
+principals and the trusted service keys, so an invented decision is named even where the digests
+cannot see it (the living record is not in the bundle).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
+from clearance.approvals import ApprovalRecord, Outcome
+from clearance.approvals.trust import trusted_record
+from clearance.config.schema import Principals
 from clearance.core.digests import canonical_json
-from clearance.core.keys import APPROVALS, APPROVALS_AT_SEAL, BUNDLE, JIRA_STATE, SLACK_STATE
+from clearance.core.keys import APPROVALS, APPROVALS_AT_SEAL, BUNDLE, JIRA_STATE, SLACK_STATE, run_prefix
 from clearance.core.ledger_kinds import LedgerKind
+from clearance.identity.sshsig import PublicKey
 from clearance.ledger import LedgerEntry
 from gates.base import GateResult
 from tasks.store import ObjectExists, ObjectNotFound, Store
@@ -137,4 +146,52 @@ def _check_bundle(store: Store, entry: LedgerEntry, by_seq: dict[int, LedgerEntr
         chained = by_seq.get(ref["seq"])
         if chained is None or chained.hash != ref["hash"]:
             problems.append(f"{key}: names ledger entry {ref['seq']} ({ref['kind']}) that the chain does not hold")
+    return problems
+
+
+def audit_approvals(store: Store, model: str, entries: Sequence[LedgerEntry], principals: Principals,
+                    trusted_keys: list[PublicKey], now: datetime) -> tuple[int, list[str]]:
+    """Re-check the proof of every decision in every run's approvals records; returns (records checked, problems).
+
+    The runs are those the ledger names (``run`` and ``version`` of their entries). For each, the
+    record frozen at the seal (``approvals-at-seal.json``) and the living record (``approvals.json``)
+    are read and passed through :func:`clearance.approvals.trust.trusted_record`: every decision whose
+    proof does not verify (no proof, a signature by an untrusted key, a statement for another run…) or
+    that the configs no longer let count is named, and so is a closed record whose outcome its
+    verified decisions do not give.
+    """
+    runs: dict[str, str] = {}
+    for entry in entries:
+        run, version = entry.payload.get("run"), entry.payload.get("version")
+        if isinstance(run, str) and isinstance(version, str):
+            runs.setdefault(run, version)
+    checked, problems = 0, []
+    for run, version in runs.items():
+        prefix = run_prefix(model, version, run)
+        for name in (RECORD_SNAPSHOT, APPROVALS):
+            key = prefix + name
+            try:
+                stored = ApprovalRecord.model_validate_json(store.get_bytes(key)[0])
+            except ObjectNotFound:
+                continue  # a run stopped by its gates never opened a request; an unsealed run has no snapshot
+            except ValueError as exc:
+                problems.append(f"{key}: unreadable approvals record ({str(exc).splitlines()[0]})")
+                continue
+            checked += 1
+            problems += [f"{key}: {problem}" for problem in _record_problems(stored, model, version, run,
+                                                                              principals, trusted_keys, now)]
+    return checked, problems
+
+
+def _record_problems(stored: ApprovalRecord, model: str, version: str, run: str, principals: Principals,
+                     trusted_keys: list[PublicKey], now: datetime) -> list[str]:
+    request = stored.request
+    if (request.model, request.version, request.run_id) != (model, version, run):
+        return [f"the record is for {request.model} {request.version} run {request.run_id}, not {model} "
+                f"{version} run {run}"]
+    at = stored.closed_at or now
+    verified, problems = trusted_record(stored, request, principals, trusted_keys, at)
+    if stored.outcome is not Outcome.PENDING and verified.outcome is not stored.outcome:
+        problems.append(f"the record says {stored.outcome.value}, but its verified decisions make it "
+                        f"{verified.outcome.value}")
     return problems

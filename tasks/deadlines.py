@@ -1,4 +1,8 @@
-"""Applying approval deadlines to suspended runs, which hold no process that could notice them."""
+"""Applying approval deadlines to suspended runs, which hold no process that could notice them.
+
+"Past the deadline" is judged by the object store's clock (:meth:`tasks.store.Store.server_time`), the
+same clock that times decisions, so the sweep and the intake never disagree about a moment.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +41,6 @@ def expire_overdue(store: Store) -> list[str]:
             key = record_key_for_run(store, run_id)
         except UnknownRunError:
             continue
-        if close_if_due(store, key).outcome.closed and wake_run(run_id, wait_seconds=5):
+        if close_if_due(store, key, now=store.server_time()).outcome.closed and wake_run(run_id, wait_seconds=5):
             woken.append(run_id)
     return woken

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,11 @@ def evidence_dir(run_id: str) -> str:
 def artifact_key(*parts: str) -> str:
     """A Prefect artifact key (lower-case letters, digits and dashes only)."""
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
+
+
+def store_time() -> datetime:
+    """Now by the object store's clock (what deadlines are judged against; see ``Store.server_time``)."""
+    return store().server_time()
 
 
 def store() -> Store:

@@ -1,23 +1,39 @@
-"""Appending to and reading the evidence ledger in the object store.
+"""Appending to, reading and auditing the evidence ledger in the object store.
 
-One object per entry, written with ``IfNoneMatch='*'``: two writers racing for the
-same sequence number cannot both succeed, so the loser re-reads and retries.
+One object per entry, written with ``IfNoneMatch='*'``: two writers racing for the same sequence
+number cannot both succeed, so the loser re-reads and retries. Every entry is signed by the
+clearance service key before it is written (no key, no append), and after it is written its head
+goes to the witnesses outside the bucket (``tasks/witness.py``); a witness failure is logged, never
+fatal: the ledger is the truth.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from clearance.core.keys import ledger_key, ledger_prefix
 from clearance.core.ledger_kinds import LedgerKind
-from clearance.ledger import ChainProblem, LedgerEntry, verify_chain
+from clearance.identity.sshsig import PublicKey
+from clearance.identity.statements import SERVICE_NAMESPACE
+from clearance.ledger import (
+    ChainProblem,
+    LedgerEntry,
+    WitnessReading,
+    check_heads,
+    parse_entries,
+    verify_chain,
+)
+from tasks.signing import ServiceSigner, require_signer
 from tasks.store import ObjectExists, Store
+from tasks.witness import Witness, configured_witnesses, publish_head
 
 _MAX_APPEND_ATTEMPTS = 20
 
 
 def read_ledger(store: Store, model: str) -> list[LedgerEntry]:
-    """Every entry of a model's ledger, in sequence order (unverified: see :func:`verify_ledger`)."""
+    """Every entry of a model's ledger, in sequence order (unverified: see :func:`audit_ledger`)."""
     entries = [LedgerEntry.model_validate(store.get_json(key)) for key in store.list_keys(ledger_prefix(model))]
     return sorted(entries, key=lambda e: e.seq)
 
@@ -28,22 +44,63 @@ def last_entry(store: Store, model: str) -> LedgerEntry | None:
     return LedgerEntry.model_validate(store.get_json(max(keys))) if keys else None
 
 
-def append_entry(store: Store, model: str, kind: LedgerKind, payload: dict[str, Any]) -> LedgerEntry:
-    """Append one entry after the current head; retries when another writer got there first."""
+def sign_entry(model: str, entry: LedgerEntry, signer: ServiceSigner) -> LedgerEntry:
+    """``entry`` with the service's signature over :func:`clearance.ledger.entry_message`."""
+    return entry.model_copy(update={"signature": signer.sign(entry.message(model), SERVICE_NAMESPACE)})
+
+
+def append_entry(store: Store, model: str, kind: LedgerKind, payload: dict[str, Any], *,
+                 signer: ServiceSigner | None = None, witnesses: Sequence[Witness] | None = None) -> LedgerEntry:
+    """Append one signed entry after the current head, then publish the head to the witnesses.
+
+    Retries when another writer got there first. Raises :class:`tasks.signing.ServiceKeyError`
+    (naming ``CLEARANCE_SERVICE_KEY_FILE``) when no service key is configured: nothing is written.
+    ``signer`` and ``witnesses`` default to those of the settings.
+    """
+    kind_value = LedgerKind(kind).value
+    signer = signer or require_signer(purpose="sign the ledger entry")
     for _ in range(_MAX_APPEND_ATTEMPTS):
-        entry = LedgerEntry.next_after(last_entry(store, model), LedgerKind(kind).value, payload)
+        entry = sign_entry(model, LedgerEntry.next_after(last_entry(store, model), kind_value, payload), signer)
         try:
             store.put_if_absent(ledger_key(model, entry.seq), entry.model_dump_json().encode(),
                                 content_type="application/json")
-            return entry
         except ObjectExists:
             continue
+        publish_head(store, model, entry, configured_witnesses() if witnesses is None else witnesses)
+        return entry
     raise RuntimeError(f"could not append to the ledger of {model}: {_MAX_APPEND_ATTEMPTS} writers raced ahead")
 
 
-def verify_ledger(store: Store, model: str, expected_head: tuple[int, str] | None = None
-                  ) -> tuple[int, list[ChainProblem]]:
-    """Number of entries read and the problems found (empty when the chain is intact)."""
-    keys = store.list_keys(ledger_prefix(model))
-    documents = {key: store.get_bytes(key)[0] for key in keys}
-    return len(documents), verify_chain(model, documents, expected_head=expected_head)
+def verify_ledger(store: Store, model: str, expected_head: tuple[int, str] | None = None, *,
+                  trusted_keys: Sequence[PublicKey] | None) -> tuple[int, list[ChainProblem]]:
+    """Number of entries read and the chain's problems (empty when intact); see :func:`verify_chain`."""
+    documents = {key: store.get_bytes(key)[0] for key in store.list_keys(ledger_prefix(model))}
+    return len(documents), verify_chain(model, documents, trusted_keys=trusted_keys, expected_head=expected_head)
+
+
+@dataclass
+class LedgerAudit:
+    """What :func:`audit_ledger` found: the readable entries, and every problem of the chain and its heads."""
+
+    count: int
+    entries: list[LedgerEntry]
+    problems: list[ChainProblem] = field(default_factory=list)
+    #: The highest head any witness holds (0: none), to say how much of the tail is witnessed.
+    witnessed: int = 0
+
+
+def audit_ledger(store: Store, model: str, *, trusted_keys: Sequence[PublicKey],
+                 readings: Sequence[WitnessReading], expected_head: tuple[int, str] | None = None) -> LedgerAudit:
+    """The chain (hashes, order, every entry's service signature), the production pointer's anchor and
+    the witnesses' heads, checked against the stored ledger; a witness that could not be read is a
+    problem too (the tail would go unchecked)."""
+    documents = {key: store.get_bytes(key)[0] for key in store.list_keys(ledger_prefix(model))}
+    problems = verify_chain(model, documents, trusted_keys=trusted_keys, expected_head=expected_head)
+    entries = sorted((entry for _, entry in parse_entries(documents)[0]), key=lambda e: e.seq)
+    for reading in readings:
+        if reading.error:
+            problems.append(ChainProblem(key=f"witness {reading.witness}", seq=None,
+                                         problem=f"could not be read ({reading.error}): the tail is unchecked"))
+    problems += check_heads(model, entries, readings, trusted_keys)
+    return LedgerAudit(count=len(documents), entries=entries, problems=problems,
+                       witnessed=max((r.highest for r in readings), default=0))

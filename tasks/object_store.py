@@ -6,7 +6,7 @@ returns live there (re-exported here for callers that build the store themselves
 Plain typed methods on :class:`ObjectStore` (not Prefect tasks), so flows, tasks, the CLI
 and the approval endpoints share one implementation of the few operations the product
 needs: reads, streaming SHA-256, create-only writes (``IfNoneMatch='*'``), compare-and-swap
-(``IfMatch``) and a verified, never-overwriting copy.
+(``IfMatch``), a verified, never-overwriting copy, and the server's clock (the ``Date`` header).
 
 Every write sends a ``ChecksumSHA256`` so the server rejects bytes damaged in transit.
 Verified against SeaweedFS 4.48 (``weed mini``): it honours ``IfNoneMatch='*'`` and
@@ -27,6 +27,8 @@ import binascii
 import hashlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -156,6 +158,32 @@ class ObjectStore:
         if code in {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"}:
             return ChecksumMismatch(message + " — the server rejected the checksum", **kwargs)
         return ObjectStoreError(message, **kwargs)
+
+    # ----------------------------------------------------------------- the server's clock
+
+    def server_time(self) -> datetime:
+        """The S3 server's clock: the ``Date`` header of a HeadBucket sent now (1-second resolution).
+
+        Nothing is cached, so the answer is never older than this round trip. When the request fails
+        or the answer has no usable ``Date``, :class:`ObjectStoreError` says so: the local clock, which
+        whoever runs this process controls, is never used instead.
+        """
+        op = "server time from"
+        try:
+            response = self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as err:
+            translated = self._error(op, "", err)
+            raise type(translated)(f"{translated} — cannot read the object store's clock, and the local clock "
+                                   "is not used in its place", key=None, bucket=self.bucket,
+                                   code=translated.code, status=translated.status) from err
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        raw = next((str(value) for name, value in headers.items() if str(name).lower() == "date"), "")
+        try:
+            moment = parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            raise ObjectStoreError(f"{op} {self.url('')}: the server sent no usable Date header ({raw!r}); "
+                                   "the local clock is not used in its place", bucket=self.bucket) from None
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
     # ----------------------------------------------------------------- reads
 

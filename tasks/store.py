@@ -5,6 +5,8 @@ the product) and ``tests/fakes/memory_store.MemoryStore`` (in memory, for unit t
 Code that only needs to read and write objects takes a ``Store``; code that builds one from the
 settings uses :func:`tasks.wiring.object_store`.
 
+The store's clock (:meth:`Store.server_time`) is the one approval deadlines are judged by.
+
 Errors name the bucket and key, never the credentials. "Not implemented" is :class:`NotSupported`:
 callers treat it as *unknown*, never as success.
 """
@@ -79,7 +81,8 @@ class ObjectInfo:
 
 @runtime_checkable
 class Store(Protocol):
-    """What clearance needs of an object store: reads, create-only writes, compare-and-swap, a verified copy."""
+    """What clearance needs of an object store: reads, create-only writes, compare-and-swap, a verified copy,
+    and the server's clock."""
 
     bucket: str
 
@@ -129,6 +132,15 @@ class Store(Protocol):
 
     def copy_verified(self, src_key: str, dst_key: str, expected_sha256: str) -> str:
         """Copy to a new ``dst_key`` whose content must hash to ``expected_sha256``; never overwrites."""
+        ...
+
+    def server_time(self) -> datetime:
+        """The store's own clock (timezone-aware UTC), read from the server now.
+
+        Deadlines are decided against it and decisions are timed by it, because it is a clock the
+        person deciding does not control (their machine's clock they do). Raises
+        :class:`ObjectStoreError` when the server does not tell its time: never the local clock instead.
+        """
         ...
 
 

@@ -62,7 +62,40 @@ def validate(paths: Annotated[Optional[list[Path]], typer.Argument(help="Files o
     if issues:
         err.print(f"[red]{len(issues)} problem(s)[/red]")
         raise typer.Exit(EXIT_INVALID)
+    for warning in claimed_identity_warnings(paths or [get_settings().config_dir]):
+        typer.echo(warning, err=True)
     console.print("[green]configs valid[/green]")
+
+
+def claimed_identity_warnings(paths: list[Path]) -> list[str]:
+    """``file: warning: …`` for each tier whose sign-off counts claimed identities (OS logins, typed names)."""
+    from clearance.config import load_policy
+    from clearance.config.schema import Assurance
+
+    files = [f for p in paths for f in (sorted((p / "policies").glob("*.yaml")) if p.is_dir() else [p])
+             if f.parent.name == "policies"]
+    warnings = []
+    for file in files:
+        policy = load_policy(file)
+        if policy.approvals.roles and policy.approvals.assurance is Assurance.CLAIMED:
+            warnings.append(f"{file}: warning: approvals.assurance is claimed: in the {policy.tier} tier an OS "
+                            "login or a typed name can approve; set 'assurance: verified' to count only signed, "
+                            "pinned identities")
+    return warnings
+
+
+@app.command()
+def keygen(path: Annotated[Path, typer.Argument(help="Where to write the private key (PATH.pub: the public key).")]
+           ) -> None:
+    """Make a clearance service key: set CLEARANCE_SERVICE_KEY_FILE to PATH, pin PATH.pub in service_keys."""
+    from tasks.signing import write_key_pair
+
+    if path.exists():
+        err.print(f"[red]{path} exists; not overwritten[/red]")
+        raise typer.Exit(EXIT_INVALID)
+    public = write_key_pair(path)
+    console.print(f"wrote {path} (private, mode 0600) and {path}.pub")
+    console.print(f"principals.yaml:\n  service_keys:\n    - {public.line} clearance-service")
 
 
 @app.command()
@@ -85,8 +118,12 @@ def promote(
                                           help="Evaluate gates and name approvers; change nothing.")] = False,
     direct: Annotated[bool, typer.Option("--direct", help="Run in this process instead of on the deployment.")] = False,
     wait: Annotated[bool, typer.Option(help="Wait for the run to finish (deployment runs).")] = False,
+    key: Annotated[Optional[Path], typer.Option(
+        "--key", help="Your SSH key (private key file, or its .pub with the key in ssh-agent); default "
+                      "CLEARANCE_SSH_KEY. Signing makes you a verified principal; without it you are only the "
+                      "OS login, a claimed identity.")] = None,
 ) -> None:
-    """Start a promotion of MODEL VERSION as the local user (who then may not approve it)."""
+    """Start a promotion of MODEL VERSION; signed with --key you are its verified initiator (who may not approve it)."""
     from tasks.prefect_runs import run_url
 
     configs = _configs()
@@ -98,12 +135,14 @@ def promote(
         err.print(f"[red]{model} has no version {version!r}[/red] "
                   f"(known: {', '.join(sorted(configs.manifests[model].versions))})")
         raise typer.Exit(EXIT_INVALID)
-    initiator = _principal_id_or_user()
-    params = {"model": model, "version": version, "dry_run": dry_run, "initiator": initiator}
+    initiator, proof = _start_proof(model, version, key)
+    params = {"model": model, "version": version, "dry_run": dry_run, "initiator": initiator,
+              "initiator_proof": proof}
     if direct:
         from flows.promote import promote_model
 
-        result = promote_model(model=model, version=version, dry_run=dry_run, initiator=initiator)
+        result = promote_model(model=model, version=version, dry_run=dry_run, initiator=initiator,
+                               initiator_proof=proof)
         console.print_json(result.model_dump_json())
         return
     from prefect.deployments import run_deployment
@@ -118,21 +157,80 @@ def promote(
         raise typer.Exit(EXIT_REFUSED)
 
 
-def _decide(run_id: str, vote_name: str, comment: str, digest: str | None) -> None:
+def _signing_key(key: Path | None):
+    """``(path, public key, principal)`` of the signing key, or ``None`` when none is given."""
+    from tasks.person_signing import SigningError, key_path, principal_for_key, public_key_for
+
+    path = key_path(key)
+    if path is None:
+        return None
+    try:
+        public = public_key_for(path)
+    except SigningError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_INVALID) from None
+    principal = principal_for_key(_configs().principals, public)
+    if principal is None:
+        err.print(f"[red]key {public.fingerprint} is not in the ssh_keys of any principal[/red] "
+                  f"({get_settings().config_dir}/principals.yaml)")
+        raise typer.Exit(EXIT_REFUSED)
+    return path, public, principal
+
+
+def _sign(statement, path: Path) -> str:
+    from tasks.person_signing import SigningError, sign
+
+    try:
+        return sign(statement, path)
+    except SigningError as exc:
+        err.print(f"[red]could not sign: {exc}[/red]")
+        raise typer.Exit(EXIT_REFUSED) from None
+
+
+def _start_proof(model: str, version: str, key: Path | None) -> tuple[str, dict[str, str] | None]:
+    """The initiator, and the signed start statement when a key is given (verified initiator)."""
+    from tasks.candidate import artifact_digest, observe_artifacts
+    from tasks.person_signing import new_statement
+
+    signing = _signing_key(key)
+    if signing is None:
+        return _principal_id_or_user(), None
+    path, _, principal = signing
+    digest = artifact_digest(observe_artifacts(_store(), _configs().manifests[model].versions[version]))
+    statement = new_statement(purpose="start", model=model, version=version, principal=principal.id, vote="start",
+                              artifact_digest=digest)
+    return principal.id, {"statement": statement.model_dump_json(), "signature": _sign(statement, path)}
+
+
+def _decide(run_id: str, vote_name: str, comment: str, digest: str | None, key: Path | None) -> None:
     from clearance.approvals import Vote
     from clearance.config.schema import Channel
     from tasks.approval_intake import UnknownRunError, receive_decision
+    from tasks.person_signing import new_statement
 
+    principals = _configs().principals
+    signing = _signing_key(key)
     user = local_identity()
-    principal = _configs().principals.by_local_user(user)
     store = _store()
     try:
         digest = digest or _current_candidate_digest(store, run_id)
-        result = receive_decision(
-            store, run_id, principal=principal, identity=user, channel=Channel.CLI, vote=Vote(vote_name),
-            comment=comment, artifact_digest=digest,
-            channel_evidence={"os_user": user, "host": socket.gethostname()},
-        )
+        if signing is None:  # the OS login: a claimed identity, for tiers that accept one
+            principal = principals.by_local_user(user)
+            result = receive_decision(
+                store, run_id, principal=principal, identity=f"os:{user}", channel=Channel.CLI, vote=Vote(vote_name),
+                comment=comment, artifact_digest=digest,
+                channel_evidence={"os_user": user, "host": socket.gethostname()},
+            )
+        else:
+            path, public, principal = signing
+            statement = new_statement(run_id=run_id, principal=principal.id, vote=vote_name, artifact_digest=digest,
+                                      comment=comment)
+            result = receive_decision(
+                store, run_id, principal=principal, identity=f"ssh:{public.fingerprint}", channel=Channel.CLI,
+                vote=Vote(vote_name), comment=comment, artifact_digest=digest,
+                channel_evidence={"key": public.fingerprint, "host": socket.gethostname()},
+                signed=(statement, _sign(statement, path)), principals=principals,
+            )
     except UnknownRunError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_REFUSED) from None
@@ -163,20 +261,28 @@ def _current_candidate_digest(store, run_id: str) -> str:
 def approve(run_id: str,
             comment: Annotated[str, typer.Option(help="Why you approve.")] = "",
             digest: Annotated[Optional[str], typer.Option(
-                help="Artifact digest you reviewed (default: the candidate's now).")] = None) -> None:
+                help="Artifact digest you reviewed (default: the candidate's now).")] = None,
+    key: Annotated[Optional[Path], typer.Option(
+        "--key", help="Your SSH key (private key file, or its .pub with the key in ssh-agent); default "
+                      "CLEARANCE_SSH_KEY. Signing makes you a verified principal; without it you are only the "
+                      "OS login, a claimed identity.")] = None,) -> None:
     """Approve a waiting promotion as the local user (channel `cli`)."""
-    _decide(run_id, "approve", comment, digest)
+    _decide(run_id, "approve", comment, digest, key)
 
 
 @app.command()
 def reject(run_id: str,
            reason: Annotated[str, typer.Option(help="Why you reject (required).")],
-           digest: Annotated[Optional[str], typer.Option(help="Artifact digest you reviewed.")] = None) -> None:
+           digest: Annotated[Optional[str], typer.Option(help="Artifact digest you reviewed.")] = None,
+           key: Annotated[Optional[Path], typer.Option(
+        "--key", help="Your SSH key (private key file, or its .pub with the key in ssh-agent); default "
+                             "CLEARANCE_SSH_KEY. Signing makes you a verified principal; without it you are only the "
+                             "OS login, a claimed identity.")] = None,) -> None:
     """Reject a waiting promotion as the local user; one authorised rejection fails the run."""
     if not reason.strip():
         err.print("[red]--reason must say why[/red]")
         raise typer.Exit(EXIT_INVALID)
-    _decide(run_id, "reject", reason, digest)
+    _decide(run_id, "reject", reason, digest, key)
 
 
 @app.command()
@@ -214,9 +320,17 @@ def status(run_id: Annotated[Optional[str], typer.Argument()] = None,
         console.print("no approval request (yet)")
         return
     results = stored_gate_results(store, record.request.model, record.request.version, run_id)
+    # The stored record is not taken at its word: only decisions whose proof verifies are shown as counted.
+    from clearance.approvals.trust import service_keys, trusted_record
+    from clearance.core.clock import utcnow
+    from tasks.signing import own_public_keys
+
+    principals = _configs().principals
+    record, problems = trusted_record(record, record.request, principals,
+                                      service_keys(principals, own_public_keys()), utcnow())
     # Built by the render layer, printed as plain text with markup off: user text stays text.
     blocks = [Para([f"run {run_id}"]), gates_overview(results),
-              *sign_off_blocks(record, record.request, {})]
+              *sign_off_blocks(record, record.request, {}), *(Para([problem]) for problem in problems)]
     console.print(text.render(blocks), markup=False, highlight=False)
 
 
@@ -258,31 +372,58 @@ def history(model: str) -> None:
 
 @audit_app.command("verify")
 def audit_verify(model: str) -> None:
-    """Verify the model's ledger chain (and the production pointer's anchor), every gate result and
-    evidence bundle the ledger points at; exit 1 naming any break."""
-    from tasks.bundle import audit_evidence
-    from tasks.ledger import read_ledger, verify_ledger
+    """Verify MODEL's ledger: its hash chain and every entry's service signature, the heads the witnesses
+    saw (a cut tail, a rewrite), the production pointer's anchor, every gate result and evidence bundle
+    the ledger points at, and the proof of every decision of every run; exit 1 naming any break."""
+    from rich.text import Text
+
+    from clearance.approvals.trust import service_keys
+    from clearance.core.clock import utcnow
+    from tasks.bundle import audit_approvals, audit_evidence
+    from tasks.ledger import audit_ledger
     from tasks.promotion import read_pointer
+    from tasks.signing import own_public_keys
+    from tasks.witness import read_witnesses
 
     store = _store()
-    prefixes = sorted({p.promotion.prefix for p in _configs().policies.values()})
+    configs = _configs()
+    trusted = service_keys(configs.principals, own_public_keys())
+    prefixes = sorted({p.promotion.prefix for p in configs.policies.values()})
     heads = [read_pointer(store, prefix, model).pointer for prefix in prefixes]
     # a pointer without its hash matches no entry (""), so it is reported as differing, as before
     anchor = next(((p.ledger_seq, p.ledger_hash or "") for p in heads if p and p.ledger_seq), None)
-    count, problems = verify_ledger(store, model, expected_head=anchor)
-    if count == 0:
+    readings, notes = read_witnesses(model)
+    ledger = audit_ledger(store, model, trusted_keys=trusted, readings=readings, expected_head=anchor)
+    if ledger.count == 0 and not ledger.problems:
         err.print(f"[red]no ledger for {model}[/red]")
         raise typer.Exit(EXIT_REFUSED)
     try:
-        bundles, evidence_problems = audit_evidence(store, read_ledger(store, model))
-    except ValueError as exc:  # an entry too damaged to parse: the chain problems above already name it
-        bundles, evidence_problems = 0, [f"evidence not audited, the ledger cannot be read: {str(exc).splitlines()[0]}"]
-    for problem in [*problems, *evidence_problems]:
-        err.print(f"[red]TAMPERED[/red] {problem}", markup=True, highlight=False)
-    if problems or evidence_problems:
+        bundles, evidence_problems = audit_evidence(store, ledger.entries)
+    except (ValueError, KeyError, TypeError) as exc:  # a bundle too damaged to parse
+        bundles, evidence_problems = 0, [f"evidence not audited, a bundle cannot be read: {str(exc).splitlines()[0]}"]
+    records, approval_problems = audit_approvals(store, model, ledger.entries, configs.principals, trusted,
+                                                 utcnow())
+    if not trusted:
+        notes.append("no service key is trusted (principals.yaml service_keys is empty and this process has no "
+                     "service key): no signature can verify")
+    for note in notes:
+        err.print(Text(f"note: {note}"))
+    problems = [*map(str, ledger.problems), *evidence_problems, *approval_problems]
+    for problem in problems:
+        err.print(Text.assemble(("TAMPERED", "red"), " ", problem))
+    if problems:
         raise typer.Exit(EXIT_REFUSED)
-    console.print(f"[green]OK[/green]: {count} ledger entries of {model}, chain intact; "
-                  f"gate results and {bundles} evidence bundle{'' if bundles == 1 else 's'} match it")
+    last = ledger.entries[-1].seq if ledger.entries else 0
+    if not readings:
+        tail = "no witness read: a cut tail cannot be ruled out"
+    elif ledger.witnessed >= last:
+        tail = f"its head (entry {last}) is witnessed"
+    else:
+        tail = f"witnessed up to entry {ledger.witnessed}, entries after it not yet"
+    console.print(Text.assemble(
+        ("OK", "green"), f": {ledger.count} ledger entries of {model}, chain intact and signed by the service; "
+        f"{tail}; gate results and {bundles} evidence bundle{'' if bundles == 1 else 's'} match it; "
+        f"{records} approvals record{'' if records == 1 else 's'} re-verified"))
 
 
 # ----------------------------------------------------------------------------- operations

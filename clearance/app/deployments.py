@@ -13,8 +13,9 @@ from clearance.settings import get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Non-secret settings travel with the deployment; credentials stay in the worker's environment.
+# The service key's *path* travels (the key file itself must be on the worker, like credentials).
 _FORWARDED = ("CLEARANCE_CONFIG_DIR", "CLEARANCE_S3_ENDPOINT_URL", "CLEARANCE_BUCKET", "CLEARANCE_S3_REGION",
-              "CLEARANCE_APPROVAL_POLL_SECONDS")
+              "CLEARANCE_APPROVAL_POLL_SECONDS", "CLEARANCE_SERVICE_KEY_FILE")
 
 
 def ensure_work_pool(name: str) -> None:

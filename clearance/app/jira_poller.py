@@ -6,9 +6,12 @@
 Each pass searches ``project = P AND labels = "clearance" AND status in (approval, rejection)``
 with the changelog expanded (``search`` on Server/DC, ``search/jql`` on Cloud, from
 ``serverInfo``), and hands every history entry that moved a ticket into a decision status to
-the shared approval intake. The dedupe key is the history id, the same id a webhook carries
-as ``changelog.id``: a change seen by both counts once. Each pass also writes ticket updates
-left queued by a Jira outage (:func:`tasks.jira_notifier.flush_pending`).
+the shared approval intake, with the time Jira says it was made (``created``): only entries on
+the run's tracked ticket, made after its request opened, by a pinned account, count
+(:func:`tasks.jira_approvals.process_status_change`); older ones are never replayed. The dedupe
+key is the history id, the same id a webhook carries as ``changelog.id``: a change seen by both
+counts once. Each pass also writes ticket updates left queued by a Jira outage
+(:func:`tasks.jira_notifier.flush_pending`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 from clearance.config.schema import Principals
 from clearance.settings.jira import JiraSettings
-from tasks.jira_approvals import StatusChange, process_status_change
+from tasks.jira_approvals import StatusChange, parse_jira_time, process_status_change
 from tasks.jira_client import JiraChannelError, JiraConfigError, connect, search
 from tasks.jira_notifier import flush_pending
 from tasks.jira_tracking import BASE_LABEL
@@ -76,7 +79,8 @@ def poll_once(settings: JiraSettings, store: Store, principals: Principals,
                 change = StatusChange(issue_key=raw["key"], issue_id=str(raw["id"]), labels=labels,
                                       author=history.get("author") or {}, history_id=str(history["id"]),
                                       from_status=str(item.get("fromString") or ""),
-                                      to_status=str(item.get("toString") or ""), source="poll")
+                                      to_status=str(item.get("toString") or ""), source="poll",
+                                      at=parse_jira_time(history.get("created")))
                 notes.append(f"{raw['key']}#{history['id']}: "
                              + process_status_change(settings, store, principals, change))
     flush_pending(settings, store, client)

@@ -53,6 +53,8 @@ class ApprovalRequest(BaseModel):
     deadline: datetime
     timeout_outcome: TimeoutOutcome = TimeoutOutcome.REJECT
     assurance: Assurance = Field(Assurance.CLAIMED, description="The least assurance a decision needs to count.")
+    initiator_assurance: Assurance = Field(
+        Assurance.CLAIMED, description="verified: the initiator signed the start (clearance promote --key).")
 
 
 class Proof(BaseModel):
@@ -107,6 +109,7 @@ class RefusalReason(str, Enum):
     REQUEST_CLOSED = "request_closed"
     DUPLICATE = "duplicate"
     ASSURANCE_TOO_LOW = "assurance_too_low"
+    START_UNVERIFIED = "start_unverified"
     BAD_PROOF = "bad_proof"
 
 

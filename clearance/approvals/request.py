@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from clearance.approvals.models import ApprovalRequest
-from clearance.config.schema import ModelManifest, Policy, Principals
+from clearance.config.schema import Assurance, ModelManifest, Policy, Principals
 
 
 def build_request(*, run_id: str, manifest: ModelManifest, version: str, policy: Policy, initiator: str,
-                  artifact_digest: str, evidence_digest: str, opened_at: datetime) -> ApprovalRequest:
+                  artifact_digest: str, evidence_digest: str, opened_at: datetime,
+                  initiator_assurance: Assurance = Assurance.CLAIMED) -> ApprovalRequest:
     """The sign-off the policy asks for; the initiator and authors are excluded from deciding."""
     excluded = sorted({initiator, *manifest.authors})
     return ApprovalRequest(
@@ -19,6 +20,7 @@ def build_request(*, run_id: str, manifest: ModelManifest, version: str, policy:
         excluded_principals=excluded, initiator=initiator, channels=list(policy.approvals.channels),
         opened_at=opened_at, deadline=opened_at + policy.approvals.timeout,
         timeout_outcome=policy.approvals.timeout_outcome, assurance=policy.approvals.assurance,
+        initiator_assurance=initiator_assurance,
     )
 
 

@@ -40,6 +40,11 @@ def authorise(record: ApprovalRecord, principal: Principal | None, channel: Chan
         allowed = ", ".join(c.value for c in request.channels)
         return RefusalReason.CHANNEL_NOT_ALLOWED, f"the {request.tier} policy does not take decisions via " \
                                                   f"{channel.value} (allowed: {allowed})"
+    if request.assurance is Assurance.VERIFIED and request.initiator_assurance is not Assurance.VERIFIED:
+        return RefusalReason.START_UNVERIFIED, (
+            f"this promotion was started without a verified initiator (e.g. from the Prefect UI or the API as "
+            f"{request.initiator!r}); the {request.tier} tier signs off only promotions whose initiator is known, "
+            "so nobody can approve their own: start it again with `clearance promote --key`")
     if not assurance.at_least(request.assurance):
         return RefusalReason.ASSURANCE_TOO_LOW, (
             f"the {request.tier} tier counts only verified decisions; {channel.value} identified you by a "

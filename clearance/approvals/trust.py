@@ -86,6 +86,10 @@ def trusted_record(stored: ApprovalRecord, request: ApprovalRequest, principals:
     """The record as the configs and the proofs support it, and why each dropped decision was dropped."""
     problems: list[str] = []
     kept: list[Decision] = []
+    if request.assurance is Assurance.VERIFIED and request.initiator_assurance is not Assurance.VERIFIED:
+        problems += [f"decision {d.id[:8]} by {d.principal} not counted: the run's initiator is not verified"
+                     for d in stored.decisions]
+        stored = stored.model_copy(update={"decisions": []})
     for decision in stored.decisions:
         where = f"decision {decision.id[:8]} ({decision.vote.value} by {decision.principal} via " \
                 f"{decision.channel.value})"
@@ -102,6 +106,8 @@ def trusted_record(stored: ApprovalRecord, request: ApprovalRequest, principals:
             problem = "it approved another artifact digest"
         if problem is None and decision.channel not in request.channels:
             problem = "its channel is not allowed by the policy"
+        if problem is None and decision.at > request.deadline:
+            problem = f"it was made after the deadline {request.deadline.isoformat()}"
         if problem is not None or principal is None:
             problems.append(f"{where} not counted: {problem}")
             continue

@@ -293,8 +293,9 @@ class Principals(StrictModel):
         return next((p for p in self.principals if p.id == principal_id), None)
 
     def by_local_user(self, user: str) -> Principal | None:
-        """The principal this OS user is (listed in ``local_users``, or whose id equals the user name)."""
-        return next((p for p in self.principals if user in p.local_users), None) or self.by_id(user)
+        """The principal who lists this OS user in ``local_users`` (a claimed identity: the OS user is whatever
+        ``LOGNAME``/``USER`` say). A principal id that happens to equal the user name does not count."""
+        return next((p for p in self.principals if user in p.local_users), None)
 
     def by_slack_id(self, slack_id: str) -> Principal | None:
         """The principal with this Slack user id."""

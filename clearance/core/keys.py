@@ -12,6 +12,10 @@
     evidence/runs/<run>.json                        run id → its approvals record (written when sign-off opens)
     evidence/jira/pending/<run>.json                runs whose Jira outbox is not empty
 
+In the witness bucket (``CLEARANCE_WITNESS_BUCKET``, its own credentials)::
+
+    ledger-heads/<model>/<seq:012d>.json            the ledger head after entry <seq> (create-only)
+
 docs/architecture.md ("Object keys") shows the same layout; ``tests/unit/test_keys.py`` pins it.
 """
 
@@ -120,3 +124,30 @@ JIRA_PENDING_PREFIX = f"{EVIDENCE}/jira/pending/"
 def jira_pending_key(run_id: str) -> str:
     """Index entry of a run whose Jira outbox is not empty (the poller flushes these)."""
     return f"{JIRA_PENDING_PREFIX}{run_id}.json"
+
+
+def start_nonce_key(model: str, nonce: str) -> str:
+    """Marks a signed start statement as used (create-only), so it starts one run only."""
+    return f"{EVIDENCE}/{model}/starts/{nonce}.json"
+
+
+# --------------------------------------------------------------------------- witnesses (outside the bucket)
+
+#: Top-level prefix of the witness bucket (``CLEARANCE_WITNESS_BUCKET``), a bucket apart from this one.
+WITNESS_HEADS = "ledger-heads"
+
+
+def witness_prefix(model: str) -> str:
+    """In the witness bucket: where a model's ledger heads are, ``ledger-heads/<model>/``."""
+    return f"{WITNESS_HEADS}/{model}/"
+
+
+def witness_head_key(model: str, seq: int) -> str:
+    """In the witness bucket: the head after ledger entry ``seq`` (create-only, one per entry)."""
+    return f"{witness_prefix(model)}{seq:0{LEDGER_KEY_WIDTH}d}.json"
+
+
+def ledger_head_artifact_key(model: str) -> str:
+    """The Prefect artifact key under which runs publish a model's ledger head (``ledger-head-<model>``;
+    artifact keys allow only lower-case letters, digits and dashes)."""
+    return "ledger-head-" + "".join(c if c.isascii() and (c.isalnum() or c == "-") else "-" for c in model.lower())

@@ -9,9 +9,9 @@ starts a worker, promotes as ``dana``, approves through the real CLI channel as 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,6 +68,37 @@ def write_demo_configs(version: str, key: str, body: bytes) -> Path:
                                       "notes": "trained by make demo"}}
     path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     return target
+
+
+def make_identities(configs: Path) -> dict[str, Path]:
+    """SSH keys for the demo's people and the service key, pinned in the demo's principals.yaml.
+
+    Returns person → private key path. Keys are made once under .local/demo/keys and reused.
+    """
+    from tasks.signing import write_key_pair
+
+    folder = STATE / "demo" / "keys"
+    folder.mkdir(parents=True, exist_ok=True)
+    people = [INITIATOR, *(user for user, _ in APPROVERS)]
+    paths = {}
+    for person in people:
+        path = folder / person
+        if not path.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{person}@clearance-demo", "-f",
+                            str(path)], check=True)
+        paths[person] = path
+    service = folder / "clearance-service"
+    if not service.exists():
+        write_key_pair(service)
+    principals_path = configs / "principals.yaml"
+    document = yaml.safe_load(principals_path.read_text())
+    for entry in document["principals"]:
+        if entry["id"] in paths:
+            entry["ssh_keys"] = [paths[entry["id"]].with_name(entry["id"] + ".pub").read_text().strip()]
+    document["service_keys"] = [service.with_name(service.name + ".pub").read_text().strip()]
+    principals_path.write_text(yaml.safe_dump(document, sort_keys=False))
+    os.environ["CLEARANCE_SERVICE_KEY_FILE"] = str(service)
+    return paths
 
 
 def clearance(*args: str, user: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -127,6 +158,8 @@ def main() -> int:
     store.put_if_absent(key, body, content_type="application/octet-stream")
     configs = write_demo_configs(version, key, body)
     env["CLEARANCE_CONFIG_DIR"] = os.environ["CLEARANCE_CONFIG_DIR"] = str(configs)
+    people = make_identities(configs)
+    env["CLEARANCE_SERVICE_KEY_FILE"] = os.environ["CLEARANCE_SERVICE_KEY_FILE"]
     get_settings.cache_clear()
     print(f"   {key} ({len(body)} bytes), configs pinned in {configs}")
 
@@ -141,22 +174,27 @@ def main() -> int:
         return deployed.returncode
     start_worker(env)
 
-    say(f"Promoting {MODEL} {version} as {INITIATOR} (high tier: needs security + business)")
-    from prefect.deployments import run_deployment
-
-    run = run_deployment("promote-model/promote-model", timeout=0,
-                         parameters={"model": MODEL, "version": version, "initiator": INITIATOR})
-    # sync context (no event loop), so Prefect's dual API returned the FlowRun, not a coroutine
-    assert not inspect.isawaitable(run), "run_deployment returned a coroutine outside an event loop"
-    run_id = str(run.id)
+    say(f"Promoting {MODEL} {version} as {INITIATOR}, signed with her SSH key (high tier: verified people only, "
+        "security + business)")
+    started = clearance("promote", MODEL, version, "--key", str(people[INITIATOR]), user=INITIATOR, env=env)
+    match = re.search(r"run ([0-9a-f-]{36})", started.stdout)
+    if started.returncode or match is None:
+        print((started.stdout + started.stderr).strip())
+        return started.returncode or 1
+    run_id = match.group(1)
     print(f"   run {run_id}")
     wait_for_state(run_id, {"PAUSED"}, timeout=240)
     print("   gates passed; the run is suspended waiting for sign-off")
 
-    refused = clearance("approve", run_id, user=INITIATOR, env=env)
-    print(f"   {INITIATOR} tries to approve her own model: {(refused.stderr or refused.stdout).strip()}")
+    first, _ = APPROVERS[0]
+    unsigned = clearance("approve", run_id, user=first, env=env)
+    print(f"   {first}'s OS login alone (no signature) is only a claimed identity: "
+          f"{(unsigned.stderr or unsigned.stdout).strip()}")
+    refused = clearance("approve", run_id, "--key", str(people[INITIATOR]), user=INITIATOR, env=env)
+    print(f"   {INITIATOR} signs an approval of her own model: {(refused.stderr or refused.stdout).strip()}")
     for user, role in APPROVERS:
-        done = clearance("approve", run_id, "--comment", f"{role} review done", user=user, env=env)
+        done = clearance("approve", run_id, "--comment", f"{role} review done", "--key", str(people[user]),
+                         user=user, env=env)
         print(f"   {user} ({role}): {(done.stdout or done.stderr).strip()}")
         if done.returncode:
             return done.returncode

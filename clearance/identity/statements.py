@@ -24,12 +24,20 @@ MAX_CLOCK_SKEW_SECONDS = 300
 
 
 class DecisionStatement(BaseModel):
-    """What a person signs to decide: bound to the run, the vote, the artifact digest and a time."""
+    """What a person signs: bound to the run (or, to start one, the model and version), the vote, the
+    artifact digest and a time.
+
+    ``purpose="decision"``: an approval or rejection of run ``run_id``. ``purpose="start"``: the person
+    starts a promotion of ``model`` ``version`` (``run_id`` empty: the run does not exist yet) or
+    confirms the start of run ``run_id`` (then they are its initiator and may not approve it).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     purpose: Literal["decision", "start"] = "decision"
-    run_id: str = Field(max_length=200)
+    run_id: str = Field("", max_length=200)
+    model: str = Field("", max_length=200)
+    version: str = Field("", max_length=200)
     principal: str = Field(max_length=64)
     vote: Literal["approve", "reject", "start"]
     artifact_digest: str = Field(max_length=200)

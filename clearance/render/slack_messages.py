@@ -19,7 +19,7 @@ from clearance.core.clock import utcnow
 from clearance.render import slack
 from clearance.render.document import Bold, Code, Icon, Inline, Link, Moment
 from clearance.render.gate import gate_summary
-from clearance.render.tally import closing_line, role_lines, sign_off
+from clearance.render.tally import closing_line, identities_line, role_lines, sign_off
 from gates.base import GateResult, Status
 
 APPROVE_ACTION = "clearance_approve"
@@ -125,6 +125,9 @@ def approval_message(record: ApprovalRecord, gates: list[GateResult], *, links: 
             blocks.append(slack.section(slack.mrkdwn([Bold("Waivers in force")]),
                                         *map(slack.mrkdwn, waivers[:_MAX_LINES])))
     blocks.append(slack.section(slack.mrkdwn([Bold("Approvals")]), *slack.lines([role_lines(view)])))
+    identities = identities_line(view)
+    if identities is not None:
+        blocks.append(slack.context(slack.mrkdwn(identities)))
     if view.closed:
         reasons = ["> " + slack.mrkdwn(f"{d.principal}: {d.comment}") for d in view.rejections if d.comment]
         blocks.append(slack.section(slack.mrkdwn(closing_line(view)), *reasons))

@@ -37,6 +37,7 @@ class SignOff:
     def counted(self) -> dict[str, list[str]]:
         return {r.role: r.counted for r in self.roles}
 
+
     @property
     def missing(self) -> dict[str, int]:
         return {r.role: r.missing for r in self.roles}
@@ -72,7 +73,8 @@ def role_line(role: RoleTally, closed: bool) -> Inline:
 
 
 def rejection_line(decision: Decision) -> Inline:
-    return [Icon("rejected"), " rejected by ", Bold(decision.principal), f" via {decision.channel.value}"]
+    return [Icon("rejected"), " rejected by ", Bold(decision.principal),
+            f" ({decision.assurance.value}) via {decision.channel.value}"]
 
 
 def role_lines(view: SignOff) -> Bullets:
@@ -82,10 +84,21 @@ def role_lines(view: SignOff) -> Bullets:
     return Bullets(items or [(["no approvers required"], [])])
 
 
+def identities_line(view: SignOff) -> Inline | None:
+    """``identities: sam verified via cli · bea claimed via prefect-ui`` (``None`` before any decision)."""
+    if not view.record.decisions:
+        return None
+    line: Inline = ["identities: "]
+    for i, decision in enumerate(view.record.decisions):
+        line += ([" · "] if i else []) + [Bold(decision.principal),
+                                          f" {decision.assurance.value} via {decision.channel.value}"]
+    return line
+
+
 def decision_line(decision: Decision) -> Inline:
-    """``approve by `sam` via slack at <when>: comment``."""
-    line: Inline = [f"{decision.vote.value} by ", Code(decision.principal), f" via {decision.channel.value} at ",
-                    Moment(decision.at)]
+    """``approve by `sam` (verified) via slack at <when>: comment``."""
+    line: Inline = [f"{decision.vote.value} by ", Code(decision.principal),
+                    f" ({decision.assurance.value}) via {decision.channel.value} at ", Moment(decision.at)]
     return line + ([f": {decision.comment}"] if decision.comment else [])
 
 

@@ -45,6 +45,22 @@ class Settings(BaseSettings):
         None, description="The clearance service's private SSH key (ed25519, OpenSSH or PEM format): it signs the "
                           "decisions it verified and the ledger entries. Its public key goes in principals.yaml "
                           "service_keys.")
+    service_kms_key_id: str | None = Field(
+        None, description="Instead of service_key_file: an AWS KMS asymmetric key (key spec ECC_NIST_P256, "
+                          "ECDSA_SHA_256; key id, alias or ARN) that signs as the clearance service. Its public key "
+                          "(ecdsa-sha2-nistp256) goes in principals.yaml service_keys; credentials: boto3's chain.")
+    kms_endpoint_url: str | None = Field(None, description="KMS endpoint (unset: AWS; region from a key ARN, else "
+                                                           "s3_region).")
+    witness_bucket: str | None = Field(
+        None, description="A second bucket, writable only with the witness credentials, that keeps every ledger "
+                          "head (ledger-heads/<model>/<seq>.json); clearance audit verify reads it.")
+    witness_s3_endpoint_url: str | None = Field(None, description="The witness bucket's S3 endpoint (unset: "
+                                                                  "s3_endpoint_url).")
+    witness_s3_access_key_id: SecretStr | None = None
+    witness_s3_secret_access_key: SecretStr | None = None
+    ssh_key: Path | None = Field(
+        None, description="Your SSH key for signing CLI decisions when --key is not given (private key file, or "
+                          "its .pub with the key in ssh-agent).")
     # Sections: each reads its own env prefix when the root is built.
     slack: SlackSettings = Field(default_factory=SlackSettings, description="CLEARANCE_SLACK_*")
     jira: JiraSettings = Field(default_factory=JiraSettings, description="CLEARANCE_JIRA_*")

@@ -18,6 +18,10 @@ The Jira channel stays off until a URL, a project key and some credentials are s
 ``CLEARANCE_JIRA_APPROVAL_STATUS``      status whose entry by a person counts as an approval
 ``CLEARANCE_JIRA_REJECTION_STATUS``     status whose entry by a person counts as a rejection
 ``CLEARANCE_JIRA_WEBHOOK_SECRET``       secret of the Cloud admin webhook (``X-Hub-Signature``)
+``CLEARANCE_JIRA_REPLAY_WINDOW_SECONDS`` signed webhooks whose ``timestamp`` is further than this from now are
+                                        refused (default 300)
+``CLEARANCE_JIRA_EMAIL_FALLBACK``       ``true``: a person whose account is no pinned ``jira_account_id`` may be
+                                        matched by e-mail (a *claimed* identity); default off
 ``CLEARANCE_JIRA_POLL_SECONDS``         interval of ``python -m clearance.app.jira_poller``
 ``CLEARANCE_JIRA_DEPLOYMENT``           ``auto`` (from ``serverInfo``), ``cloud`` or ``server``
 ======================================  ==============================================================
@@ -66,6 +70,11 @@ class JiraSettings(BaseSettings):
     approval_status: str = Field("Approved", description="Entering this status counts as an approval.")
     rejection_status: str = Field("Rejected", description="Entering this status counts as a rejection.")
     webhook_secret: SecretStr | None = Field(None, description="Secret of the signed Cloud admin webhook.")
+    replay_window_seconds: int = Field(
+        300, gt=0, description="A signed webhook whose timestamp is further than this from now is refused (replay).")
+    email_fallback: bool = Field(
+        False, description="Match a person who is no pinned jira_account_id by the e-mail Jira shows (claimed; "
+                           "never for a principal who has a jira_account_id).")
     poll_seconds: float = Field(60.0, gt=0, description="Polling interval of the JQL poller.")
     poll_window: str = Field("-2d", pattern=r"^-\d+[mhdw]$",
                              description="JQL 'updated >=' window the poller looks back over (-30m, -12h, -2d, -1w).")

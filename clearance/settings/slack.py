@@ -14,6 +14,10 @@ The Slack channel stays off until a bot token and at least one channel are set.
 ``CLEARANCE_SLACK_SECRET_BLOCK_PREFIX`` e.g. ``clearance-slack``: unset tokens come from Prefect Secret
                                     blocks ``clearance-slack-bot-token``, ``-signing-secret``, ``-app-token``
                                     (read by :func:`tasks.secret_blocks.load_slack_settings`)
+``CLEARANCE_SLACK_TEAM_ID``         the workspace id (``T…``) of the approvers: clicks from any other workspace
+                                    (Slack Connect) are refused and recorded; needed for *verified* decisions
+``CLEARANCE_SLACK_EMAIL_FALLBACK``  ``true``: a member of ``TEAM_ID`` who is nobody's ``slack_id`` may be matched
+                                    by the confirmed e-mail of ``users.info`` (a *claimed* identity); default off
 ==================================  =================================================================
 """
 
@@ -45,6 +49,14 @@ class SlackSettings(BaseSettings):
     secret_block_prefix: str | None = Field(
         None, description="Read unset tokens from Prefect Secret blocks "
                           "<prefix>-bot-token, <prefix>-signing-secret, <prefix>-app-token.")
+    team_id: str | None = Field(
+        None, pattern=r"^[A-Z][A-Z0-9]{2,}$",
+        description="The approvers' workspace id (T…). Interactions from any other workspace (Slack Connect) are "
+                    "refused and recorded; a click from a principal's pinned slack_id is verified only when this is "
+                    "set.")
+    email_fallback: bool = Field(
+        False, description="Match a member of team_id who is nobody's slack_id by the confirmed e-mail users.info "
+                           "gives (claimed; needs team_id; never for a principal who has a slack_id).")
 
     @property
     def enabled(self) -> bool:

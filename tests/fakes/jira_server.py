@@ -8,6 +8,10 @@ remote links. Every JSON answer is validated against the v3 response schema of t
 suffix in ``tests/specs/jira/jira_platform_v3.subset.json``; a mismatch is recorded in
 ``contract_errors`` (tests assert it stays empty) and answered 500.
 
+Users (``add_user``) look like the real ones: Cloud shows an ``accountId``, Server/DC a ``name``
+(renameable) and a ``key`` (stable; here the account id). Histories carry ``created`` to the
+millisecond and webhook payloads the ``timestamp`` (ms since the epoch) of the change, as Jira's do.
+
 Switches for tests: ``deployment`` ("Cloud"/"Server"), ``down`` (every call answers 503),
 ``fail_next`` (status codes for the next calls, e.g. ``[429, 500]``), ``webhooks`` (the
 ``jira:issue_updated`` payloads a real Jira would send after each transition), ``hold()``
@@ -21,6 +25,7 @@ import itertools
 import json
 import re
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -46,7 +51,9 @@ DEFAULT_WORKFLOW = {
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    """Jira's timestamp format, to the millisecond (as Jira gives it)."""
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000"
 
 
 def _parse_jira_time(text: str) -> datetime:
@@ -131,8 +138,10 @@ class FakeJira:
 
     # ----------------------------------------------------------------- setup
 
-    def add_user(self, name: str, password: str, *, account_id: str, email: str, token: str | None = None) -> None:
-        self.users[name] = {"name": name, "key": name, "accountId": account_id, "emailAddress": email,
+    def add_user(self, name: str, password: str, *, account_id: str, email: str, token: str | None = None,
+                 key: str | None = None) -> None:
+        """A user; on Server/DC its ``key`` (stable, unlike the renameable ``name``) defaults to ``account_id``."""
+        self.users[name] = {"name": name, "key": key or account_id, "accountId": account_id, "emailAddress": email,
                             "displayName": name.title(), "password": password}
         if token:
             self.tokens[token] = name
@@ -250,7 +259,7 @@ class FakeJira:
                               "from": self.statuses[before], "fromString": before,
                               "to": self.statuses[after], "toString": after}]}
         issue["histories"].append(history)
-        self.webhooks.append({"timestamp": 0, "webhookEvent": "jira:issue_updated",
+        self.webhooks.append({"timestamp": int(time.time() * 1000), "webhookEvent": "jira:issue_updated",
                               "issue_event_type_name": "issue_generic", "user": self.user_json(user),
                               "issue": {"id": issue["id"], "key": key,
                                         "self": f"{self.url}/rest/api/2/issue/{issue['id']}",

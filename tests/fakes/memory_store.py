@@ -1,4 +1,9 @@
-"""An in-memory :class:`tasks.store.Store` with ETags, for unit tests of everything that reads and writes objects."""
+"""An in-memory :class:`tasks.store.Store` with ETags, for unit tests of everything that reads and writes objects.
+
+Its clock (:meth:`MemoryStore.server_time`) is its own, like an S3 server's: the real time by default (whole
+seconds, like S3's ``Date`` header), or whatever a test sets with :meth:`MemoryStore.set_time`. Faking
+``clearance.core.clock.utcnow`` does not move it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tasks.store import ChecksumMismatch, ObjectExists, ObjectInfo, ObjectNotFound, PreconditionFailed
@@ -16,9 +22,27 @@ class MemoryStore:
 
     bucket = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, now: datetime | None = None) -> None:
         self.objects: dict[str, bytes] = {}
         self.lock = threading.Lock()
+        #: The store's clock when a test set it; ``None``: the real time.
+        self.now: datetime | None = now
+
+    def server_time(self) -> datetime:
+        """The store's clock: the time a test set, else the real time in whole seconds (as S3's ``Date``)."""
+        if self.now is not None:
+            return self.now
+        return datetime.now(UTC).replace(microsecond=0)
+
+    def set_time(self, moment: datetime) -> None:
+        """Set the store's clock (timezone-aware); it stays there until set or advanced again."""
+        if moment.tzinfo is None:
+            raise ValueError("the store's clock is timezone-aware")
+        self.now = moment
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the store's clock forward (from the real time when it was not set)."""
+        self.now = self.server_time() + delta
 
     @staticmethod
     def _etag(body: bytes) -> str:

@@ -14,7 +14,13 @@ It speaks the real contract, as the public OpenAPI spec writes it down
 
 Anything that breaks the contract is appended to :attr:`FakeSlack.violations`; tests assert it
 stays empty. ``apps.connections.open`` (Socket Mode) is newer than the 2020 spec: it is checked
-against a small schema written here from Slack's documentation instead.
+against a small schema written here from Slack's documentation instead. Likewise ``users.info``
+answers with the user object's ``is_email_confirmed`` (documented on Slack's user type, absent
+from the 2020 spec's ``objs_user``), checked against :data:`USER_EXTRA_SCHEMA`.
+
+Users belong to a workspace: :data:`TEAM_ID` unless ``user_teams`` says another one (a Slack
+Connect user seen from a shared channel); ``unconfirmed`` users have an e-mail Slack has not
+confirmed. ``block_actions`` / ``view_submission`` build payloads from any workspace (``team``).
 """
 
 from __future__ import annotations
@@ -46,6 +52,14 @@ TEAM_ID = "T0CLEAR0001"
 BOT_ID = "B0CLEARBOT1"
 BOT_USER = "U0CLEARBOT1"
 APP_ID = "A0CLEARAPP1"
+
+#: Fields of Slack's user object (https://api.slack.com/types/user) newer than the 2020 spec's ``objs_user``.
+USER_EXTRA_SCHEMA = {
+    "type": "object", "required": ["id", "team_id", "is_email_confirmed"],
+    "properties": {"id": {"type": "string", "pattern": "^[UW][A-Z0-9]{2,}$"},
+                   "team_id": {"type": "string", "pattern": "^T[A-Z0-9]{2,}$"},
+                   "is_email_confirmed": {"type": "boolean"}},
+}
 
 #: apps.connections.open is not in the 2020 spec; its documented response, as a schema.
 CONNECTIONS_OPEN_SCHEMA = {
@@ -79,7 +93,8 @@ class FakeSlack:
 
     def __init__(self, *, bot_token: str = "xoxb-0000000000-fake-bot-token", app_token: str = "xapp-1-fake-app-token",
                  channels: tuple[str, ...] = ("C0123456789",), not_member: tuple[str, ...] = (),
-                 users: dict[str, str | None] | None = None) -> None:
+                 users: dict[str, str | None] | None = None, user_teams: dict[str, str] | None = None,
+                 unconfirmed: tuple[str, ...] = ()) -> None:
         spec = json.loads(SPEC_PATH.read_text())
         self.operations = {path.lstrip("/"): next(iter(ops.values())) for path, ops in spec["paths"].items()}
         self.definitions = spec["definitions"]
@@ -88,6 +103,8 @@ class FakeSlack:
         self.channels = set(channels)
         self.not_member = set(not_member)
         self.users = dict(users or {})  # Slack user id → e-mail (None: a member without a visible e-mail)
+        self.user_teams = dict(user_teams or {})  # Slack user id → their workspace, when not TEAM_ID
+        self.unconfirmed = set(unconfirmed)  # users whose e-mail Slack has not confirmed
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.ephemerals: list[dict[str, Any]] = []
         self.views: list[dict[str, Any]] = []
@@ -144,7 +161,7 @@ class FakeSlack:
         """``CLEARANCE_SLACK_*`` pointing clearance at this fake."""
         return {"CLEARANCE_SLACK_BOT_TOKEN": self.bot_token, "CLEARANCE_SLACK_APP_TOKEN": self.app_token,
                 "CLEARANCE_SLACK_SIGNING_SECRET": signing_secret, "CLEARANCE_SLACK_DEFAULT_CHANNEL": channel,
-                "CLEARANCE_SLACK_BASE_URL": self.base_url}
+                "CLEARANCE_SLACK_BASE_URL": self.base_url, "CLEARANCE_SLACK_TEAM_ID": TEAM_ID}
 
     # ----------------------------------------------------------------- test controls
 
@@ -343,17 +360,21 @@ class FakeSlack:
         if user not in self.users:
             return {"ok": False, "error": "user_not_found"}
         email = self.users[user]
+        team = self.user_teams.get(user, TEAM_ID)
         name = (email or user).split("@")[0].lower()
         profile = {"real_name": name.title(), "display_name": name,
                    "avatar_hash": "ge3b51ca72de", "real_name_normalized": name.title(),
                    "display_name_normalized": name, "title": "", "phone": "", "skype": "",
-                   "status_text": "", "status_emoji": "", "fields": None, "team": TEAM_ID}
+                   "status_text": "", "status_emoji": "", "fields": None, "team": team}
         if email:
             profile["email"] = email
-        return {"ok": True, "user": {
-            "id": user, "team_id": TEAM_ID, "name": name, "deleted": False, "real_name": name.title(),
+        body = {"ok": True, "user": {
+            "id": user, "team_id": team, "name": name, "deleted": False, "real_name": name.title(),
             "is_bot": False, "is_app_user": False, "updated": int(time.time()), "tz": "Europe/Berlin",
-            "profile": profile}}
+            "is_email_confirmed": bool(email) and user not in self.unconfirmed, "profile": profile}}
+        for error in Draft4Validator(USER_EXTRA_SCHEMA).iter_errors(body["user"]):
+            self.violations.append(f"users.info response user/{'/'.join(map(str, error.path))}: {error.message}")
+        return body
 
     def _connections_open(self, token: str | None) -> dict[str, Any]:
         if token is None or not hmac.compare_digest(token.encode(), self.app_token.encode()):
@@ -521,8 +542,14 @@ def action_ts() -> str:
 
 
 def block_actions(fake: FakeSlack, *, user: str, channel: str, message_ts: str, action_id: str, value: str,
-                  thread_ts: str | None = None) -> dict[str, Any]:
-    """A ``block_actions`` payload for a click on a button of a stored message."""
+                  thread_ts: str | None = None, team: str | None = None,
+                  user_team: str | None = None) -> dict[str, Any]:
+    """A ``block_actions`` payload for a click on a button of a stored message.
+
+    ``team`` is the workspace the click happened in (``team.id``), ``user_team`` the clicker's own
+    (``user.team_id``); both default to the user's workspace in the fake (:data:`TEAM_ID`)."""
+    user_team = user_team or fake.user_teams.get(user, TEAM_ID)
+    team = team or user_team
     stored = fake.messages.get((channel, message_ts), {})
     message = {"type": "message", "ts": message_ts, "text": stored.get("text", ""), "bot_id": BOT_ID,
                "blocks": stored.get("blocks", [])}
@@ -530,8 +557,8 @@ def block_actions(fake: FakeSlack, *, user: str, channel: str, message_ts: str, 
         message["thread_ts"] = thread_ts or stored["thread_ts"]
     return {
         "type": "block_actions", "api_app_id": APP_ID, "token": "verification-token-unused",
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID},
-        "team": {"id": TEAM_ID, "domain": "clearance-test"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": user_team},
+        "team": {"id": team, "domain": "clearance-test" if team == TEAM_ID else "elsewhere"},
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
         "trigger_id": fake.issue_trigger(), "channel": {"id": channel, "name": "ml-promotions"},
         "message": message, "state": {"values": {}},
@@ -541,12 +568,15 @@ def block_actions(fake: FakeSlack, *, user: str, channel: str, message_ts: str, 
     }
 
 
-def view_submission(fake: FakeSlack, *, user: str, view: dict[str, Any], reason: str) -> dict[str, Any]:
+def view_submission(fake: FakeSlack, *, user: str, view: dict[str, Any], reason: str, team: str | None = None,
+                    user_team: str | None = None) -> dict[str, Any]:
     """The ``view_submission`` payload of an opened modal, with the reason typed in."""
+    user_team = user_team or fake.user_teams.get(user, TEAM_ID)
+    team = team or user_team
     return {
         "type": "view_submission", "api_app_id": APP_ID, "token": "verification-token-unused",
-        "team": {"id": TEAM_ID, "domain": "clearance-test"},
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID},
+        "team": {"id": team, "domain": "clearance-test" if team == TEAM_ID else "elsewhere"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": user_team},
         "trigger_id": fake.issue_trigger(),
         "view": dict(view, state={"values": {"reason": {"reason_input": {"type": "plain_text_input",
                                                                          "value": reason}}}}),

@@ -154,3 +154,34 @@ def decide(store, candidate: Candidate, run_id: str, who: str, vote: str = "appr
 def finish(process: subprocess.Popen, timeout: float = 120) -> int:
     """Wait for a run subprocess; returns its exit code."""
     return process.wait(timeout=timeout)
+
+
+POLICY_VERIFIED: dict[str, Any] = {**POLICY_HIGH, "approvals": {**POLICY_HIGH["approvals"], "assurance": "verified"}}
+
+
+def give_ssh_keys(candidate: Candidate, folder: Path, people: tuple[str, ...] = ("dana", "sam", "bea")
+                  ) -> dict[str, Path]:
+    """An ed25519 SSH key per person, pinned as their ``ssh_keys`` in the candidate's principals.yaml."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for person in people:
+        path = folder / person
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", person, "-f", str(path)], check=True)
+        paths[person] = path
+    principals_file = candidate.config_dir / "principals.yaml"
+    document = yaml.safe_load(principals_file.read_text())
+    for entry in document["principals"]:
+        if entry["id"] in paths:
+            entry["ssh_keys"] = [Path(f"{paths[entry['id']]}.pub").read_text().strip()]
+    principals_file.write_text(yaml.safe_dump(document))
+    return paths
+
+
+def start_signed_run(candidate: Candidate, version: str, key: Path | None, *, user: str = "dana",
+                     log: Path | None = None) -> subprocess.Popen:
+    """``clearance promote MODEL VERSION --direct [--key KEY]`` in a subprocess."""
+    args = [sys.executable, "-m", "clearance", "promote", candidate.model, version, "--direct"]
+    if key is not None:
+        args += ["--key", str(key)]
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    return subprocess.Popen(args, env=cli_env(candidate, user), cwd=REPO, stdout=out, stderr=subprocess.STDOUT)

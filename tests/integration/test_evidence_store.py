@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tasks.signing import own_public_keys
+
 pytestmark = pytest.mark.integration
 
 
@@ -26,7 +28,7 @@ def test_concurrent_appends_keep_one_chain(s3):
     model = f"m-{uuid.uuid4().hex[:8]}"
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(lambda i: append_entry(s3, model, LedgerKind.GATE, {"i": i}), range(24)))
-    count, problems = verify_ledger(s3, model)
+    count, problems = verify_ledger(s3, model, trusted_keys=own_public_keys())
     assert count == 24 and problems == []
 
 
@@ -40,7 +42,7 @@ def test_tampering_in_the_store_is_detected(s3):
     key = f"evidence/{model}/ledger/{2:012d}.json"
     body = s3.get_bytes(key)[0].replace(b'"i":1', b'"i":7')
     s3.client.put_object(Bucket=s3.bucket, Key=key, Body=body)
-    _, problems = verify_ledger(s3, model)
+    _, problems = verify_ledger(s3, model, trusted_keys=own_public_keys())
     assert [p.seq for p in problems] == [2]
 
 

@@ -129,6 +129,9 @@ def test_ticket_follows_a_promotion_approved_by_jira_transition_and_cli(s3, tmp_
     record = json.loads(s3.get_bytes(record_key)[0])
     assert {(d["principal"], d["channel"]) for d in record["decisions"]} == {("sam", "jira"), ("bea", "cli")}
     assert record["decisions"][0]["channel_evidence"]["issue"] == key
+    # The pinned account on the run's own ticket: a verified decision, named by the Jira site and account.
+    assert record["decisions"][0]["assurance"] == "verified"
+    assert record["decisions"][0]["identity"] == f"jira:{jira.url.removeprefix('http://')}/acc-sam"
 
 
 def test_jira_down_during_a_promotion_never_blocks_it_and_the_ticket_catches_up(s3, tmp_path, jira, monkeypatch):
@@ -212,6 +215,7 @@ def test_polling_a_server_instance_counts_transitions_once_and_resumes_the_run(s
     assert f"{key}#{sam_history}: counted: sam approve" in out
     assert [(d["principal"], d["channel"]) for d in decisions()] == [("sam", "jira")]
     assert decisions()[0]["channel_evidence"]["source"] == "poll"
+    assert decisions()[0]["assurance"] == "verified"  # Server/DC: the user key is pinned (not the name)
     assert decisions()[0]["dedupe_key"] == f"jira:{jira.issues[key]['id']}:{sam_history}"
     assert ("GET", "/rest/api/2/search") in jira.requests and ("GET", "/rest/api/2/search/jql") not in jira.requests
     tally = next(c["body"] for c in jira.issues[key]["comments"] if "Sign-off" in c["body"])

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.fakes.slack_server import (
+    TEAM_ID,
     AsgiThread,
     FakeSlack,
     block_actions,
@@ -41,7 +42,7 @@ pytestmark = pytest.mark.integration
 CHANNEL = "C0123456789"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 SLACK_IDS = {p["id"]: p["slack_id"] for p in PRINCIPALS}
-BEA_BY_EMAIL = "U0BEAOTHER9"  # a Slack account not in principals.yaml whose e-mail is bea's
+BEA_BY_EMAIL = "U0BEAOTHER9"  # a Slack account not in principals.yaml whose e-mail is bea's (never bea)
 STRANGER = "U0NOBODY001"  # a workspace member who is no principal
 
 
@@ -197,6 +198,8 @@ def test_thread_approval_message_and_quorum_across_slack_and_cli(slack_world, fa
     assert [(d.principal, d.channel.value) for d in rec.decisions] == [("sam", "slack")]
     sam = rec.decisions[0]
     assert sam.channel_evidence["slack_user_id"] == SLACK_IDS["sam"] and sam.dedupe_key.startswith("slack:")
+    # A pinned slack_id in the configured workspace (CLEARANCE_SLACK_TEAM_ID) is a verified identity.
+    assert sam.assurance.value == "verified" and sam.identity == f"slack:{TEAM_ID}/{SLACK_IDS['sam']}"
     assert {r.reason.value for r in rec.refusals} == {"self_approval", "missing_role", "unknown_principal",
                                                       "already_counted"}
     # The tally is updated in place; the buttons stay while the request is open.
@@ -249,13 +252,25 @@ def test_reject_through_the_modal_fails_the_run_and_updates_messages(slack_world
     empty = post_signed(world, view_submission(fake, user=BEA_BY_EMAIL, view=view, reason="  "))[0]
     assert empty.status_code == 200 and empty.json()["response_action"] == "errors"
 
-    # A reason: counted as bea (her Slack id is unknown; users.info gives her e-mail) → the run fails.
-    submitted = post_signed(world, view_submission(fake, user=BEA_BY_EMAIL, view=view, reason="no KPI baseline"))[0]
+    # A reason from an account that only shares bea's e-mail: bea's pinned slack_id is the only way to be bea.
+    told = len(fake.ephemerals)
+    post_signed(world, view_submission(fake, user=BEA_BY_EMAIL, view=view, reason="no KPI baseline"))
+    assert "not a known principal" in ephemeral_to(fake, BEA_BY_EMAIL, "not counted", since=told)["text"]
+    rec = record(world, run_id, "2.0.0")
+    assert not rec.decisions and [r.reason.value for r in rec.refusals] == ["unknown_principal"]
+
+    # bea herself rejects with a reason → counted → the run fails.
+    opened_before = len(fake.views)
+    click(world, fake, SLACK_IDS["bea"], state, "clearance_reject")
+    view = wait_for(lambda: len(fake.views) > opened_before and fake.views[-1], 15, "bea's reject modal")
+    submitted = post_signed(world, view_submission(fake, user=SLACK_IDS["bea"], view=view,
+                                                   reason="no KPI baseline"))[0]
     assert submitted.status_code == 200 and not submitted.content
     assert finish(proc) != 0
     assert wait_state(run_id, {"FAILED"}) == "FAILED"
     rec = record(world, run_id, "2.0.0")
     assert [(d.principal, d.vote.value, d.comment) for d in rec.decisions] == [("bea", "reject", "no KPI baseline")]
+    assert rec.decisions[0].assurance.value == "verified"
     assert rec.outcome.value == "rejected"
 
     message = approval_message(fake, state)

@@ -5,13 +5,22 @@ from __future__ import annotations
 import json
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from clearance.approvals import ApprovalRecord
+from clearance.config.schema import Principals
 from gates.base import CheckResult, GateResult, Status
 from tasks.bundle import audit_evidence, seal
 from tasks.ledger import append_entry, read_ledger
+from tasks.signing import FileSigner
 from tests.fakes.memory_store import MemoryStore
 
 PREFIX = "evidence/m/1.0.0/run-1/"
+SERVICE = FileSigner(ed25519.Ed25519PrivateKey.generate())
+INTRUDER = FileSigner(ed25519.Ed25519PrivateKey.generate())
+PRINCIPALS = Principals.model_validate({"principals": [
+    {"id": "dana", "roles": []}, {"id": "sam", "roles": ["security"]}, {"id": "bea", "roles": ["business"]},
+], "service_keys": [SERVICE.public_key.line]})
 
 
 def sealed_run() -> MemoryStore:
@@ -99,3 +108,99 @@ def test_a_rewritten_chain_no_longer_holds_the_entries_the_bundle_names() -> Non
         store.objects[ledger_key("m", entry.seq)] = previous.model_dump_json().encode()
     _, problems = audit(store)
     assert f"{PREFIX}bundle.json: names ledger entry 1 (started) that the chain does not hold" in problems
+
+
+# --------------------------------------------------------------------------- every decision re-verified
+
+
+def approved_run(*deciders: str) -> tuple[MemoryStore, ApprovalRecord]:
+    """A run whose approvals record holds service-attested decisions by ``deciders``, sealed."""
+    from clearance.approvals import Vote
+    from clearance.config.schema import Assurance, Channel
+    from tasks.approvals_record import open_record, submit_decision
+
+    store = MemoryStore()
+    append_entry(store, "m", "started", {"run": "run-1", "version": "1.0.0"})
+    open_record(store, approval_request())
+    for who in deciders:
+        result = submit_decision(store, PREFIX + "approvals.json", principal=PRINCIPALS.by_id(who),
+                                 identity=f"slack:T1/{who}", channel=Channel.SLACK, vote=Vote.APPROVE,
+                                 artifact_digest="a" * 64, assurance=Assurance.VERIFIED, signer=SERVICE,
+                                 principals=PRINCIPALS)
+        assert result.accepted, result.refusal
+    sealed = seal(store, PREFIX, model="m", version="1.0.0", run_id="run-1", ledger=read_ledger(store, "m"))
+    append_entry(store, "m", "promoted", {"run": "run-1", "version": "1.0.0", **sealed})
+    return store, ApprovalRecord.model_validate_json(store.objects[PREFIX + "approvals-at-seal.json"])
+
+
+def approval_request():
+    from datetime import timedelta
+
+    from clearance.approvals import ApprovalRequest
+    from clearance.config.schema import Channel
+    from clearance.core.clock import utcnow
+
+    now = utcnow()
+    return ApprovalRequest(run_id="run-1", model="m", version="1.0.0", tier="high", artifact_digest="a" * 64,
+                           evidence_digest="e" * 64, required_roles={"security": 1, "business": 1},
+                           excluded_principals=["dana"], initiator="dana", channels=list(Channel),
+                           opened_at=now, deadline=now + timedelta(hours=1))
+
+
+def audit_records(store: MemoryStore, trusted=None) -> tuple[int, list[str]]:
+    from clearance.core.clock import utcnow
+    from tasks.bundle import audit_approvals
+
+    keys = [SERVICE.public_key] if trusted is None else trusted
+    return audit_approvals(store, "m", read_ledger(store, "m"), PRINCIPALS, keys, utcnow())
+
+
+def test_every_decision_of_every_run_verifies() -> None:
+    store, record = approved_run("sam", "bea")
+    assert record.outcome.value == "approved" and len(record.decisions) == 2
+    assert audit_records(store) == (2, [])  # the sealed record and the living one
+
+
+def test_an_invented_decision_is_named_and_the_outcome_it_claims_refuted() -> None:
+    from clearance.approvals import Decision, Outcome, Vote
+    from clearance.config.schema import Channel
+
+    store, record = approved_run("sam")
+    assert record.outcome is Outcome.PENDING
+    invented = Decision(id="deadbeef" * 4, principal="bea", channel=Channel.CLI, vote=Vote.APPROVE,
+                        roles=["business"], artifact_digest="a" * 64, evidence_digest="e" * 64)
+    forged = record.model_copy(update={"decisions": [*record.decisions, invented], "outcome": Outcome.APPROVED,
+                                       "closed_at": record.request.opened_at})
+    store.objects[PREFIX + "approvals-at-seal.json"] = forged.model_dump_json().encode()
+    _, problems = audit_records(store)
+    assert problems == [
+        f"{PREFIX}approvals-at-seal.json: decision deadbeef (approve by bea via cli) not counted: it carries no "
+        "proof (written outside clearance?)",
+        f"{PREFIX}approvals-at-seal.json: the record says approved, but its verified decisions make it pending"]
+    # the bundle's digests name the same edit
+    assert f"{PREFIX}approvals-at-seal.json: altered after the run sealed its evidence" in audit(store)[1]
+
+
+def test_a_decision_attested_by_another_key_is_named_in_the_living_record() -> None:
+    """The living record is outside the bundle (it changes by CAS); its proofs are what protect it."""
+    from clearance.approvals import Decision, Proof, Vote
+    from clearance.config.schema import Channel
+    from clearance.identity.statements import decision_payload
+
+    store, record = approved_run("sam")
+    draft = Decision(id="c0ffee00" * 4, principal="bea", channel=Channel.SLACK, vote=Vote.APPROVE,
+                     roles=["business"], artifact_digest="a" * 64, evidence_digest="e" * 64)
+    proof = Proof(kind="service", signature=INTRUDER.sign(decision_payload(draft.model_dump(mode="json"))))
+    living = record.model_copy(update={"decisions": [*record.decisions, draft.model_copy(update={"proof": proof})]})
+    store.objects[PREFIX + "approvals.json"] = living.model_dump_json().encode()
+    _, problems = audit_records(store)
+    (problem,) = problems
+    assert problem.startswith(f"{PREFIX}approvals.json: decision c0ffee00 (approve by bea via slack) not counted: "
+                              f"service signature: signed by {INTRUDER.public_key.fingerprint}")
+    assert audit(store) == (1, [])  # the digests cannot see it: the living record is not sealed
+
+
+def test_decisions_fail_when_no_service_key_is_trusted() -> None:
+    store, _ = approved_run("sam")
+    _, problems = audit_records(store, trusted=[])
+    assert len(problems) == 2 and all("no service key is trusted" in p for p in problems)

@@ -44,7 +44,7 @@ def from_slack(record: ApprovalRecord) -> Facts:
                          r"(?: — needs \d+ more.*)?$", line):
             counted[m["role"]] = [] if m["who"] == "nobody yet" else m["who"].split(", ")
             missing[m["role"]] = int(m["need"]) - int(m["n"])
-        elif m := re.match(r"^:x: rejected by \*(?P<who>.+)\* via \w+$", line):
+        elif m := re.match(r"^:x: rejected by \*(?P<who>.+)\* \((?:verified|claimed)\) via \w+$", line):
             rejected.append(m["who"])
     return counted, missing, rejected
 

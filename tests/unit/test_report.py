@@ -51,8 +51,8 @@ def test_markdown_has_the_summary_each_gate_and_the_sign_off() -> None:
     assert "| psi:eval:age | warn | 0.12 | {\"warn\": 0.1, \"fail\": 0.25} | eval.age: PSI 0.1200 \\| shifted |" in md
     assert "| eval.rows | 1000 |" in md
     assert "## Sign-off: rejected\n" in md and "| security | 1 | sam | 0 |" in md and "Rejected by: bea" in md
-    assert "- approve by `sam` via cli at 2026-11-25T12:00:00+00:00\n" in md
-    assert "- reject by `bea` via cli at 2026-11-25T12:00:00+00:00: KPI reviewed\n" in md
+    assert "- approve by `sam` (claimed) via cli at 2026-11-25T12:00:00+00:00\n" in md
+    assert "- reject by `bea` (claimed) via cli at 2026-11-25T12:00:00+00:00: KPI reviewed\n" in md
 
 
 def test_html_is_self_contained_and_says_the_same() -> None:

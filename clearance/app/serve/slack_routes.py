@@ -1,8 +1,9 @@
 """``POST /slack/interactions``: Slack's interactivity requests, signature checked before anything else.
 
 Order of work for each request: read the raw body (bounded) → check the v0 signature and
-the 5-minute window → only then parse ``payload=`` → answer at once (Slack wants < 3 s) →
-do the decision in a background task after the response has gone out.
+the 5-minute window → only then parse ``payload=`` and check the types of the fields clearance
+reads (400 naming the field) → answer at once (Slack wants < 3 s) → do the decision in a
+background task after the response has gone out.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from clearance.app.serve.bodies import read_bounded
-from clearance.app.serve.slack_interactions import SlackInteractions, verify_signature
+from clearance.app.serve.slack_interactions import SlackInteractions, payload_problem, verify_signature
 from clearance.settings import SlackSettings
 from tasks.secret_blocks import load_slack_settings
 
@@ -56,11 +57,13 @@ class InteractionsEndpoint:
             return JSONResponse({"error": "invalid signature"}, status_code=401)
         try:
             payload = json.loads(parse_qs(bytes(body).decode("utf-8"), strict_parsing=True)["payload"][0])
-            if not isinstance(payload, dict):
-                raise ValueError("payload is not an object")
-        except (KeyError, ValueError, UnicodeDecodeError) as exc:
+        except (KeyError, ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             log.warning("signed slack request without a usable payload: %s", type(exc).__name__)
-            return JSONResponse({"error": "bad payload"}, status_code=400)
+            return JSONResponse({"error": "bad payload: no payload= form field holding JSON"}, status_code=400)
+        problem = payload_problem(payload)
+        if problem is not None:
+            log.warning("signed slack request refused (400): %s", problem)
+            return JSONResponse({"error": f"bad payload: {problem}"}, status_code=400)
         answer, work = self.interactions.ack(payload)
         background = BackgroundTask(_run, work) if work is not None else None
         if answer is None:

@@ -19,7 +19,7 @@ from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from clearance.app.serve.slack_interactions import SlackInteractions
+from clearance.app.serve.slack_interactions import SlackInteractions, payload_problem
 from clearance.settings import SlackSettings
 from tasks.secret_blocks import load_slack_settings
 
@@ -47,7 +47,11 @@ class SocketModeListener:
     def _on_request(self, client: BaseSocketModeClient, request: SocketModeRequest) -> None:
         answer, work = (None, None)
         if request.type == "interactive":
-            answer, work = self.interactions.ack(request.payload)
+            problem = payload_problem(request.payload)
+            if problem is None:
+                answer, work = self.interactions.ack(request.payload)
+            else:
+                log.warning("slack interaction ignored: %s", problem)
         client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id, payload=answer))
         if work is not None:
             self.workers.submit(self._context.copy().run, _run, work)
