@@ -392,7 +392,7 @@ def audit_verify(model: str) -> None:
     heads = [read_pointer(store, prefix, model).pointer for prefix in prefixes]
     # a pointer without its hash matches no entry (""), so it is reported as differing, as before
     anchor = next(((p.ledger_seq, p.ledger_hash or "") for p in heads if p and p.ledger_seq), None)
-    readings, notes = read_witnesses(model)
+    readings, notes = read_witnesses(model)  # before the ledger: an append meanwhile only looks unwitnessed
     ledger = audit_ledger(store, model, trusted_keys=trusted, readings=readings, expected_head=anchor)
     if ledger.count == 0 and not ledger.problems:
         err.print(f"[red]no ledger for {model}[/red]")

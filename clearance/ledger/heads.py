@@ -98,5 +98,5 @@ def check_heads(model: str, entries: Sequence[LedgerEntry], readings: Sequence[W
             problems.append(ChainProblem(
                 key=ledger_key(model, first.seq), seq=first.seq,
                 problem=f"{seen}: the ledger was rewritten {where} on ({len(differing)} witnessed "
-                        f"entr{'y' if len(differing) == 1 else 'ies'} differ)"))
+                        f"{'entry differs' if len(differing) == 1 else 'entries differ'})"))
     return problems

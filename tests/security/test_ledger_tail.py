@@ -293,7 +293,7 @@ def test_a_consistent_rewrite_after_the_anchor_is_named(runs: Histories, s3, ser
     key = ledger_key(history.model, 5)
     for witness in (BUCKET_WITNESS, PREFECT_WITNESS):
         assert (f"{key}: entry 5 differs from the one witness {witness} saw: the ledger was rewritten from entry 5 "
-                "on (1 witnessed entry differ)") in result.stderr, result.stderr
+                "on (1 witnessed entry differs)") in result.stderr, result.stderr
     unsigned = f"{key}: entry 5 is signed by {signer.public_key.fingerprint}, which is not a trusted service key"
     assert (unsigned in result.stderr) is (who == "intruder")  # the insider's signature verifies: only witnesses see it
 
