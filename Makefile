@@ -34,10 +34,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-## Stop what `make demo` left running.
+## Stop what `make demo` left running (its worker, the Prefect server, SeaweedFS): SIGTERM, wait, SIGKILL
+## what is left after 15 s; says what happened to each, and fails if anything is still running.
 down:
-	-@test -f .local/worker.pid && kill $$(cat .local/worker.pid) 2>/dev/null; rm -f .local/worker.pid
-	@test -x $(PY) && $(PY) -m clearance.dev.devservers down || true
+	@if test -x $(PY); then $(PY) -m clearance.dev.devservers down; else $(PYTHON) -m clearance.dev.devservers down; fi
 
 ## `eval $$(make -s env)` points this shell's CLI at the demo servers.
 env:

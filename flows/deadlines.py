@@ -1,11 +1,13 @@
-"""The deadline sweep: suspended promotions past their approval deadline get the policy's outcome."""
+"""The every-minute sweep: promotions whose process died are noticed (tasks/crashes.py), and suspended
+promotions past their approval deadline get the policy's outcome."""
 
 from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.deadlines import expire_overdue
+from tasks.crashes import sweep_crashes
+from tasks.deadlines import expire_overdue, recover_ended_runs
 from tasks.evidence import store
 
 
@@ -15,10 +17,39 @@ def expire_overdue_task() -> list[str]:
     return expire_overdue(store())
 
 
+@task(name="sweep-crashed-runs", cache_policy=NO_CACHE)
+def sweep_crashes_task() -> list[str]:
+    """Crash promotions whose process is gone, close crashed runs' ledgers, abort the uploads they left."""
+    swept = sweep_crashes(store())
+    logger = get_run_logger()
+    for verdict in swept.crashed:
+        logger.warning("Run %s crashed: %s", verdict.run_id, verdict.reason)
+    for entry in swept.closed:
+        logger.info("Ledger entry %d closes crashed run %s", entry.seq, entry.payload.get("run"))
+    for upload in swept.aborted:
+        logger.info("Aborted the unfinished upload of %s", upload.key)
+    for problem in swept.problems:
+        logger.error("Crash sweep: %s", problem)
+    return [verdict.run_id for verdict in swept.crashed]
+
+
+@task(name="close-ended-runs", cache_policy=NO_CACHE)
+def recover_ended_runs_task() -> list[int]:
+    """Close the ledgers of promotions that ended without saying so; record versions live without a record."""
+    closed = recover_ended_runs(store())
+    for entry in closed:
+        get_run_logger().warning("Ledger entry %d closes run %s left open: %s (%s)", entry.seq,
+                                 entry.payload.get("run"), entry.kind, entry.payload.get("reason", ""))
+    return [entry.seq for entry in closed]
+
+
 @flow(name="approval-deadlines")
 def approval_deadlines() -> list[str]:
-    """Run every minute (deployment ``approval-deadlines/every-minute``): wake runs whose deadline passed."""
+    """Run every minute (deployment ``approval-deadlines/every-minute``): crash promotions whose process is gone
+    (tasks/crashes.py), then wake runs whose deadline passed."""
+    sweep_crashes_task(return_state=True)  # its failure (Prefect or the store down) must not stop the rest
     woken = expire_overdue_task()
+    recover_ended_runs_task()  # after the crash sweep, which sets Crashed the runs this then closes
     if woken:
         get_run_logger().info("Deadline passed for %d run(s): %s", len(woken), ", ".join(woken))
     return woken

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Literal, NotRequired, TypedDict
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from pydantic import BaseModel, Field
 
@@ -18,9 +19,10 @@ from clearance.approvals import ApprovalRecord, ApprovalRequest, Outcome
 from clearance.approvals.request import build_request, eligible_approvers
 from clearance.config.schema import GateMode, OnWarn
 from clearance.core.digests import sha256_json
-from clearance.core.keys import run_prefix
+from clearance.core.keys import pointer_key, run_prefix
 from clearance.core.ledger_kinds import LedgerKind
 from clearance.events import PromotionEvent
+from clearance.ledger import LedgerEntry
 from clearance.render.report import build_report
 from flows.signoff import wait_for_sign_off
 from gates.base import GateInputs, GateResult, Status
@@ -33,7 +35,6 @@ from tasks.evidence import (
     evidence_dir,
     publish_gate_result,
     record_event,
-    record_unexpected_failure,
     seal_evidence,
     store,
     store_time,
@@ -44,13 +45,15 @@ from tasks.initiator import establish_initiator
 from tasks.prefect_runs import run_url
 from tasks.promotion import (
     PointerState,
-    ProductionPointer,
-    copy_to_production,
-    move_pointer,
+    PromotionOutcomeUnknown,
+    is_live,
+    planned_production,
+    promote_to_production,
     read_pointer,
-    recheck_candidate,
 )
+from tasks.recovery import append_closing, close_after_failure, configured_prefixes, recover_model
 from tasks.signoff import open_approval, opened_request, refresh_record
+from tasks.store_probe import require_conditional_writes
 
 RunStatus = Literal["promoted", "dry-run", "gate-failed", "rejected", "timed-out", "promotion-failed"]
 
@@ -91,8 +94,11 @@ class PromotionResult(BaseModel):
 def _record_crash(flow, flow_run, state) -> None:
     """Failure hook: make sure the ledger says how the run ended, even after an unexpected error."""
     params = flow_run.parameters
-    try:
-        record_unexpected_failure(params["model"], params["version"], str(flow_run.id), state.message or "failed")
+    if params.get("dry_run"):
+        return  # a dry run writes no ledger entry
+    try:  # `promoted` (recovered) if the pointer already names this run, else `failed`: tasks/recovery.py
+        close_after_failure(store(), params["model"], str(flow_run.id), state.message or "failed",
+                            configured_prefixes())
     except Exception as exc:  # noqa: BLE001 — the hook must not mask the original failure
         logging.getLogger("clearance.flows").warning("could not record the failure in the ledger: %s", exc)
 
@@ -113,7 +119,10 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     if run_context is None or run_context.flow_run is None:
         raise RuntimeError("promote_model needs a Prefect flow run context: call it as a flow, not its .fn")
     run_id = str(run_context.flow_run.id)
+    check_object_store()  # before anything is written: a store ignoring conditional writes fails the run here
     ctx = load_promotion_context(model, version)
+    if not dry_run:  # close what earlier runs left open (the pointer ahead of the ledger, runs that ended silently)
+        recover_open_runs(model, ctx.policy.promotion.prefix)
     prefix = run_prefix(model, version, run_id)
     seen_pointer = read_production_pointer(ctx.policy.promotion.prefix, model)
     starter = establish_initiator(initiator_proof, initiator, model, version, run_id, ctx.principals)
@@ -174,15 +183,28 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     approval_entry = record_event(model, LedgerKind.APPROVED, {"run": run_id, "version": version,
                                                                "artifact_digest": digest, "decisions": decisions})
     tell("closed", record=record, gates=results)
+    # Intent before effect: if the run cannot record the move (store down, process gone), recovery finds
+    # this entry and the pointer, and closes the run (tasks/recovery.py).
+    target = ctx.policy.promotion.prefix
+    planned = planned_production(target, model, version, ctx.model_version)
+    replaces = seen_pointer.pointer.run_id if seen_pointer.pointer else None
+    intent = record_event(model, LedgerKind.PROMOTING, {
+        "run": run_id, "version": version, "artifact_digest": digest, "production": planned, "prefix": target,
+        "pointer": pointer_key(model, target), "pointer_etag": seen_pointer.etag, "replaces_run": replaces})
     try:
         production = promote_candidate(ctx, digest, seen_pointer, run_id, approval_entry.seq, approval_entry.hash)
+    except PromotionOutcomeUnknown:
+        raise  # live or not is unknown: never recorded as failed; recovery reads the pointer once the store answers
     except Exception as exc:  # noqa: BLE001 — recorded, then re-raised as the run's failure
-        return _stop(ctx, "promotion-failed", str(exc), summary | {"approvals": record.outcome}, report, dry_run,
-                     tell)
+        if not went_live(target, model, run_id):  # (a store that cannot say fails the run unrecorded: recovery)
+            return _stop(ctx, "promotion-failed", str(exc), summary | {"approvals": record.outcome}, report,
+                         dry_run, tell)
+        production = planned  # the move landed although the step failed after it
     sealed = seal_evidence(prefix, build_report(**report, outcome="promoted", production=production),
                            f"{model} {version} promoted", model=model, version=version, run_id=run_id, dry_run=False)
-    record_event(model, LedgerKind.PROMOTED, {"run": run_id, "version": version, "artifact_digest": digest,
-                                     "production": production, **sealed})
+    close_run(model, run_id, LedgerKind.PROMOTED, {"run": run_id, "version": version, "artifact_digest": digest,
+                                                   "production": production, "replaces_run": replaces, **sealed},
+              intent.seq)
     tell("promoted", status="promoted", record=record, message=", ".join(production))
     log.info("%s %s promoted: %s", model, version, ", ".join(production))
     return PromotionResult(**summary, status="promoted", approvals=record.outcome, production=production)
@@ -224,6 +246,12 @@ def sign_off(ctx: PromotionContext, request: ApprovalRequest, eligible: dict[str
     return wait_for_sign_off(key, stored, ctx.principals)
 
 
+@task(name="check-object-store", cache_policy=NO_CACHE)
+def check_object_store() -> None:
+    """The store must enforce If-None-Match / If-Match (tasks/store_probe.py), or the run fails with why."""
+    require_conditional_writes(store())
+
+
 @task(name="read-production-pointer", persist_result=True, cache_key_fn=per_run_key)
 def read_production_pointer(prefix: str, model: str) -> PointerState:
     """The pointer as this run first saw it: the final move is compare-and-swap against it."""
@@ -233,16 +261,40 @@ def read_production_pointer(prefix: str, model: str) -> PointerState:
 @task(name="promote-to-production", persist_result=True, cache_key_fn=per_run_key)
 def promote_candidate(ctx: PromotionContext, approved_digest: str, seen: PointerState, run_id: str,
                       ledger_seq: int, ledger_hash: str) -> dict[str, str]:
-    """Re-check the digest, copy with checksums, then move the pointer (compare-and-swap)."""
-    s3 = store()
-    prefix = ctx.policy.promotion.prefix
-    recheck_candidate(s3, ctx.model_version, approved_digest)
-    copied = copy_to_production(s3, prefix, ctx.model, ctx.version, ctx.model_version)
-    move_pointer(s3, prefix, seen, ProductionPointer(
-        model=ctx.model, version=ctx.version, artifact_digest=approved_digest, artifacts=copied, run_id=run_id,
-        previous_version=seen.pointer.version if seen.pointer else None, ledger_seq=ledger_seq,
-        ledger_hash=ledger_hash))
-    return copied
+    """Re-check the digest, copy with checksums, then move the pointer (compare-and-swap); a copy that
+    does not go live is marked ``NOT-LIVE.json`` (tasks/promotion.py)."""
+    return promote_to_production(store(), ctx.policy.promotion.prefix, ctx.model, ctx.version, ctx.model_version,
+                                 approved_digest, seen, run_id, ledger_seq, ledger_hash)
+
+
+@task(name="went-live", cache_policy=NO_CACHE)
+def went_live(prefix: str, model: str, run_id: str) -> bool:
+    """Whether the pointer names this run after its promote step failed (raises when the store cannot say)."""
+    return is_live(store(), prefix, model, run_id)
+
+
+@task(name="close-run", cache_policy=NO_CACHE)
+def close_run(model: str, run_id: str, kind: LedgerKind, payload: dict, after: int) -> LedgerEntry | None:
+    """The run's closing ledger entry, unless recovery closed the run first (then ``None``)."""
+    entry = append_closing(store(), model, run_id, kind, payload, after=after)
+    if entry is None:
+        get_run_logger().warning("run %s was already closed in the ledger (by recovery); nothing appended", run_id)
+    return entry
+
+
+@task(name="recover-open-runs", cache_policy=NO_CACHE)
+def recover_open_runs(model: str, prefix: str) -> list[int]:
+    """Close what earlier runs of ``model`` left open (tasks/recovery.py); never fails this run."""
+    log = get_run_logger()
+    try:
+        closed = recover_model(store(), model, prefixes=(prefix,))
+    except Exception as exc:  # noqa: BLE001 — this run goes on; the sweep and the next touch try again
+        log.warning("could not close the runs %s left open in its ledger: %s: %s", model, type(exc).__name__, exc)
+        return []
+    for entry in closed:
+        log.warning("ledger entry %d closes run %s left open: %s (%s)", entry.seq, entry.payload.get("run"),
+                    entry.kind, entry.payload.get("reason", ""))
+    return [entry.seq for entry in closed]
 
 
 def _announcer(ctx: PromotionContext, run_id: str, initiator: str, digest: str, dry_run: bool

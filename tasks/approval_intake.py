@@ -10,6 +10,7 @@ whose clock the approver controls.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from clearance.approvals.models import Vote
@@ -19,12 +20,24 @@ from clearance.events import event_for
 from clearance.identity.statements import DecisionStatement
 from tasks.approvals_record import SubmitResult, read_record, submit_decision
 from tasks.channels import publish_event
+from tasks.outages import outage_of
 from tasks.prefect_runs import wake_run
 from tasks.store import Store
 
 
 class UnknownRunError(LookupError):
     """No approval request was ever opened for this run id."""
+
+
+class IntakeResult(SubmitResult):
+    """A submitted decision, and whether the waiting run could be woken to see it.
+
+    ``wake_problem`` is set when the decision was recorded (it counts: the record is the truth) but
+    the run could not be woken, e.g. the Prefect server is down; the run sees the decision when it
+    is next woken (``clearance sweep`` wakes every waiting run whose request has closed).
+    """
+
+    wake_problem: str | None = None
 
 
 def record_key_for_run(store: Store, run_id: str) -> str:
@@ -40,12 +53,13 @@ def receive_decision(store: Store, run_id: str, *, principal: Principal | None, 
                      channel_evidence: dict[str, Any] | None = None, dedupe_key: str | None = None,
                      wake: bool = True, assurance: Assurance = Assurance.CLAIMED,
                      signed: tuple[DecisionStatement, str] | None = None,
-                     principals: Principals | None = None) -> SubmitResult:
+                     principals: Principals | None = None) -> IntakeResult:
     """Record one decision for ``run_id`` and wake the run if it changed the outcome.
 
     ``artifact_digest`` is what the person saw and decided on; ``None`` means the
     request's own digest (for channels whose message already shows and pins it). The decision
-    is timed, and the deadline applied, by the store's clock, never this machine's.
+    is timed, and the deadline applied, by the store's clock, never this machine's. A wake-up that
+    fails does not undo or hide the recorded decision: it is reported in ``wake_problem``.
     """
     key = record_key_for_run(store, run_id)
     if artifact_digest is None:
@@ -54,9 +68,17 @@ def receive_decision(store: Store, run_id: str, *, principal: Principal | None, 
                              artifact_digest=artifact_digest, comment=comment, channel_evidence=channel_evidence,
                              dedupe_key=dedupe_key, now=store.server_time(), assurance=assurance, signed=signed,
                              principals=principals)
+    result = IntakeResult(**{name: getattr(result, name) for name in SubmitResult.model_fields})
     # Wake first: the waiting run is what people wait for; the channels' messages can follow.
     if result.outcome_changed and wake:
-        wake_run(run_id)
+        try:
+            wake_run(run_id)
+        except Exception as exc:  # noqa: BLE001 — the decision is recorded already; say why the run was not woken
+            outage = outage_of(exc)
+            result.wake_problem = (f"{outage.service} {outage.problem}" if outage else
+                                   f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+            logging.getLogger("clearance.intake").warning("decision on run %s recorded, but the run was not woken: "
+                                                          "%s", run_id, result.wake_problem)
     if result.accepted:
         # Every message that shows the tally (Slack, Jira…) follows, whichever channel decided.
         publish_event(event_for(result.record, "approvals-changed"))

@@ -1,10 +1,15 @@
-"""Applying approval deadlines to suspended runs, which hold no process that could notice them.
+"""Applying approval deadlines to suspended runs, which hold no process that could notice them; and
+closing the ledgers of promotions that ended without saying so (tasks/recovery.py).
 
 "Past the deadline" is judged by the object store's clock (:meth:`tasks.store.Store.server_time`), the
 same clock that times decisions, so the sweep and the intake never disagree about a moment.
 """
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
 
 from prefect import get_client
 from prefect.client.schemas.filters import (
@@ -16,10 +21,18 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import StateType
 
+from clearance.core.clock import utcnow
+from clearance.ledger import LedgerEntry
 from tasks.approval_intake import UnknownRunError, record_key_for_run
 from tasks.approvals_record import close_if_due
-from tasks.prefect_runs import wake_run
+from tasks.prefect_runs import promotion_runs, wake_run
+from tasks.recovery import configured_prefixes, recover_model
 from tasks.store import Store
+
+log = logging.getLogger("clearance.deadlines")
+
+#: How far back the sweep looks for promotions that ended (their ledgers are checked each minute for that long).
+RECOVERY_WINDOW = timedelta(days=1)
 
 
 def waiting_promotion_runs(limit: int = 200) -> list[str]:
@@ -44,3 +57,25 @@ def expire_overdue(store: Store) -> list[str]:
         if close_if_due(store, key, now=store.server_time()).outcome.closed and wake_run(run_id, wait_seconds=5):
             woken.append(run_id)
     return woken
+
+
+def recently_ended_models(window: timedelta = RECOVERY_WINDOW) -> list[str]:
+    """Models of promote-model runs (not dry runs) that ended Failed, Crashed or Cancelled within ``window``."""
+    runs = promotion_runs({StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}, ended_after=utcnow() - window)
+    return sorted({str(run.parameters["model"]) for run in runs
+                   if run.parameters.get("model") and not run.parameters.get("dry_run")})
+
+
+def recover_ended_runs(store: Store, models: Sequence[str] | None = None) -> list[LedgerEntry]:
+    """Close the ledgers of runs that ended without a closing entry, and record versions the pointer made
+    live without one (tasks/recovery.py), for ``models`` (default: those with a promotion that ended
+    badly within :data:`RECOVERY_WINDOW`). One model failing does not stop the others."""
+    prefixes = configured_prefixes()
+    closed: list[LedgerEntry] = []
+    for model in recently_ended_models() if models is None else models:
+        try:
+            closed += recover_model(store, model, prefixes=prefixes)
+        except Exception as exc:  # noqa: BLE001 — the next minute tries again; the other models go on
+            log.warning("could not close the runs %s left open in its ledger: %s: %s", model, type(exc).__name__,
+                        exc)
+    return closed

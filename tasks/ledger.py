@@ -27,6 +27,7 @@ from clearance.ledger import (
 )
 from tasks.signing import ServiceSigner, require_signer
 from tasks.store import ObjectExists, Store
+from tasks.store_probe import require_conditional_writes
 from tasks.witness import Witness, configured_witnesses, publish_head
 
 _MAX_APPEND_ATTEMPTS = 20
@@ -54,11 +55,14 @@ def append_entry(store: Store, model: str, kind: LedgerKind, payload: dict[str, 
     """Append one signed entry after the current head, then publish the head to the witnesses.
 
     Retries when another writer got there first. Raises :class:`tasks.signing.ServiceKeyError`
-    (naming ``CLEARANCE_SERVICE_KEY_FILE``) when no service key is configured: nothing is written.
+    (naming ``CLEARANCE_SERVICE_KEY_FILE``) when no service key is configured, and
+    :class:`tasks.store.ConditionalWritesIgnored` when the store does not enforce create-only writes
+    (``tasks/store_probe.py``: the append would be a silent overwrite): nothing is written.
     ``signer`` and ``witnesses`` default to those of the settings.
     """
     kind_value = LedgerKind(kind).value
     signer = signer or require_signer(purpose="sign the ledger entry")
+    require_conditional_writes(store)
     for _ in range(_MAX_APPEND_ATTEMPTS):
         entry = sign_entry(model, LedgerEntry.next_after(last_entry(store, model), kind_value, payload), signer)
         try:

@@ -58,6 +58,18 @@ class NotSupported(ObjectStoreError):
     """The server does not implement the operation (501): the outcome is unknown, never success."""
 
 
+class StoreUnavailable(ObjectStoreError):
+    """The store did not answer (connection refused or closed, timeouts, 500/502/503/504, SlowDown) for the
+    whole retry window (``CLEARANCE_S3_RETRY_SECONDS``); the message names the endpoint. The outcome of a write
+    is unknown: read the object before relying on it."""
+
+
+class ConditionalWritesIgnored(ObjectStoreError):
+    """The store accepts ``If-None-Match`` / ``If-Match`` writes without enforcing them (a gateway or proxy that
+    drops the headers, a server that ignores them): create-only appends and compare-and-swap mean nothing there,
+    so clearance refuses to promote or to append to a ledger (``tasks/store_probe.py``)."""
+
+
 # --------------------------------------------------------------------------- values
 
 
@@ -74,6 +86,20 @@ class ObjectInfo:
     #: (``None`` for objects written without it, or multipart uploads whose checksum is
     #: a checksum of part checksums).
     checksum_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    """A multipart upload that was started and neither completed nor aborted (ListMultipartUploads).
+
+    Its parts take space but are no object: nothing reads them. A process killed during a copy
+    leaves one behind (``tasks/crashes.py`` aborts them).
+    """
+
+    key: str
+    upload_id: str
+    #: When the upload began, by the server's clock (timezone-aware UTC; ``None`` if not told).
+    initiated: datetime | None
 
 
 # --------------------------------------------------------------------------- the protocol
@@ -132,6 +158,16 @@ class Store(Protocol):
 
     def copy_verified(self, src_key: str, dst_key: str, expected_sha256: str) -> str:
         """Copy to a new ``dst_key`` whose content must hash to ``expected_sha256``; never overwrites."""
+        ...
+
+    def list_multipart_uploads(self, prefix: str) -> list[MultipartUpload]:
+        """Unfinished multipart uploads whose key starts with ``prefix``, oldest first."""
+        ...
+
+    def abort_multipart_uploads(self, prefix: str, *, initiated_before: datetime | None = None
+                                ) -> list[MultipartUpload]:
+        """Abort the unfinished multipart uploads under ``prefix`` (only those begun before ``initiated_before``
+        when given); returns those that are gone now (an upload already gone counts)."""
         ...
 
     def server_time(self) -> datetime:

@@ -17,6 +17,8 @@ from clearance.dev import devservers
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: needs the real local servers (SeaweedFS, Prefect)")
+    config.addinivalue_line("markers", "faults: fault injection (a proxy in front of the store, killed processes)")
+    config.addinivalue_line("markers", "slow: a long fault or scale case (runs in make test; budget it)")
 
 
 @pytest.fixture(scope="session", autouse=True)

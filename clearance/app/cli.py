@@ -5,25 +5,69 @@ from __future__ import annotations
 import getpass
 import inspect
 import json
+import logging
 import socket
+import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
-from clearance.core.ledger_kinds import LedgerKind
+from clearance.core.ledger_kinds import TERMINAL, LedgerKind
 from clearance.settings import get_settings
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_show_locals=False)
+EXIT_INVALID = 2
+EXIT_REFUSED = 1
+EXIT_UNREACHABLE = 3  # the Prefect server or the S3 endpoint failed: one line says which, and what became of the action
+
+
+class _Action:
+    """What the running command has done so far: the second half of the line printed when a service is down."""
+
+    done = "nothing was changed"
+
+
+_action = _Action()
+
+
+def _so_far(done: str) -> None:
+    """Record what the command has (not) done by now, e.g. "no run was started"."""
+    _action.done = done
+
+
+class _Commands(TyperGroup):
+    """Every command, run so that a service being down is one line and exit code 3, never a traceback.
+
+    Covers ``clearance …`` (the console script is the Typer app itself), ``python -m clearance`` and
+    Typer's ``CliRunner``: they all invoke this group.
+    """
+
+    def invoke(self, ctx: Any) -> Any:  # a typer Context (its click is vendored: Any keeps the override honest)
+        _action.done = "nothing was changed"
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):  # exit codes and usage errors: Typer's to print
+            raise
+        except Exception as exc:
+            from clearance.render.text import escape
+            from tasks.outages import outage_of
+
+            outage = outage_of(exc)
+            if outage is None:
+                raise  # a bug, not an outage: the traceback is what a developer needs
+            typer.echo(escape(f"error: {outage}; {_action.done}"), err=True)
+            raise typer.Exit(EXIT_UNREACHABLE) from None
+
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_show_locals=False, cls=_Commands)
 audit_app = typer.Typer(help="Check the evidence ledger.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
-
-EXIT_INVALID = 2
-EXIT_REFUSED = 1
 
 
 def _store():
@@ -135,26 +179,52 @@ def promote(
         err.print(f"[red]{model} has no version {version!r}[/red] "
                   f"(known: {', '.join(sorted(configs.manifests[model].versions))})")
         raise typer.Exit(EXIT_INVALID)
+    _so_far("no run was started")
     initiator, proof = _start_proof(model, version, key)
     params = {"model": model, "version": version, "dry_run": dry_run, "initiator": initiator,
               "initiator_proof": proof}
     if direct:
         from flows.promote import promote_model
 
+        _so_far("the run in this process did not finish (`clearance status --model` shows where it stopped)")
         result = promote_model(model=model, version=version, dry_run=dry_run, initiator=initiator,
                                initiator_proof=proof)
         console.print_json(result.model_dump_json())
         return
     from prefect.deployments import run_deployment
 
-    run = run_deployment("promote-model/promote-model", parameters=params, timeout=None if wait else 0)
+    run = run_deployment("promote-model/promote-model", parameters=params, timeout=0)
     # sync context (no event loop), so Prefect's dual API returned the FlowRun, not a coroutine
     assert not inspect.isawaitable(run), "run_deployment returned a coroutine outside an event loop"
     console.print(f"run [bold]{run.id}[/bold] ({run.name}) started by {initiator}")
     console.print(f"follow it: {run_url(str(run.id)) or 'the Prefect UI (no UI URL configured)'}")
     console.print(f"decide on it: clearance approve {run.id} | clearance reject {run.id} --reason ...")
-    if wait and run.state and not run.state.is_completed():
+    if not wait:
+        return
+    _so_far(f"run {run.id} was started and goes on without this command (`clearance status {run.id}`)")
+    state = _final_state(str(run.id))
+    why = (state.message or "").strip()
+    console.print(Text(f"run {run.id} ended {state.name}" + (f": {why}" if why else "")))
+    if not state.is_completed():
         raise typer.Exit(EXIT_REFUSED)
+
+
+#: How often ``promote --wait`` asks Prefect whether the run has ended.
+WAIT_POLL_SECONDS = 2.0
+
+
+def _final_state(run_id: str):
+    """The run's state once it is final (Completed, Failed, Crashed, Cancelled); a paused run is waited for."""
+    from uuid import UUID
+
+    from prefect import get_client
+
+    while True:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(run_id)).state
+        if state is not None and state.is_final():
+            return state
+        time.sleep(WAIT_POLL_SECONDS)
 
 
 def _signing_key(key: Path | None):
@@ -205,15 +275,20 @@ def _start_proof(model: str, version: str, key: Path | None) -> tuple[str, dict[
 def _decide(run_id: str, vote_name: str, comment: str, digest: str | None, key: Path | None) -> None:
     from clearance.approvals import Vote
     from clearance.config.schema import Channel
-    from tasks.approval_intake import UnknownRunError, receive_decision
+    from tasks.approval_intake import UnknownRunError, receive_decision, record_key_for_run
     from tasks.person_signing import new_statement
 
     principals = _configs().principals
     signing = _signing_key(key)
     user = local_identity()
     store = _store()
+    noun = "approval" if vote_name == "approve" else "rejection"
+    logging.getLogger("clearance.intake").setLevel(logging.ERROR)  # a failed wake-up: this command says it itself
+    _so_far(f"your {noun} was not recorded")
     try:
+        record_key_for_run(store, run_id)  # the run has a request (and the store answers) before anything is sent
         digest = digest or _current_candidate_digest(store, run_id)
+        _so_far(f"your {noun} was not recorded unless `clearance status {run_id}` shows it")
         if signing is None:  # the OS login: a claimed identity, for tiers that accept one
             principal = principals.by_local_user(user)
             result = receive_decision(
@@ -242,6 +317,13 @@ def _decide(run_id: str, vote_name: str, comment: str, digest: str | None, key: 
         raise typer.Exit(EXIT_REFUSED)
     record = result.record
     console.print(f"{vote_name} by {principal.id} counted; request is [bold]{record.outcome.value}[/bold]")
+    if result.wake_problem:
+        from clearance.render.text import escape
+
+        typer.echo(escape(f"error: your {noun} was counted; the run could not be woken because "
+                          f"{result.wake_problem} — it will see the decision when it is next woken (`clearance "
+                          f"sweep`, deployed to run every minute, wakes it once the server answers)"), err=True)
+        raise typer.Exit(EXIT_UNREACHABLE)
 
 
 def _current_candidate_digest(store, run_id: str) -> str:
@@ -288,7 +370,7 @@ def reject(run_id: str,
 @app.command()
 def status(run_id: Annotated[Optional[str], typer.Argument()] = None,
            model: Annotated[Optional[str], typer.Option("--model", help="Latest run of this model.")] = None) -> None:
-    """Print a run's gate table and the approvals so far."""
+    """Print a run's gate table and its approvals so far, or the check that stopped it at a gate."""
     from clearance.render import text
     from clearance.render.document import Para
     from clearance.render.gate import gates_overview
@@ -303,21 +385,20 @@ def status(run_id: Annotated[Optional[str], typer.Argument()] = None,
         if model is None:
             err.print("give a RUN id or --model")
             raise typer.Exit(EXIT_INVALID)
-        started = [e for e in read_ledger(store, model) if e.kind == "started"]
+        started = [e for e in read_ledger(store, model) if e.kind == LedgerKind.STARTED]
         if not started:
             err.print(f"no runs of {model} in the ledger")
             raise typer.Exit(EXIT_REFUSED)
         run_id = started[-1].payload["run"]
         _print_pointer(store, model)
-    entries = [e for m in _models_of_run(store, run_id, model) for e in read_ledger(store, m)
-               if e.payload.get("run") == run_id]
+    found, entries = _ledger_of_run(store, run_id, model)
     for entry in entries:
         console.print(f"{entry.at:%Y-%m-%d %H:%M:%S} {entry.kind:<20} {json.dumps(entry.payload, default=str)[:100]}",
                       markup=False, highlight=False)
     try:
         record = read_record(store, record_key_for_run(store, run_id))[0]
     except UnknownRunError:
-        console.print("no approval request (yet)")
+        _print_run_without_request(store, run_id, found, entries)
         return
     results = stored_gate_results(store, record.request.model, record.request.version, run_id)
     # The stored record is not taken at its word: only decisions whose proof verifies are shown as counted.
@@ -331,6 +412,51 @@ def status(run_id: Annotated[Optional[str], typer.Argument()] = None,
     # Built by the render layer, printed as plain text with markup off: user text stays text.
     blocks = [Para([f"run {run_id}"]), gates_overview(results),
               *sign_off_blocks(record, record.request, {}), *(Para([problem]) for problem in problems)]
+    console.print(text.render(blocks), markup=False, highlight=False)
+
+
+def _ledger_of_run(store, run_id: str, model: str | None) -> tuple[str | None, list]:
+    """The model of ``run_id`` and the run's ledger entries.
+
+    The run index names the model of a run that opened a sign-off; a run that stopped before it
+    (at a gate, or failed) has none, so the ledgers of ``--model``, else of every configured model,
+    are searched for the run's entries.
+    """
+    from tasks.ledger import read_ledger
+
+    known = _models_of_run(store, run_id, model)
+    for name in known or sorted(_configs().manifests):
+        entries = [e for e in read_ledger(store, name) if e.payload.get("run") == run_id]
+        if entries:
+            return name, entries
+    return (known[0] if known else None), []
+
+
+def _print_run_without_request(store, run_id: str, model: str | None, entries: list) -> None:
+    """A run with no approval request: the gate table and the check that stopped it, from its stored evidence."""
+    from clearance.render import text
+    from clearance.render.document import Para
+    from clearance.render.gate import gate_summary, gates_overview
+    from tasks.evidence import stored_gate_results
+
+    version = next((str(e.payload["version"]) for e in entries if e.payload.get("version")), None)
+    if model is None or version is None:
+        err.print(Text(f"run {run_id}: not in the ledger of " + (model or "any configured model") +
+                       " (a typo, a dry run, or a run that has not started yet)" +
+                       ("" if model else "; give its model with --model")))
+        raise typer.Exit(EXIT_REFUSED)
+    results = stored_gate_results(store, model, version, run_id)
+    ended = next((e for e in reversed(entries) if e.kind in {k.value for k in TERMINAL}), None)
+    blocks: list = [Para([f"run {run_id}: {model} {version}"])]
+    blocks.append(gates_overview(results) if results else Para(["no gate result stored"]))
+    stopper = next((r for r in results if r.stops_promotion), None)
+    if stopper is not None:
+        blocks += [Para(["stopped by:"]), gate_summary(stopper)]
+    if ended is not None:
+        reason = ended.payload.get("reason")
+        blocks.append(Para([f"ended: {ended.kind}" + (f": {reason}" if reason else "")]))
+    else:
+        blocks.append(Para(["no approval request (yet): the run has not finished its gates"]))
     console.print(text.render(blocks), markup=False, highlight=False)
 
 
@@ -355,18 +481,31 @@ def _print_pointer(store, model: str) -> None:
 
 @app.command()
 def history(model: str) -> None:
-    """Which version was certified and live when, from the ledger."""
+    """Which version was started, approved and promoted when, how every run ended and why; what is live."""
     from tasks.ledger import read_ledger
+    from tasks.recovery import recover_before_reading
 
-    K = LedgerKind  # noqa: N806 — a short alias keeps the set readable
-    HISTORY_KINDS = {K.STARTED, K.APPROVED, K.PROMOTED, K.REJECTED, K.TIMED_OUT, K.GATE_FAILED,  # noqa: N806
-                     K.PROMOTION_FAILED}
+    recover_before_reading(model)  # first record what runs left open (tasks/recovery.py): a live version included
+    ends = {kind.value for kind in TERMINAL}  # every way a run ends, whichever kinds the ledger knows
+    shown = ends | {LedgerKind.STARTED.value, LedgerKind.APPROVED.value}
+    entries = read_ledger(_store(), model)
     table = Table("seq", "at", "event", "version", "run", title=f"history of {model}")
-    for entry in read_ledger(_store(), model):
-        if entry.kind in HISTORY_KINDS:
-            table.add_row(str(entry.seq), f"{entry.at:%Y-%m-%d %H:%M:%S}", entry.kind,
-                          str(entry.payload.get("version", "")), str(entry.payload.get("run", ""))[:8])
+    for entry in entries:
+        if entry.kind in shown:
+            table.add_row(str(entry.seq), f"{entry.at:%Y-%m-%d %H:%M:%S}", Text(entry.kind),
+                          Text(str(entry.payload.get("version", ""))), str(entry.payload.get("run", ""))[:8])
     console.print(table)
+    runs = Table("run", "version", "started", "outcome", "why", title=f"runs of {model}")
+    for start in (e for e in entries if e.kind == LedgerKind.STARTED):
+        run = start.payload.get("run")
+        ours = [e for e in entries if e.payload.get("run") == run and e.seq > start.seq]
+        # the last closing entry wins: a run closed as crashed or failed and then recovered as promoted is promoted
+        end = next((e for e in reversed(ours) if e.kind in ends), None)
+        outcome = end.kind if end else f"in progress (last: {ours[-1].kind if ours else start.kind})"
+        why = str(end.payload.get("reason", "")) if end else ""
+        runs.add_row(str(run)[:8], Text(str(start.payload.get("version", ""))), f"{start.at:%Y-%m-%d %H:%M:%S}",
+                     Text(outcome), Text(why[:120]))
+    console.print(runs)
     _print_pointer(_store(), model)
 
 
@@ -382,9 +521,11 @@ def audit_verify(model: str) -> None:
     from tasks.bundle import audit_approvals, audit_evidence
     from tasks.ledger import audit_ledger
     from tasks.promotion import read_pointer
+    from tasks.recovery import recover_before_reading
     from tasks.signing import own_public_keys
     from tasks.witness import read_witnesses
 
+    recover_before_reading(model)  # first record what runs left open (tasks/recovery.py): a live version included
     store = _store()
     configs = _configs()
     trusted = service_keys(configs.principals, own_public_keys())
@@ -434,6 +575,7 @@ def deploy(pool: Annotated[str, typer.Option(help="Process work pool to run prom
     """Register the `promote-model` deployment (and its work pool) on the Prefect server."""
     from clearance.app.deployments import register_deployments
 
+    _so_far("the deployments may be partly registered: run `clearance deploy` again once it answers")
     for name in register_deployments(pool):
         console.print(f"deployment [bold]{name}[/bold] on pool {pool}")
 
@@ -448,11 +590,22 @@ def demo() -> None:
 
 @app.command()
 def sweep() -> None:
-    """Apply approval deadlines now: close overdue sign-offs and wake their suspended runs."""
+    """Apply approval deadlines and find dead runs now: close overdue sign-offs, wake runs, close crashed runs."""
+    from tasks.crashes import sweep_crashes
     from tasks.deadlines import expire_overdue
 
+    _so_far("deadlines may be partly applied: run `clearance sweep` again once it answers")
     woken = expire_overdue(_store())
     console.print(f"{len(woken)} overdue run(s) woken" + (f": {', '.join(woken)}" if woken else ""))
+    swept = sweep_crashes(_store())
+    from tasks.deadlines import recover_ended_runs
+
+    recovered = recover_ended_runs(_store())
+    console.print(f"{len(recovered)} closing ledger entr(y/ies) recovered for runs that ended without one")
+    console.print(f"{len(swept.crashed)} dead run(s) marked crashed, {len(swept.closed)} closed in the ledger, "
+                  f"{len(swept.aborted)} unfinished upload(s) aborted")
+    for problem in swept.problems:
+        err.print(problem, markup=False)
 
 
 @app.command("jira-poll")
@@ -460,6 +613,7 @@ def jira_poll(once: Annotated[bool, typer.Option("--once", help="One pass, then 
     """Approve by Jira transition without webhooks (Server/Data Center): poll with JQL."""
     from clearance.app.jira_poller import main as poll_main
 
+    _so_far("the poller stopped")
     raise typer.Exit(poll_main(["--once"] if once else []))
 
 
@@ -469,6 +623,7 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
           socket_mode: Annotated[bool, typer.Option(
               "--socket-mode", help="Take Slack interactions over Socket Mode (no public URL).")] = False) -> None:
     """Serve the approval endpoints (`/slack/interactions`, `/jira/webhook`, `/healthz`)."""
+    _so_far("the server stopped")
     if socket_mode:
         from clearance.app.serve.slack_socket import run_socket_mode
 

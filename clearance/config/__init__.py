@@ -12,6 +12,7 @@ from clearance.config.files import load_manifest, load_policy, load_principals, 
 from clearance.config.issues import ConfigError, ConfigIssue
 from clearance.config.jsonschema_export import write_schemas
 from clearance.config.kinds import validate_paths
+from clearance.config.limits import ConfigLimits
 from clearance.config.schema import (
     ApprovalPolicy,
     ArtifactRef,
@@ -40,6 +41,7 @@ __all__ = [
     "Channel",
     "ConfigError",
     "ConfigIssue",
+    "ConfigLimits",
     "ConfigSet",
     "DatasetRef",
     "GateMode",

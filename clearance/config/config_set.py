@@ -16,11 +16,13 @@ Layout of a config directory::
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from clearance.config.files import _issue_order, _load_file, _Loaded
 from clearance.config.issues import ConfigError, ConfigIssue, ConfigPath, LineMap, display_path, issue_at
+from clearance.config.limits import ConfigLimits, current_limits, size_text
 from clearance.config.schema import ModelManifest, Policy, Principals
 from clearance.config.tighten import effective_policy as _tighten
 from clearance.config.yaml_source import YamlDocument
@@ -71,14 +73,58 @@ def _config_root(path: Path) -> Path:
     return path
 
 
-def _collect_dir(config_dir: Path) -> tuple[ConfigSet | None, list[ConfigIssue]]:
-    """Load a config directory and check the rules that span files."""
+def _config_files(root: Path, limits: ConfigLimits) -> tuple[list[tuple[Path, int]], bool]:
+    """The files a load reads, with their sizes (from the file system: nothing is opened), and whether there
+    are more than ``limits.max_files`` (then the listing stops there: a folder of a million files is not
+    listed to the end)."""
+    found: list[tuple[Path, int]] = []
+    for name in ("principals.yaml", "waivers.yaml"):
+        path = root / name
+        if path.is_file():
+            found.append((path, path.stat().st_size))
+    for folder in (root / "policies", root / "models"):
+        if not folder.is_dir():
+            continue
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.endswith((".yaml", ".yml")) and entry.is_file():
+                    found.append((Path(entry.path), entry.stat().st_size))
+                    if len(found) > limits.max_files:
+                        return found, True
+    return found, False
+
+
+def _size_issues(root: Path, limits: ConfigLimits) -> list[ConfigIssue]:
+    """The config directory is over a limit: too many files, or too many bytes in all (checked before parsing)."""
+    files, too_many = _config_files(root, limits)
+    where = display_path(root)
+    if too_many:
+        return [ConfigIssue(where, None, "", f"holds more than {limits.max_files} config files (policies/, models/, "
+                                             f"principals.yaml, waivers.yaml): nothing was parsed (raise "
+                                             f"CLEARANCE_CONFIG_MAX_FILES if it must hold this many)")]
+    total = sum(size for _, size in files)
+    if total <= limits.max_dir_bytes:
+        return []
+    largest = sorted(files, key=lambda item: -item[1])[:3]
+    named = ", ".join(f"{display_path(path)} ({size_text(size)})" for path, size in largest)
+    return [ConfigIssue(where, None, "", f"its {len(files)} config files total {size_text(total)} ({total} bytes), "
+                                         f"over the {size_text(limits.max_dir_bytes)} limit for the config "
+                                         f"directory: nothing was parsed; largest: {named} (raise "
+                                         f"CLEARANCE_CONFIG_MAX_DIR_BYTES if it must be this big)")]
+
+
+def _collect_dir(config_dir: Path, limits: ConfigLimits | None = None) -> tuple[ConfigSet | None, list[ConfigIssue]]:
+    """Load a config directory and check the rules that span files (nothing is parsed when it is over a limit)."""
     root = _config_root(Path(config_dir))
     issues: list[ConfigIssue] = []
     if not root.is_dir():
         return None, [ConfigIssue(display_path(root), None, "", "not a directory")]
+    limits = limits or current_limits()
+    too_big = _size_issues(root, limits)
+    if too_big:
+        return None, too_big
 
-    people = _load_file(root / "principals.yaml", "principals")
+    people = _load_file(root / "principals.yaml", "principals", limits=limits)
     issues += people.issues
     principals: Principals | None = people.model
 
@@ -89,7 +135,7 @@ def _collect_dir(config_dir: Path) -> tuple[ConfigSet | None, list[ConfigIssue]]
                                   "directory not found (one policies/<tier>.yaml per risk tier)"))
     else:
         for path in _yaml_files(root / "policies"):
-            loaded = _load_file(path, "policy")
+            loaded = _load_file(path, "policy", limits=limits)
             issues += loaded.issues
             if loaded.model is None:
                 broken_tiers.add(path.stem)
@@ -107,7 +153,7 @@ def _collect_dir(config_dir: Path) -> tuple[ConfigSet | None, list[ConfigIssue]]
     broken_models: set[str] = set()  # manifest files that exist but failed: don't cascade "no model"
     models_dir = root / "models"
     for path in _yaml_files(models_dir) if models_dir.is_dir() else []:
-        loaded = _load_file(path, "manifest")
+        loaded = _load_file(path, "manifest", limits=limits)
         issues += loaded.issues
         if loaded.model is None:
             broken_models.add(path.stem)
@@ -120,7 +166,7 @@ def _collect_dir(config_dir: Path) -> tuple[ConfigSet | None, list[ConfigIssue]]
 
     waivers: _Loaded | None = None
     if (root / "waivers.yaml").is_file():
-        waivers = _load_file(root / "waivers.yaml", "waivers")
+        waivers = _load_file(root / "waivers.yaml", "waivers", limits=limits)
         found = list(waivers.issues)
         if waivers.parsed is not None:  # an unknown gate does not hide the other waivers' problems
             found += _waiver_issues(waivers, manifests, broken_models, principals)
@@ -233,12 +279,13 @@ def _quorum_issues(policy: Policy, principals: Principals, doc: YamlDocument, *,
     return issues
 
 
-def load_config_dir(config_dir: Path | str) -> ConfigSet:
+def load_config_dir(config_dir: Path | str, limits: ConfigLimits | None = None) -> ConfigSet:
     """Load ``config_dir`` (policies/, models/, principals.yaml, waivers.yaml) and check the rules across files.
 
-    Raises :class:`ConfigError` listing every problem in every file.
+    Raises :class:`ConfigError` listing every problem in every file. ``limits`` (default: the settings')
+    bound what is read: see :mod:`clearance.config.limits`.
     """
-    config, issues = _collect_dir(Path(config_dir))
+    config, issues = _collect_dir(Path(config_dir), limits)
     if config is None:
         raise ConfigError(issues)
     return config

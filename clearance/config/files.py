@@ -18,9 +18,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from clearance.config.issues import ConfigError, ConfigIssue, ConfigPath, dotted, issue_at
+from clearance.config.limits import ConfigLimits
 from clearance.config.messages import issues_from_validation
 from clearance.config.schema import ModelManifest, Policy, Principals, Waivers
 from clearance.config.yaml_source import YamlDocument, read_yaml
+from clearance.core.keys import production_key
 from gates.base import GateConfigError, parse_gate_config, registered_gates
 
 __all__ = ["load_manifest", "load_policy", "load_principals", "load_waivers"]
@@ -101,6 +103,39 @@ def _semantic_checks(kind: str, model: BaseModel, doc: YamlDocument) -> list[Con
     if isinstance(model, Policy) and model.approvals.roles and not model.approvals.channels:
         issues.append(issue_at(doc.file, doc.lines, ("approvals", "channels"),
                                "is empty, but approvals.roles needs sign-off: nobody could approve"))
+    if isinstance(model, ModelManifest):
+        issues += _production_name_clashes(model, doc)
+    return issues
+
+
+def _production_name_clashes(manifest: ModelManifest, doc: YamlDocument) -> list[ConfigIssue]:
+    """Two artifacts of one version that would land on the same production key.
+
+    Promotion keeps only an artifact's file name (``<target>/<model>/<version>/<file>``, see
+    :func:`clearance.core.keys.production_key`), so ``a/model.joblib`` and ``b/model.joblib`` pass the
+    gates and then collide: the second copy is refused, and production holds half a version whose
+    key no later run may overwrite. A key with no file name (ending in ``/``) would land on the folder.
+    """
+    issues = []
+    for version, spec in manifest.versions.items():
+        first: dict[str, int] = {}  # production key → index of the first artifact landing there
+        for i, ref in enumerate(spec.artifacts):
+            at = ("versions", version, "artifacts", i, "key")
+            target = production_key(manifest.name, version, ref.key)
+            if target.endswith("/"):
+                issues.append(issue_at(doc.file, doc.lines, at, f"'{ref.key}' names no file (it ends with '/'): "
+                                                                "promotion copies artifacts by their file name"))
+                continue
+            if target not in first:
+                first[target] = i
+                continue
+            other = spec.artifacts[first[target]].key
+            name = target.rsplit("/", 1)[1]
+            issues.append(issue_at(doc.file, doc.lines, at,
+                                   f"'{ref.key}' and '{other}' (versions.{version}.artifacts.{first[target]}.key) "
+                                   f"have the same file name '{name}': promotion keeps only the file name, so both "
+                                   f"would be copied to {manifest.name}/{version}/{name} under the promotion prefix "
+                                   f"and the second would collide with the first; rename one"))
     return issues
 
 
@@ -120,9 +155,9 @@ def _refine_principals(issues: list[ConfigIssue], doc: YamlDocument) -> list[Con
     return refined
 
 
-def _load_file(path: Path, kind: str, doc: YamlDocument | None = None) -> _Loaded:
+def _load_file(path: Path, kind: str, doc: YamlDocument | None = None, limits: ConfigLimits | None = None) -> _Loaded:
     """Parse (unless ``doc`` is given), validate against the schema and the gate registry, collect every issue."""
-    doc = doc or read_yaml(path)
+    doc = doc or read_yaml(path, limits)
     loaded = _Loaded(doc)
     if doc.data is None and doc.issues:
         return loaded

@@ -4,11 +4,18 @@ Why not ``yaml.safe_load``: it forgets where things were, and it silently keeps 
 equal keys. Here the node tree is composed and turned into data by hand, recording lines,
 reporting duplicate keys, and turning unreadable files and syntax errors into :class:`ConfigIssue`
 instead of exceptions. Nothing here knows what a policy or a manifest is.
+
+Limits (:mod:`~clearance.config.limits`): a file over ``CLEARANCE_CONFIG_MAX_FILE_BYTES`` is refused
+from its size alone, before a byte of it is parsed; and a document that would expand (through
+aliases) to more values than a plain file at that size could hold, nest deeper than
+:data:`~clearance.config.limits.MAX_DEPTH`, or contain itself, is refused after composing its node
+graph (linear in the file) and before building any data from it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +23,7 @@ from typing import Any
 import yaml
 
 from clearance.config.issues import ConfigIssue, ConfigPath, display_path, dotted
+from clearance.config.limits import ConfigLimits, current_limits, size_text
 
 __all__ = ["YamlDocument", "read_yaml"]
 
@@ -33,21 +41,51 @@ class YamlDocument:
     sha256: str | None = None
 
 
-def read_yaml(path: Path) -> YamlDocument:
+class _TooBig(Exception):
+    """The document is over a limit; ``line`` is 1-based when known."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+def too_big_message(size: int, limit: int) -> str:
+    """Why a file of ``size`` bytes is not read (names the setting that would let it through)."""
+    return (f"is {size_text(size)} ({size} bytes), over the {size_text(limit)} limit for one config file: not "
+            f"parsed (a config file this big is a mistake; if not, raise CLEARANCE_CONFIG_MAX_FILE_BYTES)")
+
+
+def _read_bounded(path: Path, limit: int) -> bytes | int:
+    """The file's bytes, or its size when it is over ``limit`` (judged from its size, then from what was read:
+    a file that grows meanwhile, or a device, is never read past the limit)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            return size
+        raw = f.read(limit + 1)
+    return raw if len(raw) <= limit else max(size, len(raw))
+
+
+def read_yaml(path: Path, limits: ConfigLimits | None = None) -> YamlDocument:
     """Parse one YAML file, recording line numbers and flagging duplicate keys and syntax errors.
 
     PyYAML's ``safe_load`` keeps the last of two equal keys silently; a policy that says
     ``min: 2`` and later ``min: 1`` must not pass review, so we compose the node tree and
-    build the data ourselves.
+    build the data ourselves. ``limits`` default to the settings' (:func:`~clearance.config.limits.current_limits`).
     """
+    limits = limits or current_limits()
     doc = YamlDocument(file=display_path(path))
     try:
-        raw = path.read_bytes()
+        raw = _read_bounded(path, limits.max_file_bytes)
     except FileNotFoundError:
         doc.issues.append(ConfigIssue(doc.file, None, "", "file not found"))
         return doc
     except OSError as exc:
         doc.issues.append(ConfigIssue(doc.file, None, "", f"cannot read: {exc.strerror or exc}"))
+        return doc
+    if isinstance(raw, int):
+        doc.issues.append(ConfigIssue(doc.file, None, "", too_big_message(raw, limits.max_file_bytes)))
         return doc
     doc.sha256 = hashlib.sha256(raw).hexdigest()
     try:
@@ -55,13 +93,17 @@ def read_yaml(path: Path) -> YamlDocument:
     except UnicodeDecodeError as exc:
         doc.issues.append(ConfigIssue(doc.file, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
         return doc
-    loader = yaml.SafeLoader(text)
+    loader = _BoundedLoader(text, limits.max_depth)
     try:
         node = loader.get_single_node()
         if node is None:
             doc.issues.append(ConfigIssue(doc.file, 1, "", "the file is empty"))
             return doc
+        _measure(node, limits)
         doc.data = _build(node, (), loader, doc)
+    except _TooBig as exc:
+        doc.issues.append(ConfigIssue(doc.file, exc.line, "", exc.message))
+        doc.data = None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = f"YAML syntax error: {exc.problem or exc.context or 'invalid YAML'}"
@@ -76,6 +118,74 @@ def read_yaml(path: Path) -> YamlDocument:
     finally:
         loader.dispose()
     return doc
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing to compose nodes nested deeper than ``max_depth``.
+
+    PyYAML composes recursively (two frames per level): unbounded, ``[[[[…`` ends in a
+    RecursionError; bounded here, it ends in an issue on the line where it went too deep.
+    """
+
+    def __init__(self, stream: str, max_depth: int) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._max_depth = max_depth
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > self._max_depth:
+                mark = self.peek_event().start_mark
+                raise _TooBig(f"nested deeper than {self._max_depth} levels: not parsed", mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _measure(root: yaml.Node, limits: ConfigLimits) -> None:
+    """Refuse a node graph that would build into too many values, too deep, or into itself.
+
+    Aliases make the composed graph a DAG (or, with an alias inside its own anchor, a cycle) whose
+    tree can be exponentially larger than the file: measure the tree on the graph (each node once,
+    without recursion) before building it.
+    """
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_nodes: set[int] = set()  # the nodes on the path from the root to the current one
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            line = node.start_mark.line + 1
+            if size[key] > limits.max_values:
+                raise _TooBig(f"expands to more than {limits.max_values} values (through aliases: '*name' repeats "
+                              f"'&name'), more than a {size_text(limits.max_file_bytes)} file could hold: "
+                              f"not parsed", line)
+            if depth[key] > limits.max_depth:
+                raise _TooBig(f"nests deeper than {limits.max_depth} levels through aliases: not parsed", line)
+            continue
+        if key in size:
+            continue
+        if key in open_nodes:
+            raise _TooBig("an alias refers to a mapping or list that contains it (a structure that contains "
+                          "itself): not parsed", node.start_mark.line + 1)
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack += [(kid, False) for kid in _children(node) if id(kid) not in size]
 
 
 def _build(node: yaml.Node, path: ConfigPath, loader: yaml.SafeLoader, doc: YamlDocument) -> Any:

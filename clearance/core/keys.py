@@ -5,12 +5,14 @@
     candidates/<model>/<version>/<file>            written by data scientists; read-only to clearance
     <target>/<model>/<version>/<file>               immutable production copies (target: "production")
     <target>/<model>/CURRENT.json                   the live-version pointer (compare-and-swap)
+    <target>/<model>/<version>/NOT-LIVE.json        marks a copy whose pointer move lost or never happened
     evidence/<model>/ledger/<seq:012d>.json         one object per ledger entry (create-only)
     evidence/<model>/<version>/<run>/               one run's evidence:
         gate-<gate id>.json, <evidence files>, approvals.json, approvals-at-seal.json,
         slack.json, jira.json, report.md, report.html, bundle.json
     evidence/runs/<run>.json                        run id → its approvals record (written when sign-off opens)
     evidence/jira/pending/<run>.json                runs whose Jira outbox is not empty
+    evidence/_probe/<id>.json                       the store probe's object, deleted after the probe
 
 In the witness bucket (``CLEARANCE_WITNESS_BUCKET``, its own credentials)::
 
@@ -39,6 +41,8 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 BUNDLE = "bundle.json"
 GATE_RESULT_PREFIX = "gate-"
+#: File name, next to a version's production copy, of the marker saying that copy is not live.
+NOT_LIVE = "NOT-LIVE.json"
 
 
 # --------------------------------------------------------------------------- candidates and production
@@ -62,6 +66,13 @@ def production_key(model: str, version: str, source_key: str, target: str = PROD
 def pointer_key(model: str, target: str = PRODUCTION) -> str:
     """The live-version pointer: ``<target>/<model>/CURRENT.json``."""
     return f"{target}/{model}/CURRENT.json"
+
+
+def not_live_key(model: str, version: str, target: str = PRODUCTION) -> str:
+    """``<target>/<model>/<version>/NOT-LIVE.json``: the runs whose copy of this version did not go live
+    (their pointer move lost, or they ended before it). Only ``CURRENT.json`` says what is live; a
+    promotion of the version removes the marker when its pointer move succeeds."""
+    return f"{target}/{model}/{version}/{NOT_LIVE}"
 
 
 # --------------------------------------------------------------------------- the ledger
@@ -129,6 +140,16 @@ def jira_pending_key(run_id: str) -> str:
 def start_nonce_key(model: str, nonce: str) -> str:
     """Marks a signed start statement as used (create-only), so it starts one run only."""
     return f"{EVIDENCE}/{model}/starts/{nonce}.json"
+
+
+#: Where the store probe (``tasks/store_probe.py``) writes, then deletes, its object. Model names start
+#: with a letter or digit, so no model's evidence can live here.
+STORE_PROBE_PREFIX = f"{EVIDENCE}/_probe/"
+
+
+def store_probe_key(probe_id: str) -> str:
+    """The object one store probe writes twice create-only and swaps with a stale ETag, then deletes."""
+    return f"{STORE_PROBE_PREFIX}{probe_id}.json"
 
 
 # --------------------------------------------------------------------------- witnesses (outside the bucket)

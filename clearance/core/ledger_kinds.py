@@ -12,6 +12,10 @@ class LedgerKind(str, Enum):
     GATE = "gate"
     APPROVAL_REQUESTED = "approval-requested"
     APPROVED = "approved"
+    #: Intent, written before the production pointer moves: run, version, digest, production keys, the
+    #: pointer's key and the ETag the run saw. Not terminal: ``promoted`` (or a failure) closes the run,
+    #: and recovery (tasks/recovery.py) closes it when the run ended without doing so.
+    PROMOTING = "promoting"
     PROMOTED = "promoted"
     # The ways a run ends without a promotion (each is terminal).
     GATE_FAILED = "gate-failed"
@@ -19,6 +23,9 @@ class LedgerKind(str, Enum):
     TIMED_OUT = "timed-out"
     PROMOTION_FAILED = "promotion-failed"
     FAILED = "failed"
+    #: The run's process died without saying so (killed, out of memory, machine lost): written by the
+    #: crash sweep (tasks/crashes.py) once Prefect has the run as Crashed.
+    CRASHED = "crashed"
 
     @property
     def terminal(self) -> bool:
@@ -27,4 +34,4 @@ class LedgerKind(str, Enum):
 
 
 TERMINAL = frozenset({LedgerKind.PROMOTED, LedgerKind.GATE_FAILED, LedgerKind.REJECTED, LedgerKind.TIMED_OUT,
-                      LedgerKind.PROMOTION_FAILED, LedgerKind.FAILED})
+                      LedgerKind.PROMOTION_FAILED, LedgerKind.FAILED, LedgerKind.CRASHED})

@@ -6,7 +6,7 @@ ports, with their data under one state directory (default ``.local/`` in the rep
     python -m clearance.dev.devservers up       # start both, or reuse the live ones
     python -m clearance.dev.devservers status   # JSON, no secrets
     eval "$(python -m clearance.dev.devservers env)"
-    python -m clearance.dev.devservers down
+    python -m clearance.dev.devservers down     # also the demo's worker; SIGKILL after 15 s, says what it did
 
 SeaweedFS runs ``weed mini`` with an S3 identity file, so request signatures are checked
 (a wrong secret is refused). The S3 credentials are generated once per state directory and
@@ -27,7 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,8 @@ class S3Service:
     log_path: str
     region: str = "us-east-1"
     ports: dict[str, int] = field(default_factory=dict)
+    #: Whether the bucket has a lifecycle rule aborting incomplete multipart uploads (ensure_upload_cleanup_rule).
+    upload_cleanup: str = ""
 
     def public(self) -> dict[str, Any]:
         """Everything but the secret (for the state file and ``status``)."""
@@ -161,52 +163,131 @@ def _ours(pid: int, marker: str) -> bool:
     return alive(pid) and marker in _cmdline(pid)
 
 
-def stop_pid(pid: int, marker: str, timeout: float = 15.0) -> None:
-    """SIGTERM the process group of ``pid``, then SIGKILL after ``timeout``; no-op if gone."""
+@dataclass(frozen=True)
+class Stopped:
+    """What :func:`stop_pid` did to one process (and its process group), in words for ``down``."""
+
+    pid: int
+    name: str
+    #: ``not running``, ``not ours`` (the pid now belongs to another program: left alone), ``stopped`` (by
+    #: SIGTERM), ``killed`` (SIGKILL after the timeout) or ``still running`` (even SIGKILL did not end it).
+    outcome: str
+    seconds: float = 0.0
+    timeout: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing of it is left running."""
+        return self.outcome != "still running"
+
+    def __str__(self) -> str:
+        who = f"{self.name} (pid {self.pid})"
+        return {
+            "not running": f"{who} was not running",
+            "not ours": f"{who}: that pid now belongs to another program; left alone",
+            "stopped": f"{who} stopped {self.seconds:.1f} s after SIGTERM",
+            "killed": f"{who} did not stop within {self.timeout:g} s of SIGTERM: killed with SIGKILL",
+        }.get(self.outcome, f"{who} is still running after SIGTERM and SIGKILL: stop it by hand (kill -9 -{self.pid})")
+
+
+def _group(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group ``pgid``."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # no /proc: ask the kernel whether the group has anyone at all
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        except PermissionError:
+            pass
+        return [pgid]
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited meanwhile
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
+
+
+def _gone(pid: int) -> bool:
+    """Neither ``pid`` nor anything of its process group still runs (our own child is reaped)."""
+    return not alive(pid) and not _group(pid)
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    """``sig`` to the process group of ``pid`` (started with start_new_session: pgid == pid), else to ``pid``."""
+    try:
+        os.killpg(pid, sig)
+        return
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        return
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not _gone(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def stop_pid(pid: int, marker: str, timeout: float = 15.0, name: str | None = None) -> Stopped:
+    """SIGTERM the process group of ``pid`` and wait for all of it; SIGKILL what is left after ``timeout``.
+
+    Returns what happened, so callers can say it: stopped, killed, still running (reported, never
+    assumed gone) or not running. A pid whose command line lacks ``marker`` belongs to another
+    program now (pids are recycled) and is left alone.
+    """
+    name = name or marker or "process"
     if not _ours(pid, marker):
         proc = _children.pop(pid, None)
         if proc is not None:
             proc.poll()  # reap it if it already exited
-        return
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)  # started with start_new_session: pgid == pid
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and alive(pid):
-            time.sleep(0.1)
-        if not alive(pid):
-            break
-    # children of the group (e.g. prefect's services) may outlive the leader for a moment
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc = _children.pop(pid, None)
-    if proc is not None:
-        proc.wait(timeout=5)
+        return Stopped(pid, name, "not ours" if alive(pid) else "not running")
+    started = time.monotonic()
+    outcome = "stopped"
+    _signal(pid, signal.SIGTERM)
+    if not _wait_gone(pid, timeout):
+        outcome = "killed"
+        _signal(pid, signal.SIGKILL)
+        if not _wait_gone(pid, 5.0):
+            outcome = "still running"
+    proc = _children.get(pid)
+    if proc is not None and proc.poll() is not None:
+        _children.pop(pid, None)
+    return Stopped(pid, name, outcome, time.monotonic() - started, timeout)
 
 
-def stop(service: S3Service | PrefectService, timeout: float = 15.0) -> None:
-    """Stop one local server (its whole process group)."""
+def stop(service: S3Service | PrefectService, timeout: float = 15.0) -> Stopped:
+    """Stop one local server (its whole process group); returns what happened."""
     if isinstance(service, S3Service):
-        stop_pid(service.pid, "weed", timeout)
+        result = stop_pid(service.pid, "weed", timeout, name="SeaweedFS")
         # weed mini makes gRPC unix sockets at a fixed /tmp/seaweedfs-<part>-grpc-<port>.sock and
         # leaves some behind on SIGTERM; remove the ones named after this server's ports.
         for port in service.ports.values():
             for sock in Path("/tmp").glob(f"seaweedfs-*-grpc-{port}.sock"):
                 if sock.is_socket():
                     sock.unlink(missing_ok=True)
-    else:
-        stop_pid(service.pid, "prefect", timeout)
+        return result
+    return stop_pid(service.pid, "prefect", timeout, name="Prefect server")
 
 
-def stop_started(marker: str | None = None) -> None:
+def stop_started(marker: str | None = None) -> list[Stopped]:
     """Stop every server this Python process started (optionally only those whose command has ``marker``)."""
-    for pid in list(_children):
-        if marker is None or marker in _cmdline(pid):
-            stop_pid(pid, marker or "")
+    return [stop_pid(pid, marker or "") for pid in list(_children)
+            if marker is None or marker in _cmdline(pid)]
 
 
 def _tail(path: str | Path, lines: int = 30) -> str:
@@ -326,11 +407,32 @@ def start_s3(state_dir: Path | str = DEFAULT_STATE, bucket: str | None = None,
         )
         try:
             _wait_s3(service, timeout)
-            return service
+            return replace(service, upload_cleanup=ensure_upload_cleanup_rule(service))
         except ServiceError as err:
             last_error = str(err)
             stop(service)
     raise ServiceError(last_error)
+
+
+def ensure_upload_cleanup_rule(service: S3Service, days: int = 1) -> str:
+    """Put a lifecycle rule on the bucket that aborts multipart uploads unfinished after ``days``; says what came of it.
+
+    ``"stored"`` means the server accepted the rule and returns it when asked: whether it acts on it is
+    its business (SeaweedFS runs lifecycle actions only where its lifecycle worker runs), so the crash
+    sweep (tasks/crashes.py) still aborts what killed copies leave. ``"not supported: …"`` when the
+    server refuses: never taken for done.
+    """
+    from tasks.object_store import ObjectStore
+    from tasks.store import NotSupported, ObjectStoreError
+
+    client = _s3_client(service.endpoint_url, service.access_key_id, service.secret_access_key, service.region)
+    try:
+        ObjectStore(client, service.bucket).ensure_upload_cleanup_rule(days)
+    except NotSupported as exc:
+        return f"not supported: {exc}"
+    except ObjectStoreError as exc:
+        return f"failed: {exc}"
+    return "stored"
 
 
 def _wait_s3(service: S3Service, timeout: float) -> None:
@@ -481,15 +583,35 @@ def free_port_is_free(port: int) -> bool:
             return False
 
 
-def down(state_dir: Path | str = DEFAULT_STATE) -> bool:
-    """Stop both recorded servers; returns whether a state file was found. Data stays in the state dir."""
+#: Where ``make demo`` records its Prefect worker, in the state dir (clearance/dev/demo.py).
+WORKER_PID_FILE = "worker.pid"
+
+
+def down(state_dir: Path | str = DEFAULT_STATE, timeout: float = 15.0) -> list[Stopped]:
+    """Stop the demo's worker and both recorded servers: SIGTERM, wait, SIGKILL after ``timeout``.
+
+    Returns what happened to each (empty: nothing was recorded). A process that survived SIGKILL is
+    reported, and its record kept. Data stays in the state dir.
+    """
+    state_dir = Path(state_dir).resolve()
+    results = []
+    worker = state_dir / WORKER_PID_FILE
+    if worker.exists():
+        try:
+            pid = int(worker.read_text().strip())
+        except ValueError:
+            worker.unlink(missing_ok=True)
+        else:
+            results.append(stop_pid(pid, "prefect", timeout, name="Prefect worker"))
+            if results[-1].ok:
+                worker.unlink(missing_ok=True)
     known = load(state_dir)
-    if known is None:
-        return False
-    stop(known.prefect)
-    stop(known.s3)
-    _state_path(Path(state_dir)).unlink(missing_ok=True)
-    return True
+    if known is not None:
+        servers = [stop(known.prefect, timeout), stop(known.s3, timeout)]
+        results += servers
+        if all(r.ok for r in servers):
+            _state_path(state_dir).unlink(missing_ok=True)
+    return results
 
 
 def status(state_dir: Path | str = DEFAULT_STATE) -> dict[str, Any]:
@@ -524,6 +646,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m clearance.dev.devservers", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["up", "down", "status", "env"])
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    parser.add_argument("--timeout", type=float, default=15.0,
+                        help="down: seconds to wait after SIGTERM before SIGKILL (default 15)")
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
@@ -532,7 +656,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Prefect UI:     {services.prefect.ui_url}")
             print(f"state:          {Path(args.state_dir).resolve()} (`python -m clearance.dev.devservers env`)")
         elif args.command == "down":
-            print("stopped" if down(args.state_dir) else "nothing recorded as running")
+            results = down(args.state_dir, args.timeout)
+            for result in results:
+                print(result, file=sys.stdout if result.ok else sys.stderr)
+            if not results:
+                print("nothing recorded as running")
+            if not all(r.ok for r in results):
+                return 1
         elif args.command == "status":
             print(json.dumps(status(args.state_dir), indent=2))
         else:

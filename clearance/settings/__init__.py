@@ -30,6 +30,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLEARANCE_", env_file=".env", extra="ignore")
 
     config_dir: Path = Field(Path("configs"), description="Folder with policies/, models/ and principals.yaml.")
+    config_max_file_bytes: int = Field(
+        1024 * 1024, gt=0, description="Largest config file read (bytes; default 1 MiB): a bigger one is refused "
+                                       "before it is parsed, naming the file and its size.")
+    config_max_dir_bytes: int = Field(
+        16 * 1024 * 1024, gt=0, description="Largest total of the config files of the config dir (bytes; default "
+                                            "16 MiB): over it nothing is parsed.")
+    config_max_files: int = Field(
+        1000, gt=0, description="Most config files (policies, models, principals, waivers) in the config dir: over "
+                                "it nothing is parsed.")
     prefect_api_url: str | None = Field(
         None, description="Prefect API URL; when unset, Prefect's own PREFECT_API_URL applies."
     )
@@ -38,9 +47,21 @@ class Settings(BaseSettings):
     s3_access_key_id: SecretStr | None = None
     s3_secret_access_key: SecretStr | None = None
     bucket: str = Field("clearance", description="Bucket holding candidates/, production/ and evidence/.")
+    s3_retry_seconds: float = Field(
+        30.0, ge=0, description="How long one object-store operation keeps retrying connection errors, timeouts, "
+                                "500/502/503/504 and SlowDown (exponential backoff with jitter) before it fails "
+                                "naming the endpoint; 0: one attempt. A SeaweedFS restart takes about 3 s.")
+    s3_probe_ttl_seconds: float = Field(
+        900.0, gt=0, description="How long a passed check that the store enforces If-None-Match / If-Match is "
+                                 "trusted in one process before it is made again (per endpoint and bucket).")
     approval_poll_seconds: float = Field(
         0.5, gt=0, description="How often a paused direct run checks for a resume (half of it is the mean delay)."
     )
+    crash_after_seconds: float = Field(
+        120, gt=0, description="A running promotion with no sign of life (Prefect flow-run heartbeat) for longer "
+                               "than this is set Crashed by the sweep, its ledger closed and its unfinished uploads "
+                               "aborted. Never less than 1.5 heartbeat intervals (PREFECT_FLOWS_HEARTBEAT_FREQUENCY, "
+                               "Prefect's default 180 s; 30-60 s lets this bound apply).")
     service_key_file: Path | None = Field(
         None, description="The clearance service's private SSH key (ed25519, OpenSSH or PEM format): it signs the "
                           "decisions it verified and the ledger entries. Its public key goes in principals.yaml "

@@ -10,11 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tasks.store import ChecksumMismatch, ObjectExists, ObjectInfo, ObjectNotFound, PreconditionFailed
+from tasks.store import (
+    ChecksumMismatch,
+    MultipartUpload,
+    ObjectExists,
+    ObjectInfo,
+    ObjectNotFound,
+    PreconditionFailed,
+)
 
 
 class MemoryStore:
@@ -27,6 +35,8 @@ class MemoryStore:
         self.lock = threading.Lock()
         #: The store's clock when a test set it; ``None``: the real time.
         self.now: datetime | None = now
+        #: Unfinished multipart uploads by upload id (:meth:`start_multipart_upload` makes one).
+        self.uploads: dict[str, MultipartUpload] = {}
 
     def server_time(self) -> datetime:
         """The store's clock: the time a test set, else the real time in whole seconds (as S3's ``Date``)."""
@@ -106,3 +116,26 @@ class MemoryStore:
         if hashlib.sha256(body).hexdigest() != expected_sha256.lower().removeprefix("sha256:"):
             raise ChecksumMismatch(f"source {src_key} does not have the expected sha256", key=src_key)
         return self.put_if_absent(dst_key, body)
+
+    def start_multipart_upload(self, key: str) -> MultipartUpload:
+        """Begin a multipart upload that is never completed (what a copy killed midway leaves)."""
+        upload = MultipartUpload(key=key, upload_id=uuid.uuid4().hex, initiated=self.server_time())
+        with self.lock:
+            self.uploads[upload.upload_id] = upload
+        return upload
+
+    def list_multipart_uploads(self, prefix: str) -> list[MultipartUpload]:
+        with self.lock:
+            found = [u for u in self.uploads.values() if u.key.startswith(prefix)]
+        return sorted(found, key=lambda u: (u.initiated or datetime.min.replace(tzinfo=UTC), u.key))
+
+    def abort_multipart_uploads(self, prefix: str, *, initiated_before: datetime | None = None
+                                ) -> list[MultipartUpload]:
+        gone = []
+        for upload in self.list_multipart_uploads(prefix):
+            if initiated_before is not None and (upload.initiated is None or upload.initiated >= initiated_before):
+                continue
+            with self.lock:
+                self.uploads.pop(upload.upload_id, None)
+            gone.append(upload)
+        return gone

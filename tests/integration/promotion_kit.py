@@ -48,8 +48,12 @@ class Candidate:
 
 
 def make_candidate(tmp_path: Path, store, versions: tuple[str, ...] = ("1.0.0",),
-                   policy: dict[str, Any] | None = None) -> Candidate:
-    """Upload one small artifact per version and write configs that pin them (unique model name)."""
+                   policy: dict[str, Any] | None = None, sizes: dict[str, int] | None = None) -> Candidate:
+    """Upload one small artifact per version and write configs that pin them (unique model name).
+
+    ``sizes`` makes the artifact of a version that many bytes instead (random, so incompressible): one
+    bigger than ``tasks.object_store.PART_SIZE`` is copied to production as a multipart upload.
+    """
     model = f"m-{uuid.uuid4().hex[:10]}"
     config_dir = tmp_path / "configs"
     (config_dir / "policies").mkdir(parents=True)
@@ -57,7 +61,8 @@ def make_candidate(tmp_path: Path, store, versions: tuple[str, ...] = ("1.0.0",)
     candidate = Candidate(model=model, config_dir=config_dir)
     pinned = {}
     for version in versions:
-        body = FAKE_JOBLIB + f"{model}:{version}:".encode() + os.urandom(256)
+        head = FAKE_JOBLIB + f"{model}:{version}:".encode()
+        body = head + os.urandom(max(256, (sizes or {}).get(version, 0) - len(head)))
         store.put_if_absent(candidate.key(version), body)
         candidate.digests[version] = hashlib.sha256(body).hexdigest()
         pinned[version] = {"artifacts": [{"key": candidate.key(version), "sha256": candidate.digests[version],
@@ -78,13 +83,15 @@ def cli_env(candidate: Candidate, user: str) -> dict[str, str]:
 
 
 def start_direct_run(candidate: Candidate, version: str, *, user: str = "dana", dry_run: bool = False,
-                     log: Path | None = None) -> subprocess.Popen:
-    """``clearance promote MODEL VERSION --direct`` in a subprocess (the pause path)."""
+                     log: Path | None = None, own_group: bool = False) -> subprocess.Popen:
+    """``clearance promote MODEL VERSION --direct`` in a subprocess (the pause path); ``own_group`` starts it
+    in a process group of its own, which a test may kill whole (``os.killpg(process.pid, …)``)."""
     args = [sys.executable, "-m", "clearance", "promote", candidate.model, version, "--direct"]
     if dry_run:
         args.append("--dry-run")
     out = open(log, "wb") if log else subprocess.DEVNULL
-    return subprocess.Popen(args, env=cli_env(candidate, user), cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen(args, env=cli_env(candidate, user), cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=own_group)
 
 
 def cli(candidate: Candidate, user: str, *args: str) -> subprocess.CompletedProcess:

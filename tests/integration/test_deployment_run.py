@@ -70,7 +70,7 @@ def test_suspended_run_resumes_without_rerunning_finished_work(s3, worker, tmp_p
     assert final == "COMPLETED", worker.read_text()[-4000:]
     kinds = [e.kind for e in read_ledger(s3, cand.model)]
     # Each step exactly once although the flow body ran twice (before and after the suspension).
-    assert kinds == ["started", "gate", "approval-requested", "approved", "promoted"]
+    assert kinds == ["started", "gate", "approval-requested", "approved", "promoting", "promoted"]
     assert s3.head(gate_evidence).etag == first_gate_run
     assert s3.sha256_of(f"production/{cand.model}/1.0.0/model.joblib")[0] == cand.digests["1.0.0"]
 

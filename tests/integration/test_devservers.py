@@ -116,3 +116,94 @@ def test_restart_prefect_keeps_port_and_database(tmp_path: Path) -> None:
     finally:
         devservers.stop(service)
     assert not devservers.alive(service.pid)
+
+
+# --------------------------------------------------------------------------- `make down` is honest
+# Finding 7 (issue 11): it waits for what it stops, kills what ignores SIGTERM, and says which.
+
+STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+POLITE = "import time; time.sleep(600)"
+
+
+def spawn(code: str, *marker_args: str) -> subprocess.Popen[bytes]:
+    """A python child in its own session (as the demo starts its worker); ``marker_args`` end up in its cmdline."""
+    proc = subprocess.Popen([sys.executable, "-c", code, *marker_args], start_new_session=True)
+    time.sleep(0.3)  # let it install its signal handler
+    return proc
+
+
+def test_stop_pid_kills_a_process_that_ignores_sigterm_and_says_so() -> None:
+    proc = spawn(STUBBORN)
+    try:
+        result = devservers.stop_pid(proc.pid, "SIG_IGN", timeout=1.0, name="stubborn")
+        assert result.outcome == "killed" and result.ok
+        assert str(result) == f"stubborn (pid {proc.pid}) did not stop within 1 s of SIGTERM: killed with SIGKILL"
+        assert proc.wait(timeout=5) == -9  # SIGKILL, not SIGTERM
+        assert result.seconds >= 1.0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_stop_pid_waits_for_the_whole_process_group() -> None:
+    # The leader stops on SIGTERM, its child ignores it: stop_pid waits for the child too, then kills it.
+    code = ("import signal, subprocess, sys, time; "
+            f"subprocess.Popen([sys.executable, '-c', {STUBBORN!r}, 'grandchild-marker']); time.sleep(600)")
+    proc = spawn(code, "group-marker")
+    time.sleep(0.5)
+    child = [p for p in devservers._group(proc.pid) if p != proc.pid]
+    assert len(child) == 1, child
+    try:
+        result = devservers.stop_pid(proc.pid, "group-marker", timeout=1.0, name="group")
+        assert result.outcome == "killed", result
+        assert proc.wait(timeout=5) == -15  # the leader went on SIGTERM
+        assert wait_dead(child[0]) and devservers._group(proc.pid) == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_stop_pid_reports_a_polite_process_and_one_already_gone() -> None:
+    proc = spawn(POLITE, "polite-marker")
+    result = devservers.stop_pid(proc.pid, "polite-marker", timeout=5.0, name="polite")
+    assert result.outcome == "stopped" and str(result).startswith(f"polite (pid {proc.pid}) stopped ")
+    assert proc.wait(timeout=5) == -15
+    again = devservers.stop_pid(proc.pid, "polite-marker", name="polite")
+    assert str(again) == f"polite (pid {proc.pid}) was not running"
+
+
+def test_stop_pid_leaves_a_recycled_pid_alone() -> None:
+    proc = spawn(POLITE, "someone-else")
+    try:
+        result = devservers.stop_pid(proc.pid, "prefect", timeout=1.0, name="Prefect worker")
+        assert result.outcome == "not ours" and proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_down_stops_a_stubborn_worker_and_reports_it(tmp_path: Path) -> None:
+    # `make down` runs `devservers down`, which now also stops the demo's worker (its pid file) the same way.
+    proc = spawn(STUBBORN, "prefect", "worker", "start")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / devservers.WORKER_PID_FILE).write_text(str(proc.pid))
+    try:
+        down = cli(state, "down", "--timeout", "1")
+        assert down.returncode == 0, down.stderr
+        assert down.stdout.splitlines() == [
+            f"Prefect worker (pid {proc.pid}) did not stop within 1 s of SIGTERM: killed with SIGKILL"]
+        assert proc.wait(timeout=5) == -9
+        assert not (state / devservers.WORKER_PID_FILE).exists()
+        again = cli(state, "down")
+        assert again.returncode == 0 and again.stdout.strip() == "nothing recorded as running"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_make_down_uses_devservers_down() -> None:
+    # The Makefile's `down` stops the worker through devservers (wait, then SIGKILL), not with a bare kill.
+    makefile = (devservers.REPO / "Makefile").read_text()
+    recipe = makefile.split("\ndown:\n", 1)[1].split("\n\n", 1)[0]
+    assert "clearance.dev.devservers down" in recipe and "kill " not in recipe, recipe

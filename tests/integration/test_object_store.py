@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -197,3 +199,98 @@ def test_copy_verified_missing_source(store: ObjectStore) -> None:
     with pytest.raises(ObjectNotFound):
         store.copy_verified("candidates/none.bin", "production/none.bin", sha(b""))
     assert store.head("production/none.bin") is None
+
+
+# ----------------------------------------------------------------- outages and the store probe (issue 11)
+
+
+def test_from_settings_retries_over_the_configured_window_with_one_botocore_attempt(s3_service) -> None:
+    settings = Settings(s3_retry_seconds=7.5)
+    built = ObjectStore.from_settings(settings)
+    assert built.retry_seconds == 7.5 and built.endpoint == s3_service.endpoint_url
+    assert built.client.meta.config.retries["total_max_attempts"] == 1
+    assert ObjectStore.from_settings(Settings()).retry_seconds == 30  # the default rides out a restart (~3 s)
+
+
+def test_a_broken_stream_resumes_at_its_offset_on_the_same_version(store: ObjectStore, monkeypatch) -> None:
+    """A GET whose body breaks half-way is continued with a ranged GET pinned to the first ETag."""
+    from botocore.exceptions import ResponseStreamingError
+
+    store.retry_seconds = 10
+    store.put_if_absent("stream.bin", BIG)
+    real_get = store.client.get_object
+    requests: list[dict] = []
+
+    class Breaking:
+        def __init__(self, body, after: int) -> None:
+            self.body, self.left = body, after
+
+        def read(self, size: int = -1) -> bytes:
+            if self.left <= 0:
+                raise ResponseStreamingError(error="connection reset mid-body")
+            chunk = self.body.read(min(size, self.left))
+            self.left -= len(chunk)
+            return chunk
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.body.close()
+
+    def get_object(**kwargs):
+        requests.append(kwargs)
+        answer = real_get(**kwargs)
+        if len(requests) == 1:
+            answer["Body"] = Breaking(answer["Body"], 3 * 1024 * 1024 + 5)
+        return answer
+
+    monkeypatch.setattr(store.client, "get_object", get_object)
+    assert store.sha256_of("stream.bin") == (sha(BIG), len(BIG))
+    assert len(requests) == 2 and requests[1]["Range"] == f"bytes={3 * 1024 * 1024 + 5}-"
+    assert requests[1]["IfMatch"] == store.head("stream.bin").etag
+
+
+def test_seaweedfs_passes_the_store_probe_and_keeps_nothing_of_it(store: ObjectStore) -> None:
+    from tasks.store_probe import probe_conditional_writes
+
+    assert probe_conditional_writes(store) == []
+    assert store.list_keys("") == []
+
+
+@pytest.mark.slow
+def test_writes_and_reads_ride_out_a_real_seaweedfs_restart(tmp_path, caplog) -> None:
+    """Not a proxy: a SeaweedFS of this test is stopped and started again on its ports (takes ~3 s)."""
+    import time
+
+    from clearance.dev import devservers
+
+    service = devservers.start_s3(tmp_path / "restarting", bucket="restart-test")
+    settings = Settings(s3_endpoint_url=service.endpoint_url, s3_access_key_id=service.access_key_id,
+                        s3_secret_access_key=service.secret_access_key, bucket=service.bucket)
+    store = ObjectStore.from_settings(settings)
+    store.put_if_absent("before.json", b"{}")
+    restarted: list[devservers.S3Service] = []
+
+    def restart() -> None:
+        state = Path(service.log_path).parent
+        devservers.stop(service)
+        pid = devservers._spawn(devservers._weed_argv(state, service.ports, state / "s3-identities.json",
+                                                      service.bucket),
+                                Path(service.log_path), env=devservers._weed_env(state), cwd=state)
+        restarted.append(dataclasses.replace(service, pid=pid))
+
+    try:
+        thread = threading.Thread(target=restart)
+        thread.start()
+        time.sleep(0.5)  # stopping has begun: what follows meets the restart
+        with caplog.at_level("WARNING", logger="clearance.store"):
+            etag = store.put_if_absent("during.json", b'{"during": true}')
+        assert store.get_bytes("before.json")[0] == b"{}"
+        thread.join()
+        assert store.get_bytes("during.json") == (b'{"during": true}', etag)
+        assert f"the object store at {service.endpoint_url} may be restarting" in caplog.text  # it met the restart
+    finally:
+        thread.join()
+        for running in restarted or [service]:
+            devservers.stop(running)

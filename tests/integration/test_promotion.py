@@ -66,7 +66,8 @@ def test_promotion_end_to_end_with_quorum_and_refusals(s3, tmp_path):
     assert live.version == "1.0.0" and live.run_id == run_id
     prod_key = f"production/{cand.model}/1.0.0/model.joblib"
     assert s3.sha256_of(prod_key)[0] == cand.digests["1.0.0"]
-    assert ledger_kinds(s3, cand.model) == ["started", "gate", "approval-requested", "approved", "promoted"]
+    assert ledger_kinds(s3, cand.model) == ["started", "gate", "approval-requested", "approved", "promoting",
+                                            "promoted"]
     record = json.loads(s3.get_bytes(f"evidence/{cand.model}/1.0.0/{run_id}/approvals.json")[0])
     assert sorted(d["principal"] for d in record["decisions"]) == ["bea", "sam", "sol"]
     assert {r["reason"] for r in record["refusals"]} >= {"self_approval", "missing_role", "already_counted"}
@@ -150,9 +151,23 @@ def test_two_concurrent_promotions_one_pointer_move(s3, tmp_path):
     codes = {v: finish(p) for v, p in procs.items()}
     assert sorted(codes.values())[0] == 0 and sorted(codes.values())[1] != 0, codes
     winner = next(v for v, c in codes.items() if c == 0)
+    loser = next(v for v in codes if v != winner)
     assert pointer(s3, cand.model).version == winner
     kinds = ledger_kinds(s3, cand.model)
     assert kinds.count("promoted") == 1 and kinds.count("promotion-failed") == 1
+    assert kinds.count("promoting") == 2  # both recorded their intent before touching production/
+    # The loser's copy is complete but not live, and says so next to it; the winner's carries no marker.
+    assert s3.sha256_of(f"production/{cand.model}/{loser}/model.joblib")[0] == cand.digests[loser]
+    marker = json.loads(s3.get_bytes(f"production/{cand.model}/{loser}/NOT-LIVE.json")[0])
+    assert marker["live"] is False and list(marker["runs"]) == [runs[loser]], marker
+    assert s3.head(f"production/{cand.model}/{winner}/NOT-LIVE.json") is None
+    # Neither history nor the audit takes it for certified: one promotion, the winner's, is live.
+    shown = cli(cand, "dana", "history", cand.model)
+    assert shown.returncode == 0 and f"live: {cand.model} {winner}" in shown.stdout, shown.stdout
+    assert f"live: {cand.model} {loser}" not in shown.stdout
+    audit = cli(cand, "dana", "audit", "verify", cand.model)
+    assert audit.returncode == 0 and "2 evidence bundles match" in audit.stdout, audit.stdout + audit.stderr
+    assert ledger_kinds(s3, cand.model) == kinds  # and neither wrote anything
 
 
 def test_dry_run_writes_only_its_evidence(s3, tmp_path):

@@ -102,5 +102,6 @@ def test_waived_gate_is_recorded_waived_in_the_ledger_and_the_run_promotes(s3, t
     assert decide(s3, cand, run_id, "bea").accepted
     assert finish(proc) == 0, (tmp_path / "run.log").read_text()[-3000:]
     entries = read_ledger(s3, cand.model)
-    assert [e.kind for e in entries] == ["started", "gate", "approval-requested", "approved", "promoted"]
+    assert [e.kind for e in entries] == ["started", "gate", "approval-requested", "approved", "promoting",
+                                         "promoted"]
     assert entries[1].payload["status"] == "waived"

@@ -198,7 +198,7 @@ def insider(service_key: Path):
 def test_intact_runs_verify_and_both_witnesses_hold_every_head(runs: Histories, s3, witness_s3):
     from tasks.witness import read_witnesses
 
-    for history, last in ((runs.promoted, 5), (runs.rejected, 4)):
+    for history, last in ((runs.promoted, 6), (runs.rejected, 4)):
         assert sorted(entries(s3, history)) == list(range(1, last + 1))
         readings, notes = read_witnesses(history.model)
         assert notes == []
@@ -239,14 +239,14 @@ def test_a_cut_tail_after_the_anchor_is_named_by_each_witness(runs: Histories, s
     from tasks.signing import own_public_keys
 
     history = runs.promoted
-    s3.delete(ledger_key(history.model, 5))  # the `promoted` entry: the anchor (entry 4) is still there
+    s3.delete(ledger_key(history.model, 6))  # the `promoted` entry: the anchor (entry 4) is still there
     # what the audit could see before this change: nothing
     pointer = json.loads(s3.get_bytes(pointer_key(history.model))[0])
     assert verify_ledger(s3, history.model, (pointer["ledger_seq"], pointer["ledger_hash"]),
                          trusted_keys=own_public_keys())[1] == []
 
-    named = {witness: (f"{ledger_key(history.model, 5)}: entry 5 removed from the end of the ledger: witness "
-                       f"{witness} saw entry 5, the stored ledger ends at entry 4")
+    named = {witness: (f"{ledger_key(history.model, 6)}: entry 6 removed from the end of the ledger: witness "
+                       f"{witness} saw entry 6, the stored ledger ends at entry 5")
              for witness in (BUCKET_WITNESS, PREFECT_WITNESS)}
     both = audit(history)
     assert both.returncode == 1 and all(line in both.stderr for line in named.values()), both.stderr
@@ -282,19 +282,19 @@ def test_a_ledger_deleted_whole_is_named(runs: Histories, s3):
 
 @pytest.mark.parametrize("who", ["intruder", "insider"])
 def test_a_consistent_rewrite_after_the_anchor_is_named(runs: Histories, s3, service_key, who):
-    """Entry 5 (`promoted`) rewritten as a failed promotion, chain re-hashed; signed by another key, or by the
+    """Entry 6 (`promoted`) rewritten as a failed promotion, chain re-hashed; signed by another key, or by the
     service key itself."""
     history = runs.promoted
     signer = intruder() if who == "intruder" else insider(service_key)
-    rewrite(s3, history, 5, lambda e: ("promotion-failed", {"run": e.payload["run"], "version": "1.0.0",
+    rewrite(s3, history, 6, lambda e: ("promotion-failed", {"run": e.payload["run"], "version": "1.0.0",
                                                             "reason": "never happened"}), signer)
     result = audit(history)
     assert result.returncode == 1
-    key = ledger_key(history.model, 5)
+    key = ledger_key(history.model, 6)
     for witness in (BUCKET_WITNESS, PREFECT_WITNESS):
-        assert (f"{key}: entry 5 differs from the one witness {witness} saw: the ledger was rewritten from entry 5 "
+        assert (f"{key}: entry 6 differs from the one witness {witness} saw: the ledger was rewritten from entry 6 "
                 "on (1 witnessed entry differs)") in result.stderr, result.stderr
-    unsigned = f"{key}: entry 5 is signed by {signer.public_key.fingerprint}, which is not a trusted service key"
+    unsigned = f"{key}: entry 6 is signed by {signer.public_key.fingerprint}, which is not a trusted service key"
     assert (unsigned in result.stderr) is (who == "intruder")  # the insider's signature verifies: only witnesses see it
 
 
@@ -333,15 +333,15 @@ def test_a_replaced_bundle_is_named(runs: Histories, s3, service_key, how):
     if how != "bundle-only":
         import hashlib
 
-        rewrite(s3, history, 5, lambda e: (e.kind, e.payload | {"bundle_sha256": hashlib.sha256(body).hexdigest()}),
+        rewrite(s3, history, 6, lambda e: (e.kind, e.payload | {"bundle_sha256": hashlib.sha256(body).hexdigest()}),
                 insider(service_key))
     result = audit(history)
     assert result.returncode == 1
     if how == "bundle-only":
-        assert f"{key}: bundle differs from the digest ledger entry 5 recorded" in result.stderr, result.stderr
+        assert f"{key}: bundle differs from the digest ledger entry 6 recorded" in result.stderr, result.stderr
     else:  # the bundle now matches its (rewritten) ledger entry; the witnesses still hold the original
         assert "bundle differs" not in result.stderr
-        assert f"entry 5 differs from the one witness {BUCKET_WITNESS} saw" in result.stderr, result.stderr
+        assert f"entry 6 differs from the one witness {BUCKET_WITNESS} saw" in result.stderr, result.stderr
         assert f"{history.prefix}report.html: added after the run sealed its evidence" in result.stderr
 
 

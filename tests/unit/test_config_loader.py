@@ -480,6 +480,64 @@ def test_manifest_name_tier_owner_authors(configs: Path) -> None:
         load_config_dir(configs)
 
 
+ZEROS = '"' + "0" * 64 + '"'
+ONES = '"' + "1" * 64 + '"'
+
+
+def test_two_artifacts_with_one_production_file_name_are_refused(cwd: Path) -> None:
+    # Finding 5 (issue 11): production keeps only the file name, so these two would collide on
+    # production/churn/1.0.0/model.joblib after passing the gates, leaving half a version there for good.
+    path = write("configs/models/churn.yaml", f"""
+        name: churn
+        owner: dana
+        risk_tier: high
+        versions:
+          "1.0.0":
+            artifacts:
+              - key: candidates/churn/1.0.0/a/model.joblib
+                sha256: {ZEROS}
+              - key: candidates/churn/1.0.0/tokenizer.json
+                sha256: {ONES}
+              - key: candidates/churn/1.0.0/b/model.joblib
+                sha256: {ONES}
+          "1.0.1":
+            artifacts:
+              - key: candidates/churn/1.0.1/model.joblib
+                sha256: {ZEROS}
+              - key: candidates/churn/1.0.1/
+                sha256: {ONES}
+          "2.0.0":  # the same file name in two versions lands in two folders: fine
+            artifacts:
+              - key: candidates/churn/1.0.0/a/model.joblib
+                sha256: {ZEROS}
+    """)
+    assert messages(path, "manifest") == [
+        "configs/models/churn.yaml:11: versions.1.0.0.artifacts.2.key: 'candidates/churn/1.0.0/b/model.joblib' and "
+        "'candidates/churn/1.0.0/a/model.joblib' (versions.1.0.0.artifacts.0.key) have the same file name "
+        "'model.joblib': promotion keeps only the file name, so both would be copied to churn/1.0.0/model.joblib "
+        "under the promotion prefix and the second would collide with the first; rename one",
+        "configs/models/churn.yaml:17: versions.1.0.1.artifacts.1.key: 'candidates/churn/1.0.1/' names no file "
+        "(it ends with '/'): promotion copies artifacts by their file name",
+    ]
+
+
+def test_production_name_clash_fails_the_config_dir_and_validate(configs: Path) -> None:
+    manifest = configs / "models" / "churn-classifier.yaml"
+    manifest.write_text(manifest.read_text().replace(
+        "        format: joblib\n",
+        "        format: joblib\n"
+        "      - key: candidates/churn-classifier/1.0.0/v2/model.joblib\n"
+        f"        sha256: {ONES}\n", 1))
+    line = _line_of(manifest, "v2/model.joblib")
+    [issue] = validate_paths([configs])
+    assert str(issue).startswith(f"configs/models/churn-classifier.yaml:{line}: versions.1.0.0.artifacts.1.key: "
+                                 "'candidates/churn-classifier/1.0.0/v2/model.joblib' and "
+                                 "'candidates/churn-classifier/1.0.0/model.joblib' (versions.1.0.0.artifacts.0.key) "
+                                 "have the same file name 'model.joblib'")
+    with pytest.raises(ConfigError, match="same file name 'model.joblib'"):
+        load_config_dir(configs)
+
+
 def test_quorum_that_can_never_be_met(configs: Path) -> None:
     high = configs / "policies" / "high.yaml"
     high.write_text(high.read_text().replace("security: {min: 1}", "security: {min: 3}")

@@ -27,6 +27,7 @@ def test_every_key_has_its_documented_shape() -> None:
     assert keys.run_index_key("r1") == "evidence/runs/r1.json"
     assert keys.jira_pending_key("r1") == "evidence/jira/pending/r1.json"
     assert keys.start_nonce_key("churn", "ab12") == "evidence/churn/starts/ab12.json"
+    assert keys.not_live_key("churn", "1.2.0") == "production/churn/1.2.0/NOT-LIVE.json"
     assert keys.witness_head_key("churn", 7) == "ledger-heads/churn/000000000007.json"
     assert keys.ledger_head_artifact_key("Churn_Model.v2") == "ledger-head-churn-model-v2"
 

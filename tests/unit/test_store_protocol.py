@@ -99,3 +99,204 @@ def test_the_memory_store_has_its_own_settable_clock(monkeypatch: pytest.MonkeyP
     assert store.server_time() == moment + timedelta(minutes=5)
     with pytest.raises(ValueError):
         store.set_time(datetime(2030, 1, 1))
+
+
+# --------------------------------------------------------------------------- retries (a scripted S3 client)
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self, *_: object) -> bytes:
+        data, self.data = self.data, b""
+        return data
+
+    def __enter__(self) -> _Body:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+def _client_error(status: int, code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+
+
+class _ScriptedS3:
+    """Objects with S3's conditional-write rules; ``faults`` are raised one per call, first to last.
+
+    A fault ``("landed", exc)`` stores the write, then raises ``exc``: the answer was lost.
+    """
+
+    class meta:  # noqa: N801 — what boto3 clients have
+        endpoint_url = "http://s3.test:9000"
+
+    def __init__(self, faults: list[object] | None = None) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.faults = list(faults or [])
+        self.calls: list[str] = []
+
+    def _fault(self, op: str) -> object:
+        self.calls.append(op)
+        return self.faults.pop(0) if self.faults else None
+
+    @staticmethod
+    def _etag(body: bytes) -> str:
+        import hashlib
+
+        return '"' + hashlib.md5(body).hexdigest() + '"'
+
+    def put_object(self, *, Key: str, Body: bytes, IfNoneMatch: str | None = None,  # noqa: N803
+                   IfMatch: str | None = None, **_: object) -> dict[str, str]:
+        fault = self._fault("put")
+        if isinstance(fault, Exception):
+            raise fault
+        current = self.objects.get(Key)
+        if (IfNoneMatch and current is not None) or (IfMatch and (current is None or self._etag(current) != IfMatch)):
+            raise _client_error(412, "PreconditionFailed")
+        self.objects[Key] = Body
+        if isinstance(fault, tuple):
+            raise fault[1]
+        return {"ETag": self._etag(Body)}
+
+    def get_object(self, *, Key: str, **_: object) -> dict[str, object]:
+        fault = self._fault("get")
+        if isinstance(fault, Exception):
+            raise fault
+        if Key not in self.objects:
+            raise _client_error(404, "NoSuchKey")
+        return {"Body": _Body(self.objects[Key]), "ETag": self._etag(self.objects[Key])}
+
+
+def _closed() -> Exception:
+    from botocore.exceptions import ConnectionClosedError
+
+    return ConnectionClosedError(endpoint_url="http://s3.test:9000/b/k")
+
+
+def test_transient_failures_are_retried_and_others_are_not() -> None:
+    from tasks.object_store import is_transient
+
+    transient = [_closed(), EndpointConnectionError(endpoint_url="http://x"), _client_error(503, "ServiceUnavailable"),
+                 _client_error(500, "InternalError"), _client_error(502, ""), _client_error(504, ""),
+                 _client_error(400, "SlowDown")]
+    final = [_client_error(403, "AccessDenied"), _client_error(412, "PreconditionFailed"),
+             _client_error(404, "NoSuchKey"), _client_error(400, "BadDigest")]
+    assert all(map(is_transient, transient)) and not any(map(is_transient, final))
+    client = _ScriptedS3([_client_error(503, "SlowDown"), _closed()])
+    store = ObjectStore(client, "b", retry_seconds=10)
+    assert store.put_if_absent("k", b"v") and client.objects == {"k": b"v"}
+    client = _ScriptedS3([_client_error(403, "AccessDenied")])
+    with pytest.raises(ObjectStoreError, match="AccessDenied"):
+        ObjectStore(client, "b", retry_seconds=10).get_bytes("k")
+    assert client.calls == ["get"]
+
+
+def test_a_spent_window_fails_naming_the_endpoint() -> None:
+    from tasks.store import StoreUnavailable
+
+    client = _ScriptedS3([_client_error(503, "ServiceUnavailable")] * 100)
+    with pytest.raises(StoreUnavailable, match=r"get s3://b/k: the object store at http://s3.test:9000 is unavailable"
+                                               r": ServiceUnavailable \(HTTP 503\); gave up after \d+ attempts"):
+        ObjectStore(client, "b", retry_seconds=0.3).get_bytes("k")
+    assert 2 <= len(client.calls) < 10
+    single = _ScriptedS3([_closed()])
+    with pytest.raises(StoreUnavailable, match="gave up after 1 attempt in"):  # retry_seconds=0: one attempt
+        ObjectStore(single, "b").get_bytes("k")
+
+
+@pytest.mark.parametrize("write", ["put_if_absent", "put_if_match", "put_if_match_new"])
+def test_a_write_whose_answer_was_lost_is_read_back_not_misreported(write: str) -> None:
+    client = _ScriptedS3()
+    store = ObjectStore(client, "b", retry_seconds=10)
+    etag = store.put_if_absent("k", b"old")
+    client.faults = [("landed", _closed())]
+    if write == "put_if_absent":
+        written, key = store.put_if_absent("fresh", b"new"), "fresh"
+    elif write == "put_if_match":
+        written, key = store.put_if_match("k", b"new", etag), "k"
+    else:
+        written, key = store.put_if_match("fresh", b"new", None), "fresh"
+    assert written == _ScriptedS3._etag(b"new") and client.objects[key] == b"new"
+    assert client.calls[-2:] == ["put", "get"]  # read back before repeating: it landed, so no repeat
+
+
+def test_a_lost_answer_does_not_hide_a_real_conflict() -> None:
+    client = _ScriptedS3()
+    store = ObjectStore(client, "b", retry_seconds=10)
+    store.put_if_absent("k", b"theirs")
+    client.faults = [_closed()]
+    with pytest.raises(ObjectExists):
+        store.put_if_absent("k", b"ours")
+    assert client.objects["k"] == b"theirs"
+
+
+# --------------------------------------------------------------------------- the store probe (in memory)
+
+
+class _IgnoresIfNoneMatch(MemoryStore):
+    def put_if_absent(self, key: str, body: bytes, content_type: str = "") -> str:
+        self.objects[key] = body
+        return self._etag(body)
+
+
+class _IgnoresIfMatch(MemoryStore):
+    def put_if_match(self, key: str, body: bytes, expected_etag: str | None, content_type: str = "") -> str:
+        self.objects[key] = body
+        return self._etag(body)
+
+
+class _RefusesButWrites(MemoryStore):
+    def put_if_match(self, key: str, body: bytes, expected_etag: str | None, content_type: str = "") -> str:
+        current = self.objects.get(key)
+        self.objects[key] = body
+        if current is None or self._etag(current) != expected_etag:
+            raise PreconditionFailed("stale", key=key, status=412)
+        return self._etag(body)
+
+
+@pytest.mark.parametrize(("store", "ignored"), [
+    (MemoryStore(), []),
+    (_IgnoresIfNoneMatch(), ["If-None-Match (a second create-only write"]),
+    (_IgnoresIfMatch(), ["If-Match (a write with a stale ETag"]),
+    (_RefusesButWrites(), ["the refusals (writes answered 412 changed the object anyway)"]),
+], ids=["honest", "if-none-match", "if-match", "refuses-but-writes"])
+def test_the_probe_names_what_a_store_ignores_and_cleans_up(store: MemoryStore, ignored: list[str]) -> None:
+    from tasks.store import ConditionalWritesIgnored
+    from tasks.store_probe import probe_conditional_writes, require_conditional_writes
+
+    found = probe_conditional_writes(store)
+    assert [f[: len(i)] for f, i in zip(found, ignored, strict=True)] == ignored
+    assert store.objects == {}
+    if ignored:
+        with pytest.raises(ConditionalWritesIgnored, match="does not enforce conditional writes"):
+            require_conditional_writes(store)
+        with pytest.raises(ConditionalWritesIgnored):  # failures are not cached: refused every time
+            require_conditional_writes(store)
+    else:
+        require_conditional_writes(store)
+    assert store.objects == {}
+
+
+def test_the_probe_key_is_outside_every_model_s_evidence() -> None:
+    from clearance.core import keys
+
+    assert keys.store_probe_key("ab12") == "evidence/_probe/ab12.json"
+    # model names are Identifiers (first character a letter or digit): "_probe" can never be one
+    from pydantic import TypeAdapter, ValidationError
+
+    from clearance.core.types import Identifier
+
+    with pytest.raises(ValidationError):
+        TypeAdapter(Identifier).validate_python("_probe")
+
+
+def test_the_ledger_refuses_a_store_ignoring_create_only_writes() -> None:
+    from tasks.ledger import append_entry
+    from tasks.store import ConditionalWritesIgnored
+
+    store = _IgnoresIfNoneMatch()
+    with pytest.raises(ConditionalWritesIgnored, match=r"If-None-Match"):
+        append_entry(store, "m", "started", {"run": "r"}, witnesses=[])
+    assert store.objects == {}
