@@ -38,17 +38,16 @@ from datetime import datetime, timedelta
 
 from prefect.client.schemas.objects import StateType
 
-from clearance.config import ConfigError
-from clearance.core.keys import PRODUCTION, ledger_key, ledger_prefix
+from clearance.core.keys import ledger_prefix
 from clearance.core.ledger_kinds import TERMINAL, LedgerKind
 from clearance.ledger import LedgerEntry
 from clearance.settings import get_settings
-from tasks.ledger import sign_entry
+from tasks.ledger import put_next
 from tasks.prefect_runs import RunInfo, heartbeat_seconds, heartbeats, mark_crashed, prefect_time, promotion_runs
+from tasks.recovery import configured_prefixes
 from tasks.signing import ServiceSigner, require_signer
-from tasks.store import MultipartUpload, ObjectExists, Store
-from tasks.wiring import config_set
-from tasks.witness import Witness, configured_witnesses, publish_head
+from tasks.store import MultipartUpload, Store
+from tasks.witness import Witness
 
 log = logging.getLogger("clearance.crashes")
 
@@ -173,29 +172,15 @@ def close_crashed_run(store: Store, run: RunInfo, *, signer: ServiceSigner | Non
         if ours is None or _closed(ours, run.run_count):
             return None
         signer = signer or require_signer(purpose="sign the crashed entry")
-        entry = sign_entry(model, LedgerEntry.next_after(head, LedgerKind.CRASHED.value, payload), signer)
-        try:
-            store.put_if_absent(ledger_key(model, entry.seq), entry.model_dump_json().encode(),
-                                content_type="application/json")
-        except ObjectExists:
+        written = put_next(store, model, head, LedgerKind.CRASHED.value, payload, signer=signer, witnesses=witnesses)
+        if written is None:
             continue  # someone appended meanwhile (perhaps the same entry): look again
-        publish_head(store, model, entry, configured_witnesses() if witnesses is None else witnesses)
-        return entry
+        return written
     raise RuntimeError(f"could not close run {run.run_id} in the ledger of {model}: "
                        f"{_MAX_APPEND_ATTEMPTS} writers raced ahead")
 
 
 # --------------------------------------------------------------------------- 3. unfinished uploads
-
-
-def production_prefixes() -> list[str]:
-    """Every policy's promotion prefix (``production`` always among them)."""
-    try:
-        configured = {policy.promotion.prefix for policy in config_set().policies.values()}
-    except (ConfigError, OSError) as exc:
-        log.warning("configs not readable (%s): only uploads under %s/ are looked at", exc, PRODUCTION)
-        configured = set()
-    return sorted(configured | {PRODUCTION})
 
 
 def abort_orphan_uploads(store: Store, live: set[tuple[str, str]], older_than: timedelta,
@@ -257,7 +242,7 @@ def sweep_crashes(store: Store, crash_after: float | None = None) -> CrashSweep:
 
     live = {target for run in running if run.run_id not in dead and (target := _target(run))}
     try:
-        result.aborted = abort_orphan_uploads(store, live, timedelta(seconds=bound), production_prefixes())
+        result.aborted = abort_orphan_uploads(store, live, timedelta(seconds=bound), list(configured_prefixes()))
     except Exception as exc:  # noqa: BLE001 — reported; the next sweep tries again
         result.problems.append(f"unfinished uploads not aborted: {type(exc).__name__}: {exc}")
     return result

@@ -50,6 +50,22 @@ def sign_entry(model: str, entry: LedgerEntry, signer: ServiceSigner) -> LedgerE
     return entry.model_copy(update={"signature": signer.sign(entry.message(model), SERVICE_NAMESPACE)})
 
 
+def put_next(store: Store, model: str, head: LedgerEntry | None, kind: str, payload: dict[str, Any], *,
+             signer: ServiceSigner, witnesses: Sequence[Witness] | None = None) -> LedgerEntry | None:
+    """Sign the entry after ``head``, write it create-only and publish it to the witnesses.
+
+    ``None`` when another writer took that sequence number first (the caller reads again and decides).
+    """
+    entry = sign_entry(model, LedgerEntry.next_after(head, kind, payload), signer)
+    try:
+        store.put_if_absent(ledger_key(model, entry.seq), entry.model_dump_json().encode(),
+                            content_type="application/json")
+    except ObjectExists:
+        return None
+    publish_head(store, model, entry, configured_witnesses() if witnesses is None else witnesses)
+    return entry
+
+
 def append_entry(store: Store, model: str, kind: LedgerKind, payload: dict[str, Any], *,
                  signer: ServiceSigner | None = None, witnesses: Sequence[Witness] | None = None) -> LedgerEntry:
     """Append one signed entry after the current head, then publish the head to the witnesses.
@@ -64,14 +80,10 @@ def append_entry(store: Store, model: str, kind: LedgerKind, payload: dict[str, 
     signer = signer or require_signer(purpose="sign the ledger entry")
     require_conditional_writes(store)
     for _ in range(_MAX_APPEND_ATTEMPTS):
-        entry = sign_entry(model, LedgerEntry.next_after(last_entry(store, model), kind_value, payload), signer)
-        try:
-            store.put_if_absent(ledger_key(model, entry.seq), entry.model_dump_json().encode(),
-                                content_type="application/json")
-        except ObjectExists:
-            continue
-        publish_head(store, model, entry, configured_witnesses() if witnesses is None else witnesses)
-        return entry
+        entry = put_next(store, model, last_entry(store, model), kind_value, payload, signer=signer,
+                         witnesses=witnesses)
+        if entry is not None:
+            return entry
     raise RuntimeError(f"could not append to the ledger of {model}: {_MAX_APPEND_ATTEMPTS} writers raced ahead")
 
 

@@ -53,7 +53,6 @@ from clearance.core.keys import (
     REPORT_HTML,
     REPORT_MD,
     approvals_key,
-    ledger_key,
     ledger_prefix,
     pointer_key,
     run_prefix,
@@ -64,11 +63,11 @@ from clearance.render.html import to_html
 from clearance.render.markdown import to_markdown
 from clearance.render.report import build_report
 from tasks.bundle import seal
-from tasks.ledger import read_ledger, sign_entry
+from tasks.ledger import put_next, read_ledger
 from tasks.promotion import ProductionPointer, clear_not_live, mark_not_live, read_pointer
 from tasks.signing import ServiceSigner, require_signer
 from tasks.store import ObjectExists, ObjectNotFound, ObjectStoreError, Store
-from tasks.witness import PrefectArtifactWitness, Witness, configured_witnesses, prefect_api_configured, publish_head
+from tasks.witness import PrefectArtifactWitness, Witness, configured_witnesses, prefect_api_configured
 
 log = logging.getLogger("clearance.recovery")
 
@@ -401,13 +400,9 @@ def append_closing(store: Store, model: str, run_id: str, kind: LedgerKind, payl
         if any(e.seq > after and e.payload.get("run") == run_id and e.kind in closing for e in tail.values()):
             return None
         head = tail[max(tail)] if tail else None
-        entry = sign_entry(model, LedgerEntry.next_after(head, kind.value, payload), signer)
-        try:
-            store.put_if_absent(ledger_key(model, entry.seq), entry.model_dump_json().encode(),
-                                content_type="application/json")
-        except ObjectExists:
+        entry = put_next(store, model, head, kind.value, payload, signer=signer, witnesses=witnesses)
+        if entry is None:
             continue  # another writer took this seq: read what it wrote, check again
-        publish_head(store, model, entry, configured_witnesses() if witnesses is None else witnesses)
         return entry
     raise RuntimeError(f"could not append to the ledger of {model}: {_MAX_APPEND_ATTEMPTS} writers raced ahead")
 
