@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Protocol
 
 from prefect import task
 from pydantic import BaseModel, Field
@@ -15,7 +16,7 @@ from clearance.settings import get_settings
 from gates.base import ArtifactObservation
 from gates.waivers import Waiver
 from tasks.caching import per_run_key
-from tasks.store import Store
+from tasks.store import ObjectInfo
 from tasks.wiring import object_store
 
 SNIFF_BYTES = 64
@@ -65,22 +66,32 @@ def load_promotion_context(model: str, version: str, config_dir: str | None = No
                             config_digest=config_digest(root), waivers=configs.waivers_for(model, version))
 
 
-def observe_artifacts(store: Store, version: ModelVersion) -> list[ArtifactObservation]:
+class ArtifactSource(Protocol):
+    """What observing an artifact needs: the object store (``tasks.store.Store``), or local files
+    (``tasks.preflight.LocalFiles``, for ``clearance gate run``)."""
+
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    def sha256_of(self, key: str) -> tuple[str, int]: ...
+
+    def read_range(self, key: str, start: int, length: int) -> bytes: ...
+
+
+def observe_artifact(store: ArtifactSource, key: str) -> ArtifactObservation:
+    """Read one artifact: existence, size, SHA-256 and first bytes (a failure to read is an observation too)."""
+    try:
+        if store.head(key) is None:
+            return ArtifactObservation(key=key, exists=False, error="not found")
+        digest, size = store.sha256_of(key)
+        head = store.read_range(key, 0, SNIFF_BYTES)
+        return ArtifactObservation(key=key, exists=True, size=size, sha256=digest, head=head)
+    except Exception as exc:  # noqa: BLE001 — an unreachable store is an error check, not a crash
+        return ArtifactObservation(key=key, exists=False, error=f"could not read: {type(exc).__name__}: {exc}")
+
+
+def observe_artifacts(store: ArtifactSource, version: ModelVersion) -> list[ArtifactObservation]:
     """Read each pinned artifact from the store: existence, size, SHA-256 and first bytes."""
-    observations = []
-    for ref in version.artifacts:
-        try:
-            info = store.head(ref.key)
-            if info is None:
-                observations.append(ArtifactObservation(key=ref.key, exists=False, error="not found"))
-                continue
-            digest, size = store.sha256_of(ref.key)
-            head = store.read_range(ref.key, 0, SNIFF_BYTES)
-            observations.append(ArtifactObservation(key=ref.key, exists=True, size=size, sha256=digest, head=head))
-        except Exception as exc:  # noqa: BLE001 — an unreachable store is an error check, not a crash
-            observations.append(ArtifactObservation(key=ref.key, exists=False,
-                                                    error=f"could not read: {type(exc).__name__}: {exc}"))
-    return observations
+    return [observe_artifact(store, ref.key) for ref in version.artifacts]
 
 
 @task(name="observe-candidate", persist_result=True, cache_key_fn=per_run_key)

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
+from clearance.app.gate_cli import gate_app
 from clearance.core.ledger_kinds import TERMINAL, LedgerKind
 from clearance.settings import get_settings
 
@@ -66,6 +67,7 @@ class _Commands(TyperGroup):
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_show_locals=False, cls=_Commands)
 audit_app = typer.Typer(help="Check the evidence ledger.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(gate_app, name="gate")  # clearance gate run | list: pre-flight on local files (gate_cli.py)
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

@@ -1,13 +1,19 @@
 """``make demo``: one real promotion, end to end, on local servers and embedded defaults.
 
-Starts (or reuses) SeaweedFS and a Prefect server, trains a small classifier into
-``candidates/``, pins its digest in a demo copy of ``configs/``, registers the deployment,
-starts a worker, promotes as ``dana``, approves through the real CLI channel as ``sam``
+Starts (or reuses) SeaweedFS and a Prefect server, generates customer data and trains a small
+classifier on it, uploads the model and its train / eval data (Parquet) into ``candidates/``, pins
+their digests — and the datasets' contract from ``configs/models/churn-classifier.yaml`` — in a demo
+copy of ``configs/``, registers the deployment, starts a worker, promotes as ``dana`` under the high
+tier (``artifact_integrity`` and ``data_check``), approves through the real CLI channel as ``sam``
 (security) and ``bea`` (business), and checks the ledger. Leaves the servers running.
+
+``python -m clearance.dev.demo --files DIR`` only writes the demo's files (model.joblib,
+train.parquet, eval.parquet, contract.yaml) into DIR, for trying ``clearance gate run`` on them.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import os
@@ -17,15 +23,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from clearance.core import keys
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 REPO = Path(__file__).resolve().parents[2]
 STATE = REPO / ".local"
 MODEL = "churn-classifier"
 INITIATOR, APPROVERS = "dana", (("sam", "security"), ("bea", "business"))
+ENDED = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 def say(text: str) -> None:
@@ -33,17 +44,99 @@ def say(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
-def train_model_bytes() -> bytes:
-    """A small, deterministic scikit-learn classifier, serialised with joblib."""
-    import joblib
-    from sklearn.datasets import make_classification
-    from sklearn.linear_model import LogisticRegression
+#: Rows of generated customer data: the first TRAIN_ROWS train the model, the rest evaluate it.
+ROWS, TRAIN_ROWS = 6000, 4500
+NUMERIC = ("tenure_months", "monthly_spend", "support_calls_90d", "logins_30d", "discount_rate")
+PLANS, REGIONS = ("basic", "standard", "premium"), ("north", "south", "east", "west")
 
-    features, labels = make_classification(n_samples=2000, n_features=12, random_state=7)
-    model = LogisticRegression(max_iter=500).fit(features, labels)
+
+def example_contract(role: str) -> dict[str, Any]:
+    """The contract of ``role`` in the example manifest (configs/models/churn-classifier.yaml): the demo's
+    data is written to meet it, so the example and the demo cannot drift apart."""
+    manifest = yaml.safe_load((REPO / "configs" / "models" / f"{MODEL}.yaml").read_text())
+    example = next(iter(manifest["versions"].values()))
+    return next(d["contract"] for d in example["datasets"] if d["role"] == role)
+
+
+def churn_tables() -> tuple[pa.Table, pa.Table]:
+    """Deterministic customer data with a churn label, split into (train, eval) tables.
+
+    scikit-learn's ``make_classification`` gives the signal; its features are shaped into plausible
+    columns (months, money, counts, a plan, a region, a flag) within the example contract's ranges.
+    """
+    import numpy as np
+    import pyarrow as pa
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=ROWS, n_features=6, n_informative=4, n_redundant=1, weights=[0.75],
+                               flip_y=0.02, random_state=7)
+    rng = np.random.default_rng(7)
+    table = pa.table({
+        "customer_id": np.arange(100_000, 100_000 + ROWS, dtype=np.int64),
+        "tenure_months": np.clip(np.rint(30 + 14 * x[:, 0]), 0, 120).astype(np.int64),
+        "monthly_spend": np.round(np.clip(65 + 22 * x[:, 1], 5, 1000), 2),
+        "support_calls_90d": np.clip(np.rint(3 + 1.8 * x[:, 2]), 0, 60).astype(np.int64),
+        "logins_30d": np.clip(np.rint(22 + 9 * x[:, 3]), 0, 400).astype(np.int64),
+        "discount_rate": np.round(np.clip(0.1 + 0.06 * x[:, 4], 0, 0.5), 3),
+        "plan": np.array(PLANS)[np.digitize(x[:, 5], [-0.6, 0.7])],
+        "region": rng.choice(REGIONS, ROWS),
+        "autopay": rng.random(ROWS) < 0.6,
+        "churned": y.astype(np.int64),
+    })
+    return table.slice(0, TRAIN_ROWS), table.slice(TRAIN_ROWS)
+
+
+def features(table: pa.Table) -> Any:
+    """The model's input matrix: numeric columns, one-hot plan and region, autopay as 0/1."""
+    import numpy as np
+
+    columns = [table[name].to_numpy().astype(float) for name in NUMERIC]
+    columns += [(table["plan"].to_numpy(zero_copy_only=False) == plan).astype(float) for plan in PLANS]
+    columns += [(table["region"].to_numpy(zero_copy_only=False) == region).astype(float) for region in REGIONS]
+    columns.append(table["autopay"].to_numpy(zero_copy_only=False).astype(float))
+    return np.column_stack(columns)
+
+
+def train_model_bytes(train: pa.Table) -> bytes:
+    """A small, deterministic scikit-learn classifier trained on ``train``, serialised with joblib."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    model.fit(features(train), train["churned"].to_numpy())
     buffer = io.BytesIO()
     joblib.dump(model, buffer)
     return buffer.getvalue()
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """``table`` as one Parquet file."""
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def demo_files() -> dict[str, bytes]:
+    """The candidate's files: model.joblib (trained on train), train.parquet and eval.parquet."""
+    train, evaluation = churn_tables()
+    return {"model.joblib": train_model_bytes(train), "train.parquet": parquet_bytes(train),
+            "eval.parquet": parquet_bytes(evaluation)}
+
+
+def write_files(folder: Path) -> list[Path]:
+    """Write the demo's files and the example contract (contract.yaml) into ``folder`` (``--files``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, body in demo_files().items():
+        (folder / name).write_bytes(body)
+        written.append(folder / name)
+    contract = folder / "contract.yaml"
+    contract.write_text(yaml.safe_dump(example_contract("train"), sort_keys=False))
+    return [*written, contract]
 
 
 def next_version(store) -> str:
@@ -55,16 +148,22 @@ def next_version(store) -> str:
     return f"1.0.{n}"
 
 
-def write_demo_configs(version: str, key: str, body: bytes) -> Path:
-    """Copy configs/ and pin the new candidate (digest and size) in the demo manifest."""
+def write_demo_configs(version: str, files: dict[str, tuple[str, bytes]]) -> Path:
+    """Copy configs/ and pin the new candidate in the demo manifest: the model (digest and size) and its
+    datasets (key, digest, and the example manifest's contract). ``files`` maps a file name to (key, bytes)."""
     target = STATE / "demo" / "configs"
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(REPO / "configs", target, ignore=shutil.ignore_patterns("schemas"))
     path = target / "models" / f"{MODEL}.yaml"
     manifest = yaml.safe_load(path.read_text())
+    key, body = files["model.joblib"]
+    datasets = [{"role": role, "uri": files[f"{role}.parquet"][0],
+                 "sha256": hashlib.sha256(files[f"{role}.parquet"][1]).hexdigest(), "contract": example_contract(role)}
+                for role in ("train", "eval")]
     manifest["versions"] = {version: {"artifacts": [{"key": key, "sha256": hashlib.sha256(body).hexdigest(),
                                                      "size": len(body), "format": "joblib"}],
+                                      "datasets": datasets,
                                       "notes": "trained by make demo"}}
     path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     return target
@@ -136,8 +235,16 @@ def wait_for_state(run_id: str, wanted: set[str], timeout: float) -> str:
     raise TimeoutError(f"run {run_id} still {state} after {timeout:.0f}s; see {STATE}/worker.log")
 
 
-def main() -> int:
-    """Run the demo; returns the process exit code."""
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo (or, with ``--files DIR``, only write its files); returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m clearance.dev.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=Path, metavar="DIR",
+                        help="only write model.joblib, train.parquet, eval.parquet and contract.yaml into DIR")
+    args = parser.parse_args(argv or [])
+    if args.files is not None:
+        for path in write_files(args.files):
+            print(path)
+        return 0
     from clearance.dev import devservers
 
     say("Starting local SeaweedFS (S3) and Prefect server")
@@ -151,17 +258,20 @@ def main() -> int:
     get_settings.cache_clear()
     store = object_store()
 
-    say("Training an example model into candidates/")
+    say("Training an example model into candidates/, with its train and eval data")
     version = next_version(store)
-    key = keys.candidate_key(MODEL, version, "model.joblib")
-    body = train_model_bytes()
-    store.put_if_absent(key, body, content_type="application/octet-stream")
-    configs = write_demo_configs(version, key, body)
+    files = {name: (keys.candidate_key(MODEL, version, name), body) for name, body in demo_files().items()}
+    for file_key, body in files.values():
+        store.put_if_absent(file_key, body, content_type="application/octet-stream")
+    key, body = files["model.joblib"]
+    configs = write_demo_configs(version, files)
     env["CLEARANCE_CONFIG_DIR"] = os.environ["CLEARANCE_CONFIG_DIR"] = str(configs)
     people = make_identities(configs)
     env["CLEARANCE_SERVICE_KEY_FILE"] = os.environ["CLEARANCE_SERVICE_KEY_FILE"]
     get_settings.cache_clear()
-    print(f"   {key} ({len(body)} bytes), configs pinned in {configs}")
+    for file_key, file_body in files.values():
+        print(f"   {file_key} ({len(file_body)} bytes)")
+    print(f"   pinned, with the datasets' contract, in {configs}/models/{MODEL}.yaml")
 
     say("Validating configs, registering the deployment, starting a worker")
     check = clearance("validate", str(configs), user=INITIATOR, env=env)
@@ -174,8 +284,8 @@ def main() -> int:
         return deployed.returncode
     start_worker(env)
 
-    say(f"Promoting {MODEL} {version} as {INITIATOR}, signed with her SSH key (high tier: verified people only, "
-        "security + business)")
+    say(f"Promoting {MODEL} {version} as {INITIATOR}, signed with her SSH key (high tier: gates artifact_integrity "
+        "and data_check; verified people only, security + business)")
     started = clearance("promote", MODEL, version, "--key", str(people[INITIATOR]), user=INITIATOR, env=env)
     match = re.search(r"run ([0-9a-f-]{36})", started.stdout)
     if started.returncode or match is None:
@@ -183,8 +293,11 @@ def main() -> int:
         return started.returncode or 1
     run_id = match.group(1)
     print(f"   run {run_id}")
-    wait_for_state(run_id, {"PAUSED"}, timeout=240)
-    print("   gates passed; the run is suspended waiting for sign-off")
+    if wait_for_state(run_id, {"PAUSED", *ENDED}, timeout=240) != "PAUSED":
+        status = clearance("status", run_id, "--model", MODEL, user=INITIATOR, env=env)
+        print(f"   the run ended before sign-off:\n{(status.stdout + status.stderr).strip()}")
+        return 1
+    print("   gates passed (artifact_integrity, data_check); the run is suspended waiting for sign-off")
 
     first, _ = APPROVERS[0]
     unsigned = clearance("approve", run_id, user=first, env=env)
@@ -199,7 +312,7 @@ def main() -> int:
         if done.returncode:
             return done.returncode
 
-    final = wait_for_state(run_id, {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}, timeout=240)
+    final = wait_for_state(run_id, ENDED, timeout=240)
     print(f"   run finished: {final}")
     audit = clearance("audit", "verify", MODEL, user=INITIATOR, env=env)
     history = clearance("history", MODEL, user=INITIATOR, env=env)
@@ -219,4 +332,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,212 @@
+"""Pre-flight: the inputs of one gate built from local files only, for ``clearance gate run``.
+
+Why: a data scientist should learn that a gate fails before asking for a promotion, on their own
+machine, with no Prefect server and no object store. The gate is the same pure function the flow
+runs; only its inputs come from local files:
+
+- an artifact is observed as the flow observes one in the store (:func:`tasks.candidate.observe_artifact`
+  over :class:`LocalFiles`): size, SHA-256, first bytes;
+- a dataset is located by :func:`tasks.datasets.locate_dataset` on its local path (a file or a folder);
+- a contract is the ``contract`` of a manifest dataset entry, and a gate config the ``config`` of a
+  policy's gate entry, each read from a YAML or JSON file and checked up front, so a mistake is
+  ``file:line: field: message`` rather than an ``error`` check deep in the result.
+
+The manifest the gate sees is synthetic (:data:`PREFLIGHT_MODEL` / :data:`PREFLIGHT_VERSION`) and
+pins every local file to its own digest: digest checks pass and show the SHA-256 to pin in the real
+manifest. What a pre-flight cannot check is whether the uploaded files are these files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import BaseModel, ValidationError
+
+from clearance.config.issues import ConfigIssue, display_path
+from clearance.config.limits import current_limits
+from clearance.config.messages import issues_from_validation
+from clearance.config.schema import DatasetRef
+from clearance.config.yaml_source import read_yaml, too_big_message
+from gates.base import GateConfigError, GateInputs, parse_gate_config, registered_gates
+from gates.data_check.models import DatasetContract
+from tasks.candidate import observe_artifact
+from tasks.datasets import locate_dataset
+from tasks.store import ObjectInfo
+
+PREFLIGHT_MODEL = "preflight"
+PREFLIGHT_VERSION = "local"
+#: Dataset roles a manifest accepts (``DatasetRef.role``).
+ROLES: tuple[str, ...] = get_args(DatasetRef.model_fields["role"].annotation)
+CHUNK = 8 << 20
+
+
+class PreflightError(ValueError):
+    """Bad pre-flight input: one line per problem, each naming the file (or option) and the field."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class LocalFiles:
+    """Local files seen through the three store reads an artifact observation makes (keys are paths)."""
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = Path(key)
+        if not path.is_file():
+            return None
+        stat = path.stat()
+        return ObjectInfo(key=key, size=stat.st_size, etag="",
+                          last_modified=datetime.fromtimestamp(stat.st_mtime, UTC))
+
+    def sha256_of(self, key: str) -> tuple[str, int]:
+        digest, size = hashlib.sha256(), 0
+        with open(key, "rb") as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), size
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        with open(key, "rb") as f:
+            f.seek(start)
+            return f.read(max(length, 0))
+
+
+# --------------------------------------------------------------------------- files people write
+
+
+def _existing_file(path: Path, what: str) -> Path:
+    """``path`` when it is a readable file; else a one-line error naming it."""
+    if not path.exists():
+        raise PreflightError(f"{what} {display_path(path)}: no such file")
+    if not path.is_file():
+        raise PreflightError(f"{what} {display_path(path)}: not a file")
+    return path
+
+
+def read_mapping(path: Path, what: str) -> tuple[dict[str, Any], dict[tuple[object, ...], int], str]:
+    """A YAML or JSON file holding one mapping: ``(data, lines, file)``; lines are empty for JSON.
+
+    YAML is read as configs are (:func:`clearance.config.yaml_source.read_yaml`: line numbers, duplicate
+    keys refused, the config size limit); ``.json`` with :mod:`json` (PyYAML refuses tab indentation).
+    """
+    _existing_file(path, what)
+    shown = display_path(path)
+    if path.suffix.lower() == ".json":
+        limit = current_limits().max_file_bytes
+        size = path.stat().st_size
+        if size > limit:
+            raise PreflightError(f"{shown}: {too_big_message(size, limit)}")
+        try:
+            data = json.loads(path.read_bytes())
+        except json.JSONDecodeError as exc:
+            raise PreflightError(f"{shown}:{exc.lineno}: JSON syntax error: {exc.msg}") from None
+        except (UnicodeDecodeError, OSError) as exc:
+            raise PreflightError(f"{shown}: cannot read: {exc}") from None
+        lines: dict[tuple[object, ...], int] = {}
+    else:
+        doc = read_yaml(path)
+        if doc.issues:
+            raise PreflightError([str(issue) for issue in doc.issues])
+        data, lines = doc.data, dict(doc.lines)
+    if not isinstance(data, dict):
+        raise PreflightError(f"{shown}: must be a mapping (key: value) — the {what} itself")
+    return data, lines, shown
+
+
+def _problems(issues: list[ConfigIssue]) -> PreflightError:
+    return PreflightError([str(issue) for issue in issues])
+
+
+def load_contract(path: Path) -> dict[str, Any]:
+    """A dataset contract (the ``contract`` of a manifest dataset entry), checked against the contract model."""
+    data, lines, shown = read_mapping(path, "contract")
+    try:
+        DatasetContract.model_validate(data)
+    except ValidationError as exc:
+        raise _problems(issues_from_validation(exc.errors(), DatasetContract, shown, lines)) from None
+    return data
+
+
+def load_gate_config(gate_id: str, path: Path) -> dict[str, Any]:
+    """A gate's config (the ``config`` of a policy's gate entry), checked by the gate's own config model."""
+    data, lines, shown = read_mapping(path, "config")
+    try:
+        parse_gate_config(gate_id, data)
+    except GateConfigError as exc:
+        cause = exc.__cause__
+        if not isinstance(cause, ValidationError):
+            raise PreflightError(f"{shown}: {exc}") from None
+        model: type[BaseModel] = registered_gates()[gate_id].config_model
+        raise _problems(issues_from_validation(cause.errors(), model, shown, lines)) from None
+    return data
+
+
+# --------------------------------------------------------------------------- the gate's inputs
+
+
+def local_gate_inputs(*, artifacts: list[Path] | None = None, datasets: dict[str, Path] | None = None,
+                      contracts: dict[str, Path] | None = None, every_contract: Path | None = None,
+                      requirements: Path | None = None, evidence_dir: Path | None = None) -> GateInputs:
+    """The :class:`GateInputs` of a pre-flight run on local files; :class:`PreflightError` for bad input.
+
+    ``contracts`` maps a dataset role to its contract file; ``every_contract`` is the contract of
+    every dataset without one of its own. ``requirements`` goes to ``extra["requirements"]`` (an
+    absolute path) for gates that read it; ``extra["preflight"]`` is true, for a gate that must
+    behave differently off the flow. Nothing here judges the files: a file that cannot be parsed is
+    the gate's to report.
+    """
+    datasets, contracts = dict(datasets or {}), dict(contracts or {})
+    problems: list[str] = []
+    for option, given in (("--dataset", datasets), ("--contract", contracts)):
+        problems += [f"{option} {role}={display_path(path)}: unknown dataset role {role!r} (roles: {', '.join(ROLES)})"
+                     for role, path in given.items() if role not in ROLES]
+    for role in contracts:
+        if role in ROLES and role not in datasets:
+            problems.append(f"--contract {role}={display_path(contracts[role])}: no --dataset {role}=PATH to apply "
+                            f"it to")
+    files = [("--artifact", path) for path in artifacts or []]
+    files += [("--requirements", requirements)] if requirements is not None else []
+    for option, path in files:
+        try:
+            _existing_file(path, option)
+        except PreflightError as exc:
+            problems += exc.problems
+    for role, path in datasets.items():
+        if not path.exists():
+            problems.append(f"--dataset {role}={display_path(path)}: no such file or folder")
+    if problems:
+        raise PreflightError(problems)
+
+    loaded: dict[Path, dict[str, Any]] = {}
+    refs: list[dict[str, Any]] = []
+    locators: dict[str, Any] = {}
+    for role, path in datasets.items():
+        contract_file = contracts.get(role, every_contract)
+        contract: dict[str, Any] = {}
+        if contract_file is not None:
+            if contract_file not in loaded:
+                loaded[contract_file] = load_contract(contract_file)
+            contract = loaded[contract_file]
+        ref = DatasetRef.model_validate({"role": role, "uri": str(path.resolve()), "contract": contract})
+        locator = locate_dataset(ref, compute_digest=True)
+        locators[role] = locator
+        # pinned to its own digest: the digest check passes and shows the sha256 to pin in the manifest
+        refs.append(ref.model_copy(update={"sha256": locator.sha256}).model_dump(mode="json"))
+
+    observations = [observe_artifact(LocalFiles(), display_path(path)) for path in artifacts or []]
+    pinned = [{"key": o.key, "sha256": o.sha256, "size": o.size} for o in observations]
+    manifest = {"name": PREFLIGHT_MODEL,
+                "versions": {PREFLIGHT_VERSION: {"artifacts": pinned, "datasets": refs, "notes": "pre-flight"}}}
+    extra: dict[str, Any] = {"preflight": True}
+    if requirements is not None:
+        extra["requirements"] = str(requirements.resolve())
+    if evidence_dir is not None:
+        extra["evidence_dir"] = str(evidence_dir)
+    return GateInputs(model=PREFLIGHT_MODEL, version=PREFLIGHT_VERSION, manifest=manifest, artifacts=observations,
+                      datasets=locators, extra=extra)

@@ -1,0 +1,77 @@
+"""The shipped tiers (configs/policies/) run every built-in gate, and data_check as documented."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from clearance.config import load_config_dir
+from clearance.config.schema import GateMode, Policy
+from gates.base import registered_gates
+from gates.data_check.models import DataCheckConfig
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "configs"
+
+
+def builtin_gate_modules() -> set[str]:
+    """The modules gates/builtin.py imports (each registers its gates when imported)."""
+    tree = ast.parse((REPO / "gates" / "builtin.py").read_text())
+    modules = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules |= {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            modules |= {alias.name for alias in node.names}
+    return modules
+
+
+def builtin_gates() -> set[str]:
+    """Ids of the registered gates that gates/builtin.py brings in (installed plugins left out)."""
+    modules = builtin_gate_modules()
+    return {gate_id for gate_id, cls in registered_gates().items()
+            if any(cls.__module__ == m or cls.__module__.startswith(m + ".") for m in modules)}
+
+
+def gates_in_no_tier(gate_ids: set[str], policies: dict[str, Policy]) -> set[str]:
+    return {g for g in gate_ids if all(p.gate(g) is None for p in policies.values())}
+
+
+def shipped_policies() -> dict[str, Policy]:
+    return load_config_dir(CONFIGS).policies
+
+
+def test_every_builtin_gate_is_in_a_shipped_tier():
+    gates = builtin_gates()
+    assert {"artifact_integrity", "data_check"} <= gates
+    assert gates_in_no_tier(gates, shipped_policies()) == set(), "a built-in gate no shipped tier runs"
+
+
+def test_every_module_builtin_imports_registers_a_gate():
+    registered_modules = {cls.__module__ for cls in registered_gates().values()}
+    for module in builtin_gate_modules():
+        assert any(m == module or m.startswith(module + ".") for m in registered_modules), module
+
+
+def test_a_forgotten_gate_is_caught():
+    assert gates_in_no_tier({"data_check", "model_card"}, shipped_policies()) == {"model_card"}
+
+
+def test_data_check_in_the_shipped_tiers():
+    policies = shipped_policies()
+    specs = {tier: policy.gate("data_check") for tier, policy in policies.items()}
+    assert all(spec is not None for spec in specs.values()), specs
+    modes = {tier: spec.mode for tier, spec in specs.items() if spec}
+    assert modes == {"low": GateMode.ADVISORY, "medium": GateMode.BLOCKING, "high": GateMode.BLOCKING}
+    config = {tier: DataCheckConfig.model_validate(spec.config) for tier, spec in specs.items() if spec}
+    high, medium, low = config["high"], config["medium"], config["low"]
+    assert high.ks_mode == "exact" and medium.ks_mode == "exact" and low.ks_mode == "bounded"
+    assert high.require_reference and high.require_digest and high.require_contract
+    assert medium.require_contract and not medium.require_reference
+    assert not (low.require_contract or low.require_digest or low.require_reference)
+    # the higher the tier, the lower (stricter) its drift levels
+    for kind in ("psi", "ks"):
+        assert getattr(high, kind).fail <= getattr(medium, kind).fail <= getattr(low, kind).fail
+    # artifact_integrity still runs first, blocking, in every tier
+    assert all(policy.gates[0].id == "artifact_integrity" and policy.gates[0].mode is GateMode.BLOCKING
+               for policy in policies.values())
