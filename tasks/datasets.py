@@ -73,6 +73,7 @@ def locate_dataset(ref: DatasetRef, settings: Settings | None = None, *, compute
     kind, path = split_uri(ref.uri, settings)
     spec = FilesystemSpec() if kind == "local" else filesystem_spec(settings)
     base = DatasetLocator(role=ref.role, uri=ref.uri, filesystem=spec, format=_format_of(path))
+    fs = None
     try:
         fs = spec.to_pyarrow()
         if kind == "local":
@@ -99,12 +100,13 @@ def locate_dataset(ref: DatasetRef, settings: Settings | None = None, *, compute
             "files": list(files.values()), "format": formats.pop(), "file_sha256": file_sha,
             "sha256": dataset_digest(file_sha) if file_sha else None,
         })
-    except FileNotFoundError as exc:
-        return base.model_copy(update={"error": f"{ref.role} ({ref.uri}): {exc}", "error_kind": "not_found"})
     except Exception as exc:  # noqa: BLE001 — an unreachable store is an error check, not a crash
-        text = f"{type(exc).__name__}: {exc}"
-        kind_ = "not_found" if "not found" in text.lower() or "nosuchbucket" in text.lower() else "unreachable"
-        return base.model_copy(update={"error": f"{ref.role} ({ref.uri}): {text}", "error_kind": kind_})
+        from gates.data_check.reader import classify
+
+        # By the exception's type (and, for a bare OSError, by asking the store), never its text.
+        kind_ = classify(exc, fs, [path]) if fs is not None else "unreachable"
+        return base.model_copy(update={"error": f"{ref.role} ({ref.uri}): {kind_}: {type(exc).__name__}: {exc}",
+                                       "error_kind": kind_})
 
 
 def locate_datasets(version: ModelVersion, settings: Settings | None = None) -> dict[str, DatasetLocator]:

@@ -25,9 +25,11 @@ Check ids (stable; ``<role>`` is the dataset role, ``<col>`` a column):
 ``label_nulls:<role>`` / ``label_values:<role>`` / ``label_balance:<role>``
 ``freshness:<role>``        now - newest ``event_time`` <= ``max_age``
 ``reference``               a reference dataset exists (fail only with ``require_reference``)
+``dtype:<role>:<col>``      a drift column holds the reference's kind of values (number, string, bool, time)
 ``psi:<role>:<col>``        PSI vs reference (numeric: reference-quantile bins; categorical:
                             categories, unseen ones in their own bin) against warn/fail levels
-``ks:<role>:<col>``         two-sample KS statistic D (numeric), p-value in the message
+``ks:<role>:<col>``         two-sample KS statistic D (numeric), p-value in the message; ``psi``/``ks`` are
+                            errors when drift cannot be measured, skipped when the types differ
 ``read:<role>:<col>``       a column could not be read (error)
 ==========================  =========================================================
 

@@ -57,6 +57,55 @@ def is_categorical(arrow_type: pa.DataType) -> bool:
             or pa.types.is_boolean(t) or pa.types.is_dictionary(arrow_type))
 
 
+def type_family(arrow_type: pa.DataType) -> str | None:
+    """What a column's values are, for comparing a column with the reference's: number, string, bool,
+    time, or the Arrow type itself; None for the null type (no values, so nothing to disagree with).
+
+    int, float and decimal are one family (the same quantity at another width or precision, compared
+    as numbers), and so are plain and dictionary-encoded strings. Across families the values cannot
+    be compared: a class stored as integer codes in one dataset and as labels in the other would
+    share no category, and its PSI would measure the storage, not the data.
+    """
+    t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    if pa.types.is_null(t):
+        return None
+    if is_numeric(t):
+        return "number"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "string"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if is_temporal(t):
+        return "time"
+    return str(t)
+
+
+# --------------------------------------------------------------------------- drift preconditions
+
+
+def dtype_check(role: str, uri: str, name: str, current: pa.DataType, ref_role: str, ref_uri: str,
+                reference: pa.DataType) -> CheckResult | None:
+    """``dtype:<role>:<col>``: the column holds the same kind of values as the reference's (see
+    :func:`type_family`); None when either side is all null by type (nothing to compare)."""
+    cur_family, ref_family = type_family(current), type_family(reference)
+    if cur_family is None or ref_family is None:
+        return None
+    return check(f"dtype:{role}:{name}", cur_family == ref_family, shown_type(current), shown_type(reference),
+                 f"{role} ({uri}).{name}: holds {cur_family} values ({shown_type(current)}) where the reference "
+                 f"dataset {ref_role!r} ({ref_uri}) holds {ref_family} values ({shown_type(reference)}); "
+                 f"drift is not computed across types")
+
+
+def drift_not_measured(role: str, uri: str, name: str, numeric: bool, status: Status, reason: str,
+                       thresholds: tuple[Any, Any] = (None, None)) -> list[CheckResult]:
+    """The ``psi`` (and for a numeric column ``ks``) checks of a column whose drift cannot be measured,
+    with ``status`` (error: undecided; skipped: another check carries the verdict) and the reason."""
+    ids = [f"psi:{role}:{name}"] + ([f"ks:{role}:{name}"] if numeric else [])
+    return [CheckResult(id=cid, status=status, observed=None, threshold=threshold,
+                        message=f"{role} ({uri}).{name}: drift not measured: {reason}")
+            for cid, threshold in zip(ids, thresholds[: len(ids)], strict=True)]
+
+
 # --------------------------------------------------------------------------- row keys
 
 
@@ -350,6 +399,23 @@ def label_checks(role: str, contract: DatasetContract, column: pa.ChunkedArray, 
 
 def is_temporal(arrow_type: pa.DataType) -> bool:
     return pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type)
+
+
+def value_grid(arrow_type: pa.DataType) -> float | None:
+    """The step of the grid a column's values lie on once drift reads them, if any: 1 for integers, a day
+    in microseconds for dates, the type's unit in microseconds for timestamps, times and durations."""
+    if pa.types.is_integer(arrow_type):
+        return 1.0
+    if pa.types.is_date(arrow_type):
+        return 86_400_000_000.0
+    unit = getattr(arrow_type, "unit", None) if drifts_as_numbers(arrow_type) else None
+    return {"s": 1_000_000.0, "ms": 1_000.0, "us": 1.0, "ns": 1.0}.get(unit) if unit else None
+
+
+def drifts_as_numbers(arrow_type: pa.DataType) -> bool:
+    """Numbers, and dates and times (as microseconds), get numeric drift: PSI and KS."""
+    return is_numeric(arrow_type) or is_temporal(arrow_type) or pa.types.is_time(arrow_type) \
+        or pa.types.is_duration(arrow_type)
 
 
 def newest_value(column: pa.ChunkedArray) -> Any:

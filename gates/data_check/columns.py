@@ -21,9 +21,9 @@ from gates.base import CheckResult, GateInputs, Status
 from gates.data_check import checks as C
 from gates.data_check import drift as D
 from gates.data_check.datasets import _Dataset
-from gates.data_check.models import DataCheckConfig
+from gates.data_check.models import DataCheckConfig, Levels
 from gates.data_check.reader import DatasetReader, DatasetReadError
-from gates.data_check.scan import HistogramBuilder, scan_dictionary, scan_numeric
+from gates.data_check.scan import HistogramBuilder, scan_dictionary, scan_numeric, temporal_micros
 
 
 @dataclass
@@ -40,6 +40,18 @@ def _reader(ds: _Dataset) -> DatasetReader:
     if ds.reader is None:
         raise RuntimeError(f"data_check: dataset {ds.role!r} has no reader, yet was treated as usable")
     return ds.reader
+
+
+def _schema_type(ds: _Dataset | None, name: str) -> pa.DataType | None:
+    """The stored type of a column (None: no such dataset, no reader, or no such column)."""
+    if ds is None or ds.reader is None or name not in ds.reader.schema.names:
+        return None
+    return ds.reader.schema.field(name).type
+
+
+def _shown_levels(levels: Levels) -> dict[str, Any]:
+    """Levels as a drift check shows them in ``threshold`` (as :func:`~gates.data_check.drift.judge` does)."""
+    return {"warn": levels.warn, "fail": levels.fail}
 
 
 def _workers(requested: Any) -> int:
@@ -95,33 +107,44 @@ class _ColumnPass:
                 drift_kind: str | None) -> _ColumnOut:
         out = _ColumnOut()
         ref_prep: D.NumericReference | D.CategoricalReference | None = None
+        # Why this column's drift cannot be measured against the reference (None: so far it can). Set up
+        # front for an unreadable or empty reference, or once its column proves unreadable or all null;
+        # each compared dataset then gets error checks with this reason instead of no checks at all.
+        ref_problem = reference.unusable_reason() if drift_kind is not None and reference is not None else None
         cap = self.config.max_offending_keys
         for ds in order:
             if ds.reader is None or name not in ds.reader.columns:
                 continue
             if drift_kind is None and self._event_time_from_footers(ds, name, out):
                 continue
+            compares = drift_kind is not None and ds.usable and ds in compared and name not in ds.bad_columns
+            # (status, reason) when this dataset's drift is not computed; decided before the read so
+            # that no histogram or value counts are built for it.
+            blocked = self._blocked(ds, name, reference, ref_problem, out) if compares else None
             try:
                 column = ds.reader.column(name, threads=False)
             except DatasetReadError as exc:
                 out.checks.append(CheckResult(id=f"read:{ds.role}:{name}", status=Status.ERROR, message=str(exc)))
                 ds.unread.add(name)
+                if ds is reference and drift_kind is not None and ref_problem is None:
+                    ref_problem = (f"the column of the reference dataset {ds.role!r} ({ds.uri}) could not be read "
+                                   f"(see read:{ds.role}:{name})")
+                elif compares and blocked is None:
+                    out.checks += self._not_measured(ds, name, drift_kind, Status.ERROR,
+                                                     f"the column could not be read (see read:{ds.role}:{name})")
                 continue
             row: dict[str, Any] = {"dataset": ds.role, "column": name}
             out.rows.append(((ds.role, name), row))
             spec = None if name in ds.bad_columns else ds.spec(name)
             n = len(column)
-            drifts = drift_kind is not None and ds.usable and (ds is reference
-                                                               or (ds in compared and ref_prep is not None))
+            drifts = drift_kind is not None and ds.usable and (
+                (ds is reference and ref_problem is None) or (compares and blocked is None and ref_prep is not None))
             counts: dict[Any, int] | None = None  # non-null value counts, shared by label checks and category drift
             builder: HistogramBuilder | None = None
             scan = None
             if C.is_numeric(column.type):
                 keep = drifts and ds is reference and drift_kind == "numeric"
-                if drifts and ds is not reference and isinstance(ref_prep, D.NumericReference) \
-                        and name not in ds.bad_columns:
-                    h = ref_prep.hist
-                    builder = HistogramBuilder(h.lo, h.hi, h.bins)
+                builder = self._builder(ds, reference, ref_prep, column.type) if drifts else None
                 scan = scan_numeric(column, low=spec.min if spec else None, high=spec.max if spec else None,
                                     cap=cap, hist=builder, keep=keep)
                 missing = scan.missing
@@ -139,21 +162,39 @@ class _ColumnPass:
                 nulls = int(column.null_count)
                 row.update(rows=n, nulls=nulls, null_rate=(nulls / n) if n else None, type=C.shown_type(column.type))
                 out.checks += C.other_column_checks(ds.role, name, column, spec, row, ds.pending)
+                if drifts and drift_kind == "numeric" and C.drifts_as_numbers(column.type):
+                    # Dates and times drift as microseconds: the same fused pass, without value checks.
+                    builder = self._builder(ds, reference, ref_prep, column.type)
+                    scan = scan_numeric(temporal_micros(column), cap=0, hist=builder,
+                                        keep=ds is reference)
             contract = ds.contract if ds.usable else None
             is_label = contract is not None and contract.label is not None and contract.label.column == name
-            if drifts and ds is reference:
+            # A column with no value (null or NaN in every row) has no distribution: nothing to compare.
+            empty = bool(n) and row["nulls"] == n
+            if drifts and empty:
+                if ds is reference:
+                    ref_problem = (f"every value of the column is null in the reference dataset {ds.role!r} "
+                                   f"({ds.uri})")
+                else:
+                    out.checks += self._not_measured(ds, name, drift_kind, Status.ERROR,
+                                                     "every value of the column is null")
+            elif drifts and ds is reference:
                 if drift_kind == "categorical":
                     counts = counts if counts is not None else C.value_counts(column)
                     ref_prep = D.CategoricalReference(counts=counts)
                 else:
                     assert scan is not None
                     ref_prep = D.prepare_numeric_reference(scan.present, scan.present_count, self.config.psi_bins,
-                                                           self.config.fine_bins)
-            elif drifts and ref_prep is not None and name not in ds.bad_columns:
+                                                           self.config.fine_bins,
+                                                           grid=C.value_grid(column.type))
+            elif drifts and ref_prep is not None:
                 if isinstance(ref_prep, D.CategoricalReference) and counts is None and \
                         (C.is_categorical(column.type) or C.is_numeric(column.type)):
                     counts = C.value_counts(column)
                 out.checks += self._drift(ds, name, column, ref_prep, row, out.plots, builder, counts)
+            elif compares:  # blocked (or, defensively, no reference values were prepared)
+                status, reason = blocked or (Status.ERROR, "the reference column gave no values to compare")
+                out.checks += self._not_measured(ds, name, drift_kind, status, reason)
             scan = builder = None
             if contract is not None:
                 if contract.key == [name]:
@@ -166,6 +207,33 @@ class _ColumnPass:
                                                            self.now)
             del column
         return out
+
+    def _blocked(self, ds: _Dataset, name: str, reference: _Dataset | None, ref_problem: str | None,
+                 out: _ColumnOut) -> tuple[Status, str] | None:
+        """Before a compared column is read: its ``dtype`` check against the reference's type (when
+        both are known), and why its drift will not be computed, if it will not.
+
+        A type mismatch skips drift (the failed ``dtype`` check carries the verdict); a reference
+        that cannot be compared against makes drift an error (undecided).
+        """
+        ref_type = _schema_type(reference, name)
+        cur_type = _schema_type(ds, name)
+        if reference is not None and ref_type is not None and cur_type is not None:
+            typed = C.dtype_check(ds.role, ds.uri, name, cur_type, reference.role, reference.uri, ref_type)
+            if typed is not None:
+                out.checks.append(typed)
+                if typed.status is not Status.PASS:
+                    return Status.SKIPPED, f"type differs from the reference's (see dtype:{ds.role}:{name})"
+        if ref_problem is not None:
+            return Status.ERROR, ref_problem
+        return None
+
+    def _not_measured(self, ds: _Dataset, name: str, drift_kind: str | None, status: Status,
+                      reason: str) -> list[CheckResult]:
+        spec = ds.spec(name)
+        psi, ks = (_shown_levels(self.config.levels(name, kind, getattr(spec, kind) if spec else None))
+                   for kind in ("psi", "ks"))
+        return C.drift_not_measured(ds.role, ds.uri, name, drift_kind == "numeric", status, reason, (psi, ks))
 
     def _event_time_from_footers(self, ds: _Dataset, name: str, out: _ColumnOut) -> bool:
         """Answer an event-time column from the Parquet footers (row group statistics) without reading it.
@@ -201,10 +269,17 @@ class _ColumnPass:
         return True
 
     def _drift_kind(self, name: str, reference: _Dataset | None, compared: list[_Dataset]) -> str | None:
-        if reference is None or not reference.usable or name not in _reader(reference).columns:
+        """"numeric", "categorical" or None (no drift for this column).
+
+        From the reference's type when its schema is known; when it is not (the reference could not
+        be opened) or the column is null-typed there, from the compared datasets' type — so that drift
+        which cannot be measured is still reported, as an error, rather than left out.
+        """
+        if reference is None:
             return None
-        if name in reference.bad_columns:
-            return None
+        ref_type = _schema_type(reference, name)
+        if (reference.reader is not None and ref_type is None) or name in reference.bad_columns:
+            return None  # the reference has no such column (or a mistyped one): nothing to compare with
         policy = self.config.columns.get(name)
         if policy is not None and not policy.drift:
             return None
@@ -218,15 +293,28 @@ class _ColumnPass:
                 return None
             if c.label is not None:
                 labels.add(c.label.column)
-        ref_type = _reader(reference).schema.field(name).type
         spec = reference.spec(name)
         if (spec is not None and spec.type == "category") or name in labels:
             return "categorical"  # the label is a class, whatever its storage type
-        if C.is_numeric(ref_type):
+        if ref_type is not None and not pa.types.is_null(ref_type):
+            types = [ref_type]
+        else:
+            types = [t for t in (_schema_type(d, name) for d in compared) if t is not None and not pa.types.is_null(t)]
+        if not types:
+            return None
+        if C.drifts_as_numbers(types[0]):
             return "numeric"
-        if C.is_categorical(ref_type):
+        if C.is_categorical(types[0]):
             return "categorical"
         return None
+
+    @staticmethod
+    def _builder(ds: _Dataset, reference: _Dataset | None, ref_prep: Any, arrow_type: pa.DataType
+                 ) -> HistogramBuilder | None:
+        """The fine histogram a compared dataset's numeric column is counted into (the reference's bins)."""
+        if ds is reference or not isinstance(ref_prep, D.NumericReference):
+            return None
+        return HistogramBuilder.like(ref_prep.hist, grid=C.value_grid(arrow_type))
 
     def _drift(self, ds: _Dataset, name: str, column: Any, ref: Any, row: dict[str, Any],
                plots: dict[tuple[str, str], dict[str, Any]], builder: HistogramBuilder | None,
@@ -239,7 +327,7 @@ class _ColumnPass:
                                     message=f"{ds.role}.{name}: type {column.type} differs from the reference")]
             return D.categorical_drift(ds.role, name, counts, ref, psi_levels, epsilon=self.config.psi_epsilon,
                                        row=row, plots=plots)
-        if not C.is_numeric(column.type) or builder is None:
+        if not C.drifts_as_numbers(column.type) or builder is None:
             return [CheckResult(id=f"psi:{ds.role}:{name}", status=Status.FAIL, observed=str(column.type),
                                 message=f"{ds.role}.{name}: type {column.type} is not numeric like the reference's")]
         ks_levels = self.config.levels(name, "ks", spec.ks if spec else None)

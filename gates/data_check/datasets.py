@@ -19,6 +19,8 @@ from gates.data_check import checks as C
 from gates.data_check.models import ColumnContract, DataCheckConfig, DatasetContract, DatasetLocator
 from gates.data_check.reader import DatasetReader, DatasetReadError
 
+_KIND_WORDS = {"not_found": "was not found", "unreadable": "is unreadable", "unreachable": "is unreachable"}
+
 
 @dataclass
 class _Dataset:
@@ -35,10 +37,24 @@ class _Dataset:
     label_checks: list[CheckResult] | None = None
     freshness_check: CheckResult | None = None
     unread: set[str] = field(default_factory=set)  # columns that could not be read
+    failure: str | None = None  # why there is no reader, and which check says so (for drift messages)
 
     @property
     def usable(self) -> bool:
         return self.reader is not None and self.reader.num_rows > 0
+
+    def unusable_reason(self) -> str | None:
+        """Why this dataset has no rows to compare (None when it has some), naming its role and URI.
+
+        Drift against an unusable reference is reported on each compared column with this reason,
+        rather than left out (a missing drift check would read as "nothing to see").
+        """
+        if self.usable:
+            return None
+        what = f"the reference dataset {self.role!r} ({self.uri})"
+        if self.reader is None:
+            return f"{what} {self.failure or 'could not be opened'}"
+        return f"{what} has 0 rows (see rows:{self.role})"
 
     def spec(self, column: str) -> ColumnContract | None:
         return self.contract.columns.get(column) if self.contract else None
@@ -61,6 +77,7 @@ class _DatasetSteps:
         contract = self._contract(role, ref.get("contract") or {})
         ds = _Dataset(role=role, uri=uri, contract=contract)
         if raw_locator is None:
+            ds.failure = f"was not located by the flow (see dataset:{role})"
             self.checks.append(CheckResult(id=f"dataset:{role}", status=Status.ERROR, threshold="located",
                                            message=f"{role} ({uri}): the flow did not locate this dataset"))
             return ds
@@ -68,8 +85,9 @@ class _DatasetSteps:
             locator = raw_locator if isinstance(raw_locator, DatasetLocator) else \
                 DatasetLocator.model_validate(raw_locator)
         except ValidationError as exc:
+            ds.failure = f"has an invalid locator (see dataset:{role})"
             self.checks.append(CheckResult(id=f"dataset:{role}", status=Status.ERROR,
-                                           message=f"{role}: invalid locator: {exc.errors()[0]['msg']}"))
+                                           message=f"{role} ({uri}): invalid locator: {exc.errors()[0]['msg']}"))
             return ds
         if contract is not None and contract.format and not locator.error:
             locator = locator.model_copy(update={"format": contract.format})
@@ -77,6 +95,7 @@ class _DatasetSteps:
         try:
             ds.reader = DatasetReader(locator)
         except DatasetReadError as exc:
+            ds.failure = f"{_KIND_WORDS.get(exc.kind, exc.kind)} (see readable:{role})"
             status = Status.ERROR if exc.kind == "unreachable" else Status.FAIL
             self.checks.append(CheckResult(id=f"readable:{role}", status=status, observed=exc.kind,
                                            threshold="readable", message=str(exc)))
@@ -87,7 +106,7 @@ class _DatasetSteps:
         min_rows = contract.min_rows if contract else 1
         n = ds.reader.num_rows
         self.checks.append(C.check(f"rows:{role}", n >= min_rows, n, f">= {min_rows}",
-                                   f"{role}: {n} rows"
+                                   f"{role} ({uri}): {n} rows"
                                    + (" (empty dataset)" if n == 0 else f", fewer than {min_rows}")))
         if contract is not None:
             self._schema_checks(ds, contract)
@@ -136,7 +155,7 @@ class _DatasetSteps:
                 ds.bad_columns.add(name)
                 self.checks.append(CheckResult(id=f"column:{ds.role}:{name}", status=Status.FAIL, observed="missing",
                                                threshold="present",
-                                               message=f"{ds.role}: required column {name!r} is missing"))
+                                               message=f"{ds.role} ({ds.uri}): required column {name!r} is missing"))
                 continue
             self.checks.append(CheckResult(id=f"column:{ds.role}:{name}", status=Status.PASS, observed="present",
                                            threshold="present"))
@@ -177,12 +196,12 @@ class _DatasetSteps:
                 self.checks.append(ds.key_check)
             if contract.label and contract.label.column in present:
                 if ds.label_checks is None:
-                    raise DatasetReadError("unreadable", f"{ds.role}: label column {contract.label.column!r} "
-                                                         f"could not be read")
+                    raise DatasetReadError("unreadable", f"{ds.role} ({ds.uri}): label column "
+                                                         f"{contract.label.column!r} could not be read")
                 self.checks += ds.label_checks
             if contract.event_time and contract.event_time.column in present:
                 if ds.freshness_check is None:
-                    raise DatasetReadError("unreadable", f"{ds.role}: event time column "
+                    raise DatasetReadError("unreadable", f"{ds.role} ({ds.uri}): event time column "
                                                          f"{contract.event_time.column!r} could not be read")
                 self.checks.append(ds.freshness_check)
         except DatasetReadError as exc:

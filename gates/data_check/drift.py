@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from gates.base import CheckResult, Status
-from gates.data_check import stats
+from gates.data_check import binmap, stats
+from gates.data_check import ks as K
 from gates.data_check.models import Levels
 
 UNSEEN = "<unseen in reference>"
@@ -44,11 +45,15 @@ class CategoricalReference:
     counts: dict[Any, int]
 
 
-def prepare_numeric_reference(present: list[np.ndarray], total: int, psi_bins: int, fine_bins: int
-                              ) -> NumericReference:
-    """Fine histogram over the reference's robust range, exact PSI edges and the reference's PSI counts."""
-    lo, hi = stats.range_of_sample(stats.strided_sample(present, total))
-    builder = stats.HistogramBuilder(lo, hi, fine_bins)
+def prepare_numeric_reference(present: list[np.ndarray], total: int, psi_bins: int, fine_bins: int,
+                              grid: float | None = None) -> NumericReference:
+    """Fine histogram over the reference's robust range (bins shaped by :func:`binmap.choose`), exact PSI
+    edges and the reference's PSI counts. ``grid``: the step of the values' grid, if they are on one
+    (integers: 1, dates as microseconds: a day)."""
+    sample = stats.strided_sample(present, total)
+    lo, hi = stats.range_of_sample(sample)
+    bin_map = binmap.choose(sample[np.isfinite(sample)], lo, hi, fine_bins)
+    builder = stats.HistogramBuilder(lo, hi, bin_map.bins, spacing=bin_map.spacing, grid=grid)
     for block in present:
         builder.add(block)
     hist = builder.finish()
@@ -65,26 +70,43 @@ def numeric_drift(role: str, name: str, hist: stats.FineHistogram, ref: NumericR
         side = "current" if hist.n == 0 else "reference"
         msg = f"{role}.{name}: the {side} column has no values to compare"
         return [judge(psi_id, float("nan"), psi_levels, msg), judge(ks_id, float("nan"), ks_levels, msg)]
-    small = max(hist.n, ref.hist.n) <= stats.MAX_AUTO_EXACT
-    if exact and not small:  # one pass per sample extracts every bin looked at individually (PSI edges, KS)
-        candidates = stats.ks_candidates(hist, ref.hist)
-        hist.preload(np.concatenate([hist.bin_of(ref.edges), candidates]))
-        ref.hist.preload(candidates)
+    small = max(hist.n, ref.hist.n) <= K.MAX_AUTO_EXACT
     counts = stats.counts_between(hist, ref.edges)
     psi = stats.psi(counts, ref.counts, epsilon)
+    refined_because = ""
     if small:
-        ks = stats.ks_small(hist.values, ref.hist.values)
+        ks = K.ks_small(hist.values, ref.hist.values)
     else:
-        ks = stats.ks_from_histograms(hist, ref.hist, exact=exact)
+        ks = K.ks_from_histograms(hist, ref.hist, exact=exact)
+        straddled = _levels_inside(ks, ks_levels)
+        if straddled:  # the bound alone could give the wrong verdict: this column is worth the exact answer
+            refined_because = f"the bounded KS interval straddled the {straddled} level"
+            ks = K.ks_from_histograms(hist, ref.hist, exact=True)
     row.update(psi=psi, ks=ks.statistic, ks_p_value=ks.p_value, ks_exact=ks.exact,
-               ks_lower=ks.lower, ks_upper=ks.upper)
+               ks_lower=ks.lower, ks_upper=ks.upper, ks_gap=ks.gap)
+    if refined_because:
+        row["ks_refined"] = refined_because
     plots[(role, name)] = {"kind": "numeric", "psi": psi, **_plot_numeric(hist, ref.hist)}
-    ks_note = f"D={ks.statistic:.6f}" + ("" if ks.exact else f" (bounded: true D in [{ks.lower:.6f}, {ks.upper:.6f}])")
+    ks_note = f"D={ks.statistic:.6f}" + ("" if ks.exact else
+                                          f" (bounded: true D in [{ks.lower:.6f}, {ks.upper:.6f}], "
+                                          f"at most {ks.gap:.2g} below the reported value)")
+    if refined_because:
+        ks_note += f" (exact: {refined_because})"
     return [
         judge(psi_id, psi, psi_levels,
               f"{role}.{name}: PSI {psi:.4f} over {ref.edges.size + 1} reference-quantile bins"),
         judge(ks_id, ks.statistic, ks_levels, f"{role}.{name}: KS {ks_note}, p={ks.p_value:.3g}"),
     ]
+
+
+def _levels_inside(ks: K.KSResult, levels: Levels) -> str:
+    """The name of a level the true D could be on either side of (``lower < level <= upper``), or ""."""
+    if ks.exact:
+        return ""
+    for name, level in (("fail", levels.fail), ("warn", levels.warn)):
+        if level is not None and ks.lower < level <= ks.upper:
+            return name
+    return ""
 
 
 def categorical_drift(role: str, name: str, current: dict[Any, int], ref: CategoricalReference, psi_levels: Levels,
@@ -118,6 +140,5 @@ def _plot_numeric(cur: stats.FineHistogram, ref: stats.FineHistogram) -> dict[st
         agg[-1] += h.counts[-1] + inner[group * (inner.size // group):].sum()
         return (agg / max(1, h.n)).tolist()
 
-    width = group / cur.scale
-    edges = [cur.lo + i * width for i in range(len(bars(cur)) + 1)]
+    edges = [cur.bin_map.lower_edge(1 + i * group) for i in range(len(bars(cur)) + 1)]
     return {"edges": edges, "current": bars(cur), "reference": bars(ref)}

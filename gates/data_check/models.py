@@ -137,7 +137,8 @@ class DataCheckConfig(BaseModel):
     psi_bins: int = Field(10, ge=2, le=1000, description="PSI bins, at reference quantiles.")
     psi_epsilon: float = Field(1e-4, gt=0, lt=0.01, description="Floor of a bin share in PSI.")
     ks_mode: Literal["exact", "bounded"] = Field(
-        "exact", description="bounded: skip the refinement; report the guaranteed upper limit of D.")
+        "exact", description="bounded: sort no values (columns whose interval straddles a level excepted); "
+                 "report the guaranteed upper limit of D and its gap.")
     fine_bins: int = Field(1 << 15, ge=16, le=1 << 22, description="Fine bins of the KS/quantile histogram.")
     require_contract: bool = Field(False, json_schema_extra={"tighten": "higher"},
                                    description="Every dataset must carry a contract.")

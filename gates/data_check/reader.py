@@ -2,11 +2,14 @@
 
 Parquet is read column by column through ``pyarrow.dataset`` (local or S3, one file or many).
 CSV cannot be read by column cheaply, so a CSV dataset is parsed once and kept in memory.
-Every failure becomes a :class:`DatasetReadError` with a kind and a message naming the dataset.
+Every failure becomes a :class:`DatasetReadError` with a kind (:func:`classify`) and a message
+naming the dataset's role and URI.
 """
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -37,13 +40,50 @@ class DatasetReadError(Exception):
         self.kind = kind
 
 
-def _classify(exc: BaseException) -> str:
-    text = str(exc).lower()
-    if isinstance(exc, FileNotFoundError) or "not found" in text or "no such file" in text or "nosuchkey" in text:
+# pyarrow raises these (and no OSError) when the bytes it was given are not what it expected:
+# not Parquet at all (no magic bytes), a truncated file, a CSV it cannot parse, a type it cannot convert.
+_CONTENT_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, pa.ArrowSerializationError,
+                   pa.ArrowCapacityError, pa.ArrowIndexError, pa.ArrowKeyError)
+
+
+def classify(exc: BaseException, filesystem: Any = None, paths: Sequence[str] = ()) -> str:
+    """The kind of a read failure — not_found, unreadable or unreachable — from the exception's type.
+
+    Never from its text: pyarrow's "Parquet magic bytes not found in footer" is a file that exists
+    and is not Parquet. A missing local file or S3 key is a ``FileNotFoundError`` (errno ENOENT;
+    pyarrow maps S3's NoSuchKey / NoSuchBucket to it). A bare ``OSError`` is ambiguous: pyarrow
+    raises it for a corrupt file (bad compression, an undecodable footer) and for a store it cannot
+    reach or may not read, so the filesystem is asked (:func:`_probe`) whether the files are there.
+    """
+    if isinstance(exc, FileNotFoundError) or (isinstance(exc, OSError) and exc.errno in (errno.ENOENT, errno.ENOTDIR)):
         return "not_found"
-    if isinstance(exc, (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)) or "parquet" in text:
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return "unreachable"
+    if isinstance(exc, _CONTENT_ERRORS):
         return "unreadable"
+    if isinstance(exc, OSError) and filesystem is not None and paths:
+        return _probe(filesystem, paths)
+    # Anything else (out of memory, cancelled, a bug) says nothing about the data: undecided, as an
+    # unreachable store is (the check is an error, not a failure).
     return "unreachable"
+
+
+def _probe(filesystem: Any, paths: Sequence[str]) -> str:
+    """After an ambiguous OSError: unreachable if the store does not answer, not_found if a file has
+    gone (deleted since it was located), else unreadable (the file is there, so its content failed).
+
+    Every file is looked up (one request each on S3): only on this failure path, and the failing
+    file is not named by the exception except in its text.
+    """
+    import pyarrow.fs as pafs
+
+    try:
+        infos = filesystem.get_file_info(list(paths))
+    except Exception:  # noqa: BLE001 — the store itself failed to answer: that is the finding
+        return "unreachable"
+    if any(info.type == pafs.FileType.NotFound for info in infos):
+        return "not_found"
+    return "unreadable"
 
 
 class DatasetReader:
@@ -52,12 +92,13 @@ class DatasetReader:
     def __init__(self, locator: DatasetLocator) -> None:
         self.locator = locator
         self._csv_table: pa.Table | None = None
+        self._filesystem: Any = None  # kept to classify later read failures (see classify)
         if locator.error:
             raise DatasetReadError(locator.error_kind or "unreachable", locator.error)
         if not locator.files:
             raise DatasetReadError("not_found", f"{locator.role} ({locator.uri}): no files")
         try:
-            filesystem = locator.filesystem.to_pyarrow()
+            filesystem = self._filesystem = locator.filesystem.to_pyarrow()
             if locator.format == "csv":
                 import pyarrow.csv as pacsv
 
@@ -79,8 +120,16 @@ class DatasetReader:
         except DatasetReadError:
             raise
         except Exception as exc:  # noqa: BLE001 — any reader failure is a finding about the data
-            raise DatasetReadError(_classify(exc),
-                                   f"{locator.role} ({locator.uri}): {type(exc).__name__}: {exc}") from exc
+            kind = classify(exc, self._filesystem, locator.files)
+            raise DatasetReadError(kind, f"{locator.role} ({locator.uri}): {kind}: {type(exc).__name__}: {exc}"
+                                   ) from exc
+
+    def _error(self, exc: Exception, columns: list[str]) -> DatasetReadError:
+        """A failure reading columns after the dataset was opened, classified, naming role, URI and columns."""
+        kind = classify(exc, self._filesystem, self.locator.files)
+        shown = ", ".join(repr(c) for c in columns)
+        where = f"{self.locator.role} ({self.locator.uri}), column{'s' if len(columns) > 1 else ''} {shown}"
+        return DatasetReadError(kind, f"{where}: {kind}: {type(exc).__name__}: {exc}")
 
     @cached_property
     def _fragments(self) -> list[Any]:
@@ -100,8 +149,7 @@ class DatasetReader:
         try:
             return self._dataset.to_table(columns=[name], use_threads=threads).column(0)
         except Exception as exc:  # noqa: BLE001
-            raise DatasetReadError(_classify(exc), f"{self.locator.role} ({self.locator.uri}), column {name!r}: "
-                                                   f"{type(exc).__name__}: {exc}") from exc
+            raise self._error(exc, [name]) from exc
 
     def footer_facts(self, name: str) -> FooterFacts | None:
         """Row count, null count and maximum of column ``name`` from the Parquet footers, without reading it.
@@ -146,8 +194,7 @@ class DatasetReader:
         try:
             return self._dataset.to_table(columns=names, use_threads=True)
         except Exception as exc:  # noqa: BLE001
-            raise DatasetReadError(_classify(exc), f"{self.locator.role} ({self.locator.uri}): "
-                                                   f"{type(exc).__name__}: {exc}") from exc
+            raise self._error(exc, names) from exc
 
     def take(self, names: list[str], positions: np.ndarray) -> pa.Table:
         """The rows at ``positions`` (sorted, unique) of some columns, without holding whole columns."""
@@ -157,5 +204,4 @@ class DatasetReader:
         try:
             return self._dataset.take(indices, columns=names)
         except Exception as exc:  # noqa: BLE001
-            raise DatasetReadError(_classify(exc), f"{self.locator.role} ({self.locator.uri}): "
-                                                   f"{type(exc).__name__}: {exc}") from exc
+            raise self._error(exc, names) from exc

@@ -21,7 +21,7 @@ from gates.data_check.datasets import _Dataset, _DatasetSteps
 from gates.data_check.evidence import write_plot, write_table
 from gates.data_check.models import DataCheckConfig
 
-_METRIC_FIELDS = ("nulls", "null_rate", "range_violations", "unknown_categories", "psi", "ks", "ks_p_value",
+_METRIC_FIELDS = ("nulls", "null_rate", "range_violations", "unknown_categories", "psi", "ks", "ks_p_value", "ks_gap",
                   "unseen_rows")
 
 

@@ -24,6 +24,26 @@ def is_numeric(arrow_type: pa.DataType) -> bool:
     return pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type)
 
 
+def temporal_micros(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A date, timestamp, time or duration column as int64 microseconds (since the epoch, or midnight).
+
+    One unit for every temporal type, so a date column compares with a timestamp column; nanoseconds
+    are truncated to the microsecond (float64, which drift counts in, is exact below 2**53 µs, i.e.
+    for ±285 years around 1970).
+    """
+    t = column.type
+    if pa.types.is_date(t) or pa.types.is_timestamp(t):
+        target: pa.DataType = pa.timestamp("us", tz=getattr(t, "tz", None))
+    elif pa.types.is_time(t):
+        target = pa.time64("us")
+    elif pa.types.is_duration(t):
+        target = pa.duration("us")
+    else:
+        raise TypeError(f"not a temporal type: {t}")
+    micros = pc.cast(column, target, safe=False)
+    return pa.chunked_array([chunk.view(pa.int64()) for chunk in micros.chunks], type=pa.int64())
+
+
 def chunk_values(arr: pa.Array, as_float: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Values of a numeric chunk (float64 unless ``as_float`` is false) and its validity (None: no nulls).
 

@@ -1,14 +1,19 @@
-"""Drift statistics on NumPy arrays: fine histograms, exact quantiles, PSI and two-sample KS.
+"""Drift statistics on NumPy arrays: fine histograms, exact quantiles and PSI (KS is in :mod:`.ks`).
 
 The costly part of drift is exact KS, which classically needs both samples sorted
 (O(n log n) per column). Here every sample is first counted into ``B`` ordered fine bins
 (one arithmetic pass, O(n), done block by block while the block is in cache, in the same pass
 as the contract checks); the ECDF difference inside a bin can only move between two known
 limits, so the bins give a guaranteed interval ``[lower, upper]`` for the KS statistic.
-*Exact* mode then sorts only the values of the few bins whose upper limit beats the best
-exact value seen (usually a tiny fraction of the data); *bounded* mode stops at the interval.
-Exact quantiles (for PSI bin edges) and PSI bin counts use the same trick: only the values of
-the fine bin holding an edge are looked at individually.
+Exact quantiles (for PSI bin edges), PSI bin counts and exact KS then look at individual
+values only in the few fine bins that matter.
+
+Discrete data (integers, dates, prices in cents, ratings) is the common case where "few bins"
+is not few values: one fine bin can hold a value shared by half the rows. So before a bin's
+values are extracted, :meth:`FineHistogram.probe` asks, in one lookup pass without copying or
+sorting, whether every value in it is the same; such a bin is answered from its count and
+that one value (:class:`BinSample` with weights), and only bins holding several distinct
+values are extracted and sorted.
 
 The histogram keeps, per block, the values and their bin numbers (2 bytes per value for up to
 65 533 bins), so picking the values of a few bins later is one table lookup per value, without
@@ -24,11 +29,15 @@ from typing import Literal
 
 import numpy as np
 
-from gates.data_check.ksdist import kstwo_sf
+from gates.data_check.binmap import BinMap, Spacing
 
 DEFAULT_FINE_BINS = 1 << 15
-MAX_AUTO_EXACT = 10_000  # as scipy's ks_2samp: below this sample size its exact p-value applies
 BLOCK = 1 << 16  # values per block: 512 KiB of float64, cache-sized
+# Below this many values in the wanted bins (or 1/16 of the sample), sorting them costs less than the
+# probe pass that could spare it.
+PROBE_MIN_VALUES = 1 << 16
+
+_UNKNOWN, _SINGLE, _SEVERAL = 0, 1, 2
 
 
 def index_dtype(bins: int) -> type:
@@ -36,23 +45,57 @@ def index_dtype(bins: int) -> type:
     return np.uint16 if bins + 2 <= np.iinfo(np.uint16).max else np.int32
 
 
+@dataclass(frozen=True)
+class BinSample:
+    """The values of one fine bin in order: each value (``weights`` None), or distinct values with counts."""
+
+    values: np.ndarray
+    weights: np.ndarray | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.values.size if self.weights is None else self.weights.sum())
+
+    def expanded(self) -> np.ndarray:
+        """Every value, sorted (repeats written out)."""
+        return self.values if self.weights is None else np.repeat(self.values, self.weights)
+
+    def count(self, x: np.ndarray | float, side: Literal["left", "right"]) -> np.ndarray:
+        """Number of values ``< x`` (side="left") or ``<= x`` (side="right")."""
+        at = np.searchsorted(self.values, x, side=side)
+        if self.weights is None:
+            return np.asarray(at)
+        return np.concatenate([[0], np.cumsum(self.weights)])[at]
+
+    def at_rank(self, rank: int) -> float:
+        """The ``rank``-th smallest value (0-based)."""
+        if self.weights is None:
+            return float(self.values[rank])
+        return float(self.values[np.searchsorted(np.cumsum(self.weights), rank, side="right")])
+
+
 @dataclass
 class FineHistogram:
     """Counts of one sample in ordered fine bins over ``[lo, hi]`` (plus an under- and overflow bin).
 
     Bin ``k`` (0 = underflow, ``bins + 1`` = overflow) holds the values whose :meth:`bin_of`
-    is ``k``; the map is monotone, so every value of bin ``k`` is <= every value of bin ``k + 1``.
-    ``blocks`` are the sample's values, block by block, with each value's bin.
+    is ``k``; the map is monotone and equal values share a bin, so every value of bin ``k`` is
+    < every value of bin ``k + 1``. ``blocks`` are the sample's values, block by block, with each
+    value's bin.
     """
 
-    lo: float
-    hi: float
-    scale: float
-    bins: int
+    bin_map: BinMap
     counts: np.ndarray
     blocks: list[tuple[np.ndarray, np.ndarray]] = field(repr=False)
     n: int = 0
-    _cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    extracted: int = 0  # values copied out and sorted so far (bins answered by a probe copy none)
+    _cache: dict[int, BinSample] = field(default_factory=dict, repr=False)
+    _state: np.ndarray | None = field(default=None, repr=False)  # per bin: unknown / single value / several
+    _one: np.ndarray | None = field(default=None, repr=False)  # per bin: one of its values (NaN: none seen)
+
+    @property
+    def bins(self) -> int:
+        return self.bin_map.bins
 
     @property
     def values(self) -> np.ndarray:
@@ -64,7 +107,7 @@ class FineHistogram:
 
     def bin_of(self, x: np.ndarray | float) -> np.ndarray:
         """The fine bin of each value (monotone non-decreasing in the value)."""
-        return _bin_index(np.atleast_1d(np.asarray(x, dtype=np.float64)), self.lo, self.scale, self.bins)
+        return self.bin_map.index(np.atleast_1d(np.asarray(x, dtype=np.float64)))
 
     def cumulative(self) -> np.ndarray:
         """``c[k]`` = number of values in bins ``< k`` (length ``bins + 3``)."""
@@ -72,8 +115,83 @@ class FineHistogram:
         np.cumsum(self.counts, out=out[1:])
         return out
 
-    def values_in(self, bins: np.ndarray) -> list[np.ndarray]:
-        """The values of each listed bin, each sorted (one pass over the sample for all uncached bins)."""
+    def known_single(self, bins: np.ndarray) -> np.ndarray:
+        """Per listed bin: known to hold one distinct value, without probing (by a probe that ran, or
+        because the sample is whole numbers on bins narrower than 1)."""
+        if self._state is None:
+            return np.zeros(np.asarray(bins).size, dtype=bool)
+        return self._state[np.asarray(bins, dtype=np.int64)] == _SINGLE
+
+    def single_valued(self, bins: np.ndarray) -> np.ndarray:
+        """Per listed bin: does it hold one distinct value (or none)? Probes bins not known yet."""
+        bins = np.asarray(bins, dtype=np.int64)
+        self.probe(bins)
+        assert self._state is not None
+        return self._state[bins] != _SEVERAL
+
+    def probe(self, bins: np.ndarray) -> None:
+        """Find which of ``bins`` hold a single distinct value, copying nothing out of the sample.
+
+        Values are written into a one-slot-per-bin table (any of a bin's values may land in its
+        slot) and compared with what their slot holds: a bin holds several values iff some value
+        differs. When the bins asked for hold most of the sample (a discrete column), that is two
+        plain passes over every value (write all, then compare all); otherwise one pass over the
+        wanted values only, which stops early once every bin has shown two values (continuous data).
+        """
+        if self._state is None:
+            self._state = np.zeros(self.counts.size + 1, dtype=np.int8)
+            self._one = np.full(self.counts.size + 1, np.nan)
+        state = self._state
+        bins = np.unique(np.asarray(bins, dtype=np.int64))
+        todo = bins[state[bins] == _UNKNOWN]
+        if todo.size == 0:
+            return
+        occupied = todo[self.counts[todo] > 0]
+        if int(self.counts[occupied].sum()) * 2 >= self.n:
+            several = self._probe_all()
+            unknown = np.flatnonzero(state == _UNKNOWN)
+            state[unknown] = np.where(several[unknown], _SEVERAL, _SINGLE)
+        else:
+            several = self._probe_some(occupied)
+            state[todo] = np.where(several[todo], _SEVERAL, _SINGLE)
+
+    def _probe_all(self) -> np.ndarray:
+        one = self._one
+        assert one is not None
+        for values, index in self.blocks:
+            one[index] = values
+        several = np.zeros(self.counts.size + 1, dtype=bool)
+        for values, index in self.blocks:
+            differs = np.take(one, index) != values
+            if differs.any():
+                several[index[differs]] = True
+        return several
+
+    def _probe_some(self, occupied: np.ndarray) -> np.ndarray:
+        one = self._one
+        assert one is not None
+        wanted = np.zeros(self.counts.size + 1, dtype=bool)  # the last slot: missing values, never wanted
+        wanted[occupied] = True
+        several = np.zeros_like(wanted)
+        for values, index in self.blocks if occupied.size else ():
+            pos = np.flatnonzero(np.take(wanted, index))
+            if not pos.size:
+                continue
+            v, b = values[pos], index[pos]
+            before = one[b]
+            one[b] = v
+            after = one[b]
+            differs = after != v
+            differs |= (before != after) & ~np.isnan(before)
+            if differs.any():
+                several[b[differs]] = True
+                wanted[b[differs]] = False  # settled: later blocks cannot make it single again
+                if not wanted.any():  # continuous data: every bin shows two values within a few blocks
+                    break
+        return several
+
+    def values_in(self, bins: np.ndarray) -> list[BinSample]:
+        """The values of each listed bin, in order (one pass over the sample for all uncached bins)."""
         bins = np.asarray(bins, dtype=np.int64)
         if bins.size == 0:
             return []
@@ -81,15 +199,56 @@ class FineHistogram:
         return [self._cache[b] for b in bins.tolist()]
 
     def preload(self, bins: np.ndarray) -> None:
-        """Extract and sort the values of ``bins`` not extracted yet, in one pass over the sample."""
+        """Make the values of ``bins`` available: single-valued bins from a probe, the others extracted
+        and sorted in one pass over the sample."""
         missing = np.array(sorted({b for b in np.asarray(bins).tolist() if b not in self._cache}), dtype=np.int64)
         if missing.size == 0:
             return
         occupied = missing[self.counts[missing] > 0]
         for b in missing[self.counts[missing] == 0].tolist():
-            self._cache[b] = np.zeros(0, dtype=np.float64)
+            self._cache[b] = BinSample(np.zeros(0, dtype=np.float64))
         if occupied.size == 0:
             return
+        if int(self.counts[occupied].sum()) >= min(PROBE_MIN_VALUES, self.n // 16 + 1):
+            self.probe(occupied)
+        if self._state is not None:  # bins a probe found single-valued: their one value and its count
+            assert self._one is not None
+            single = self._state[occupied] == _SINGLE
+            for b in occupied[single].tolist():
+                self._cache[b] = BinSample(self._one[b: b + 1].copy(), self.counts[b: b + 1].copy())
+            occupied = occupied[~single]
+            if occupied.size == 0:
+                return
+        self._extract(occupied)
+
+    def gathered(self, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every value of ``bins`` in no particular order, with weights: a bin known to hold one value
+        as (value, count), the others value by value (one pass, no sort; cached bins reused)."""
+        bins = np.asarray(bins, dtype=np.int64)
+        bins = bins[self.counts[bins] > 0]
+        known = self.known_single(bins)
+        cached = np.array([b in self._cache for b in bins.tolist()], dtype=bool) & ~known
+        parts_v: list[np.ndarray] = []
+        parts_w: list[np.ndarray] = []
+        if known.any():
+            assert self._one is not None
+            parts_v.append(self._one[bins[known]])
+            parts_w.append(self.counts[bins[known]])
+        for b in bins[cached].tolist():
+            sample = self._cache[b]
+            parts_v.append(sample.values)
+            parts_w.append(np.ones(sample.values.size, dtype=np.int64) if sample.weights is None else sample.weights)
+        rest = bins[~known & ~cached]
+        if rest.size:
+            picked = self._pick(rest)
+            parts_v.append(picked)
+            parts_w.append(np.ones(picked.size, dtype=np.int64))
+        if not parts_v:
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
+        return np.concatenate(parts_v), np.concatenate(parts_w).astype(np.int64)
+
+    def _pick(self, occupied: np.ndarray) -> np.ndarray:
+        """The values of ``occupied`` bins in sample order: one lookup pass, a copy of those values only."""
         wanted = np.zeros(self.counts.size + 1, dtype=bool)  # the last slot: missing values, never wanted
         wanted[occupied] = True
         picked_v = []
@@ -97,22 +256,35 @@ class FineHistogram:
             pos = np.flatnonzero(np.take(wanted, index))
             if pos.size:
                 picked_v.append(values[pos])
-        picked_values = np.concatenate(picked_v)
-        sizes = self.counts[occupied]
-        if picked_values.size == int(sizes.sum()):
-            # The bin map is monotone, so sorting by value alone also orders by bin, and bin k's
-            # values are the next counts[k] of the sorted run: one plain sort, no two-key lexsort.
-            picked_values.sort()
-            ends = np.cumsum(sizes)
-            starts = ends - sizes
-        else:  # counts and kept values disagree (not for a finished builder): sort by (bin, value)
-            picked_bins = self.bin_of(picked_values)
-            order = np.lexsort((picked_values, picked_bins))
-            picked_values, picked_bins = picked_values[order], picked_bins[order]
-            starts = np.searchsorted(picked_bins, occupied, side="left")
-            ends = np.searchsorted(picked_bins, occupied, side="right")
-        for b, s, e in zip(occupied.tolist(), starts.tolist(), ends.tolist(), strict=True):
-            self._cache[b] = picked_values[s:e]
+        picked_values = np.concatenate(picked_v) if picked_v else np.zeros(0)
+        expected = int(self.counts[occupied].sum())
+        if picked_values.size != expected:  # a builder always keeps what it counted
+            raise RuntimeError(f"fine histogram: {picked_values.size} values kept in bins counting {expected}")
+        return picked_values
+
+    def _extract(self, occupied: np.ndarray) -> None:
+        picked_values = self._pick(occupied)
+        sizes = self.counts[occupied].copy()
+        self.extracted += int(picked_values.size)
+        # A value holding most of what was picked (a spike: a default, a cap, a round number amid
+        # continuous values) is counted once and kept aside instead of being sorted copy by copy.
+        spike, picked_values, copies = split_spike(picked_values)
+        spike_bin = int(self.bin_of(spike)[0]) if copies else -1
+        if copies:
+            sizes[np.searchsorted(occupied, spike_bin)] -= copies
+        # The bin map is monotone, so sorting by value alone also orders by bin, and bin k's values
+        # are the next counts[k] of the sorted run: one plain sort, no two-key lexsort.
+        picked_values.sort()
+        ends = np.cumsum(sizes)
+        for b, s, e in zip(occupied.tolist(), (ends - sizes).tolist(), ends.tolist(), strict=True):
+            if b != spike_bin:
+                self._cache[b] = BinSample(picked_values[s:e])
+                continue
+            inside = picked_values[s:e]
+            at = int(np.searchsorted(inside, spike))
+            weights = np.ones(inside.size + 1, dtype=np.int64)
+            weights[at] = copies
+            self._cache[b] = BinSample(np.insert(inside, at, spike), weights)
 
     def count_below(self, edges: np.ndarray, side: Literal["left", "right"] = "left") -> np.ndarray:
         """Exact number of values ``< edge`` (side="left") or ``<= edge`` (side="right") per edge."""
@@ -123,7 +295,7 @@ class FineHistogram:
         edge_bins = self.bin_of(edges)
         unique_bins = np.unique(edge_bins)
         inside = dict(zip(unique_bins.tolist(), self.values_in(unique_bins), strict=True))
-        return np.array([cum[b] + np.searchsorted(inside[b], e, side=side)
+        return np.array([cum[b] + int(inside[b].count(e, side))
                          for b, e in zip(edge_bins.tolist(), edges.tolist(), strict=True)], dtype=np.int64)
 
     def order_statistics(self, ranks: np.ndarray) -> np.ndarray:
@@ -133,7 +305,7 @@ class FineHistogram:
         bins = np.searchsorted(cum, ranks, side="right") - 1
         unique_bins = np.unique(bins)
         inside = dict(zip(unique_bins.tolist(), self.values_in(unique_bins), strict=True))
-        return np.array([inside[b][r - cum[b]] for b, r in zip(bins.tolist(), ranks.tolist(), strict=True)],
+        return np.array([inside[b].at_rank(r - cum[b]) for b, r in zip(bins.tolist(), ranks.tolist(), strict=True)],
                         dtype=np.float64)
 
     def quantiles(self, probs: np.ndarray) -> np.ndarray:
@@ -150,29 +322,33 @@ class FineHistogram:
         return np.where(frac >= 0.5, hi - diff * (1 - frac), lo + diff * frac)
 
 
-def _bin_index(x: np.ndarray, lo: float, scale: float, bins: int) -> np.ndarray:
-    # 1 + floor((x - lo) * scale), clipped to [0, bins + 1]: monotone in x.
-    scaled = np.multiply(x, scale)
-    scaled += 1.0 - lo * scale
-    np.clip(scaled, 0.0, float(bins + 1), out=scaled)
-    return scaled.astype(np.int64)  # truncation == floor on non-negative values
-
-
 class HistogramBuilder:
-    """Counts blocks of values into fine bins as they stream by (the arithmetic of :func:`_bin_index`)."""
+    """Counts blocks of values into fine bins as they stream by."""
 
-    def __init__(self, lo: float, hi: float, bins: int = DEFAULT_FINE_BINS, keep: bool = True) -> None:
-        self.lo, self.hi, self.bins, self.keep = lo, hi, bins, keep
-        self.scale = bins / (hi - lo)
-        self.offset = 1.0 - lo * self.scale
-        self.top = float(bins + 1)
+    def __init__(self, lo: float, hi: float, bins: int = DEFAULT_FINE_BINS, keep: bool = True,
+                 spacing: Spacing = "linear", grid: float | None = None) -> None:
+        self.bin_map = BinMap(spacing, lo, hi, bins)
+        self.bins, self.keep = bins, keep
+        # Values on a grid (integers: step 1; dates as microseconds: one day) on bins narrower than the
+        # step: each inner bin can hold one grid point only, found from the bin's edges without looking
+        # at the data. (1.001: a margin for the rounding of the bin arithmetic.)
+        self.grid = grid if grid is not None and spacing == "linear" and self.bin_map.scale * grid >= 1.001 \
+            else None
         self.dtype = index_dtype(bins)
         self.counts = np.zeros(bins + 2, dtype=np.int64)
         self.blocks: list[tuple[np.ndarray, np.ndarray]] = []
         self.n = 0
-        self._scratch = np.empty(BLOCK, dtype=np.float64)
+        # Blocks stay cache-sized, except with many bins, where one bincount's output per block
+        # (``bins`` counters) would cost more than counting the block.
+        self._scratch = np.empty(max(BLOCK, 2 * bins), dtype=np.float64)
         if bins + 2 > np.iinfo(self.dtype).max:
             raise ValueError(f"too many fine bins: {bins}")
+
+    @classmethod
+    def like(cls, hist: FineHistogram, grid: float | None = None) -> HistogramBuilder:
+        """A builder counting into the same bins as ``hist`` (a compared sample on the reference's bins)."""
+        m = hist.bin_map
+        return cls(m.lo, m.hi, m.bins, spacing=m.spacing, grid=grid)
 
     def add(self, values: np.ndarray, missing: np.ndarray | None = None) -> None:
         """Count ``values`` (float64); they are kept (not copied) for later refinement.
@@ -181,18 +357,12 @@ class HistogramBuilder:
         the bin number ``bins + 2``, which is never counted nor picked, so a column with nulls is
         kept as Arrow's own buffer instead of a compacted copy.
         """
-        for start in range(0, values.size, BLOCK):
-            block = values[start:start + BLOCK]
-            scaled = np.multiply(block, self.scale, out=self._scratch[: block.size])
-            scaled += self.offset
-            np.maximum(scaled, 0.0, out=scaled)
-            np.minimum(scaled, self.top, out=scaled)
-            if missing is None:
-                index = scaled.astype(self.dtype)
-            else:
-                with np.errstate(invalid="ignore"):  # NaN or garbage in missing slots: overwritten next
-                    index = scaled.astype(self.dtype)
-                index[missing[start:start + BLOCK]] = self.bins + 2
+        step = self._scratch.size
+        for start in range(0, values.size, step):
+            block = values[start:start + step]
+            index = self.bin_map.index(block, self.dtype, self._scratch)
+            if missing is not None:
+                index[missing[start:start + step]] = self.bins + 2
             counts = np.bincount(index, minlength=self.bins + 3)
             self.counts += counts[: self.bins + 2]
             self.n += int(block.size - counts[self.bins + 2:].sum())
@@ -200,8 +370,39 @@ class HistogramBuilder:
                 self.blocks.append((block, index))
 
     def finish(self) -> FineHistogram:
-        return FineHistogram(lo=self.lo, hi=self.hi, scale=self.scale, bins=self.bins, counts=self.counts,
-                             blocks=self.blocks, n=self.n)
+        hist = FineHistogram(bin_map=self.bin_map, counts=self.counts, blocks=self.blocks, n=self.n)
+        if self.grid is not None:  # inner bins: the one grid point each can hold; the outer ones are probed
+            g = self.grid
+            hist._state = np.zeros(self.bins + 3, dtype=np.int8)
+            hist._one = np.full(self.bins + 3, np.nan)
+            inner = np.flatnonzero(self.counts[1: self.bins + 1]) + 1
+            found = np.zeros(inner.size, dtype=bool)
+            first = np.ceil((self.bin_map.lo + (inner - 1) / self.bin_map.scale) / g) * g  # lower edge, rounded up
+            for step in (0.0, -g, g):  # the edge arithmetic may be off by one step: the map decides
+                guess = first + step
+                ok = ~found & (hist.bin_of(guess) == inner)
+                hist._one[inner[ok]] = guess[ok]
+                found |= ok
+            hist._state[inner[found]] = _SINGLE
+            empty = np.flatnonzero(self.counts[1: self.bins + 1] == 0) + 1
+            hist._state[empty] = _SINGLE
+        return hist
+
+
+def split_spike(values: np.ndarray) -> tuple[float, np.ndarray, int]:
+    """``(v, rest, copies)``: a value ``v`` making up more than half of ``values`` taken out of them (its
+    ``copies``), or ``(nan, values, 0)``. The candidate is the most common value of a strided sample
+    of 4 096 (a majority value is that, bar astronomically bad luck, and bad luck only costs the
+    saving); one comparison pass over all values confirms it."""
+    if values.size < PROBE_MIN_VALUES:
+        return float("nan"), values, 0
+    distinct, seen = np.unique(values[:: max(1, values.size // 4096)], return_counts=True)
+    candidate = float(distinct[np.argmax(seen)])
+    same = values == candidate
+    copies = int(np.count_nonzero(same))
+    if copies * 2 <= values.size:
+        return float("nan"), values, 0
+    return candidate, values[~same], copies
 
 
 def fine_range(reference: np.ndarray, current: np.ndarray | None = None) -> tuple[float, float]:
@@ -226,7 +427,8 @@ def strided_sample(blocks: list[np.ndarray], total: int) -> np.ndarray:
 def range_of_sample(sample: np.ndarray) -> tuple[float, float]:
     if not sample.size:
         return 0.0, 1.0
-    lo, hi = np.quantile(sample, [0.001, 0.999])
+    with np.errstate(invalid="ignore"):  # inf - inf between infinite neighbours: NaN, handled below
+        lo, hi = np.quantile(sample, [0.001, 0.999])
     if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
         lo, hi = float(np.min(sample)), float(np.max(sample))
         if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
@@ -235,103 +437,12 @@ def range_of_sample(sample: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def fine_histogram(values: np.ndarray, lo: float, hi: float, bins: int = DEFAULT_FINE_BINS) -> FineHistogram:
-    """Count ``values`` into ``bins`` equal-width bins over ``[lo, hi]`` plus under/overflow."""
-    builder = HistogramBuilder(lo, hi, bins)
+def fine_histogram(values: np.ndarray, lo: float, hi: float, bins: int = DEFAULT_FINE_BINS,
+                   spacing: Spacing = "linear") -> FineHistogram:
+    """Count ``values`` into ``bins`` bins over ``[lo, hi]`` plus under/overflow."""
+    builder = HistogramBuilder(lo, hi, bins, spacing=spacing)
     builder.add(np.asarray(values, dtype=np.float64))
     return builder.finish()
-
-
-# --------------------------------------------------------------------------- KS
-
-
-@dataclass
-class KSResult:
-    """Two-sample KS: statistic (exact, or the upper limit in bounded mode), its bounds and p-value."""
-
-    statistic: float
-    lower: float
-    upper: float
-    p_value: float
-    exact: bool
-    refined_values: int = 0
-
-
-def _ks_bounds(current: FineHistogram, reference: FineHistogram
-               ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-    n, m = current.n, reference.n
-    cum_a = np.concatenate([[0.0], np.cumsum(current.counts.astype(np.float64))])
-    cum_b = np.concatenate([[0.0], np.cumsum(reference.counts.astype(np.float64))])
-    end = cum_a[1:] / n - cum_b[1:] / m
-    lower = float(np.max(np.abs(end)))
-    hi_k = cum_a[1:] / n - cum_b[:-1] / m  # all of bin k's current values counted, none of the reference's
-    lo_k = cum_a[:-1] / n - cum_b[1:] / m
-    upper_k = np.maximum(np.abs(hi_k), np.abs(lo_k))
-    return cum_a, cum_b, lower, upper_k
-
-
-def ks_candidates(current: FineHistogram, reference: FineHistogram) -> np.ndarray:
-    """The bins exact KS will resolve individually (see :func:`ks_from_histograms`)."""
-    _, _, lower, upper_k = _ks_bounds(current, reference)
-    return np.flatnonzero(upper_k > lower)
-
-
-def ks_from_histograms(current: FineHistogram, reference: FineHistogram, *, exact: bool = True) -> KSResult:
-    """KS statistic sup|F_cur - F_ref| from two fine histograms on the same bins.
-
-    ``lower`` is attained (the difference at the last value of some bin); ``upper`` bounds
-    the difference anywhere. Exact mode resolves every bin whose upper limit exceeds ``lower``.
-    """
-    n, m = current.n, reference.n
-    cum_a, cum_b, lower, upper_k = _ks_bounds(current, reference)
-    upper = float(np.max(upper_k))
-    refined = 0
-    if exact and upper > lower:
-        candidates = np.flatnonzero(upper_k > lower)
-        a_parts, b_parts = current.values_in(candidates), reference.values_in(candidates)
-        a_sizes = np.array([p.size for p in a_parts], dtype=np.int64)
-        b_sizes = np.array([p.size for p in b_parts], dtype=np.int64)
-        a = np.concatenate(a_parts) if a_parts else np.zeros(0)
-        b = np.concatenate(b_parts) if b_parts else np.zeros(0)
-        refined = int(a.size + b.size)
-        best = lower
-        if refined:
-            # Bins are ordered and each bin's values sorted, so ``a`` and ``b`` are sorted, and a value
-            # of a later bin is strictly greater than any value of an earlier bin. For a point p of
-            # candidate bin k: F(p) = cum[k] + (values of bin k <= p) = cum[k] + searchsorted(all, p) - start[k].
-            start_a = np.concatenate([[0], np.cumsum(a_sizes)[:-1]])
-            start_b = np.concatenate([[0], np.cumsum(b_sizes)[:-1]])
-            slot = np.concatenate([np.repeat(np.arange(candidates.size), a_sizes),
-                                   np.repeat(np.arange(candidates.size), b_sizes)])
-            points = np.concatenate([a, b])
-            k = candidates[slot]
-            fa = (cum_a[k] + (np.searchsorted(a, points, side="right") - start_a[slot])) / n
-            fb = (cum_b[k] + (np.searchsorted(b, points, side="right") - start_b[slot])) / m
-            best = max(best, float(np.max(np.abs(fa - fb))))
-        lower = upper = best
-    statistic = upper
-    return KSResult(statistic=statistic, lower=lower, upper=upper, p_value=ks_p_value(statistic, n, m),
-                    exact=lower == upper, refined_values=refined)
-
-
-def ks_p_value(statistic: float, n: int, m: int) -> float:
-    """Two-sided asymptotic p-value, as ``scipy.stats.ks_2samp(method="asymp")`` computes it:
-    ``kstwo.sf(D, round(n*m/(n+m)))`` (:mod:`gates.data_check.ksdist`, no scipy import)."""
-    if n == 0 or m == 0:
-        return float("nan")
-    big, small = sorted([float(n), float(m)], reverse=True)
-    en = big * small / (big + small)
-    return float(np.clip(kstwo_sf(float(statistic), int(np.round(en))), 0.0, 1.0))
-
-
-def ks_small(current: np.ndarray, reference: np.ndarray) -> KSResult:
-    """Small samples: scipy's own ks_2samp (exact p-value), so results match it bit for bit."""
-    from scipy.stats import ks_2samp
-
-    res = ks_2samp(current, reference)
-    d = float(res.statistic)
-    return KSResult(statistic=d, lower=d, upper=d, p_value=float(res.pvalue), exact=True,
-                    refined_values=current.size + reference.size)
 
 
 # --------------------------------------------------------------------------- PSI

@@ -17,7 +17,7 @@ from scipy.stats import ks_2samp, kstwo
 
 from clearance.config.schema import DatasetRef
 from gates.base import GateInputs, GateResult, run_gate
-from gates.data_check import ksdist, stats
+from gates.data_check import ks, ksdist, stats
 from gates.data_check.checks import duplicate_key_rows
 from gates.data_check.scan import scan_numeric
 from tasks.datasets import locate_dataset
@@ -55,7 +55,7 @@ def test_p_value_matches_ks_2samp_in_every_regime() -> None:
                         (400_000, 2_500_000, 0.002)]:
         cur, ref = rng.normal(shift, 1, n), rng.normal(0, 1, m)
         lo, hi = stats.fine_range(ref)
-        got = stats.ks_from_histograms(stats.fine_histogram(cur, lo, hi), stats.fine_histogram(ref, lo, hi))
+        got = ks.ks_from_histograms(stats.fine_histogram(cur, lo, hi), stats.fine_histogram(ref, lo, hi))
         want = ks_2samp(cur, ref, method="asymp")
         assert got.statistic == pytest.approx(want.statistic, abs=1e-12)
         assert got.p_value == pytest.approx(want.pvalue, abs=1e-9)
@@ -145,7 +145,7 @@ def test_bounded_ks_error_is_at_most_one_fine_bin() -> None:
     lo, hi = stats.fine_range(ref)
     hc, hr = stats.fine_histogram(cur, lo, hi, 512), stats.fine_histogram(ref, lo, hi, 512)
     exact = ks_2samp(cur, ref, method="asymp").statistic
-    bounded = stats.ks_from_histograms(hc, hr, exact=False)
+    bounded = ks.ks_from_histograms(hc, hr, exact=False)
     bound = float(np.max(np.maximum(hc.counts / hc.n, hr.counts / hr.n)))
     assert bounded.lower <= exact <= bounded.upper <= exact + bound + 1e-12
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import ks_2samp
 
-from gates.data_check import stats
+from gates.data_check import ks, stats
 
 
 def numpy_psi(current: np.ndarray, reference: np.ndarray, bins: int, eps: float) -> float:
@@ -43,12 +43,12 @@ def test_ks_matches_scipy(kind: str, n: int, m: int) -> None:
     lo, hi = stats.fine_range(ref)
     hr = stats.fine_histogram(ref, lo, hi, 1 << 12)
     hc = stats.fine_histogram(cur, lo, hi, 1 << 12)
-    got = stats.ks_from_histograms(hc, hr, exact=True)
+    got = ks.ks_from_histograms(hc, hr, exact=True)
     want = ks_2samp(cur, ref, method="asymp")
     assert got.exact
     assert got.statistic == pytest.approx(want.statistic, abs=1e-9)
     assert got.p_value == pytest.approx(want.pvalue, abs=1e-9)
-    bounded = stats.ks_from_histograms(hc, hr, exact=False)
+    bounded = ks.ks_from_histograms(hc, hr, exact=False)
     assert bounded.lower - 1e-12 <= want.statistic <= bounded.upper + 1e-12
     assert bounded.statistic == bounded.upper
 
@@ -56,7 +56,7 @@ def test_ks_matches_scipy(kind: str, n: int, m: int) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_small_samples_use_scipy_exact(kind: str) -> None:
     cur, ref = samples(kind, 7, 300, 500)
-    got = stats.ks_small(cur, ref)
+    got = ks.ks_small(cur, ref)
     want = ks_2samp(cur, ref)
     assert got.statistic == pytest.approx(want.statistic, abs=1e-12)
     assert got.p_value == pytest.approx(want.pvalue, abs=1e-12)
@@ -99,24 +99,30 @@ def test_exact_refinement_touches_little_data_when_drift_is_clear() -> None:
     rng = np.random.default_rng(5)
     cur, ref = rng.normal(0.5, 1, 400_000), rng.normal(0, 1, 400_000)
     lo, hi = stats.fine_range(ref)
-    got = stats.ks_from_histograms(stats.fine_histogram(cur, lo, hi), stats.fine_histogram(ref, lo, hi))
+    got = ks.ks_from_histograms(stats.fine_histogram(cur, lo, hi), stats.fine_histogram(ref, lo, hi))
     assert got.statistic == pytest.approx(ks_2samp(cur, ref, method="asymp").statistic, abs=1e-12)
     assert got.refined_values < 0.01 * (cur.size + ref.size)
 
 
-@pytest.mark.parametrize("broken_counts", [False, True])
-def test_values_of_a_bin_are_exactly_that_bins_values_sorted(broken_counts: bool) -> None:
-    """Bin extraction (the basis of exact quantiles and exact KS) on ties, -0.0/0.0 and infinities,
-    by the one-sort path and by the (bin, value) fallback used if counts and kept values disagree."""
+@pytest.mark.parametrize("bins", [257, 1 << 15])
+def test_values_of_a_bin_are_exactly_that_bins_values_sorted(bins: int) -> None:
+    """Bin values (the basis of exact quantiles and exact KS) on ties, -0.0/0.0 and infinities: on
+    coarse bins most are extracted and sorted, on fine bins most hold one value and come from a probe."""
     rng = np.random.default_rng(11)
     values = np.concatenate([np.round(rng.normal(size=30_000), 2), [-0.0, 0.0, np.inf, -np.inf, 1e300, -1e300]])
     rng.shuffle(values)
-    hist = stats.fine_histogram(values, -1.0, 1.0, bins=257)
-    if broken_counts:
-        hist.counts = hist.counts.copy()
-        hist.counts[5] += 1  # the fast path's size check must notice and fall back
-    bins = np.arange(hist.bins + 2)
+    hist = stats.fine_histogram(values, -1.0, 1.0, bins=bins)
+    every = np.arange(hist.bins + 2)
     expected_bin = hist.bin_of(values)
-    for b, got in zip(bins.tolist(), hist.values_in(bins), strict=True):
+    for b, got in zip(every.tolist(), hist.values_in(every), strict=True):
         want = np.sort(values[expected_bin == b])
-        assert np.array_equal(got, want), b
+        assert np.array_equal(got.expanded(), want), b
+        assert got.size == want.size
+
+
+def test_kept_values_that_disagree_with_the_counts_are_a_bug_not_an_answer() -> None:
+    hist = stats.fine_histogram(np.arange(100.0), 0.0, 100.0, bins=10)
+    hist.counts = hist.counts.copy()
+    hist.counts[5] += 1
+    with pytest.raises(RuntimeError, match="values kept in bins counting"):
+        hist.values_in(np.array([4, 5]))
