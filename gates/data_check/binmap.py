@@ -54,8 +54,10 @@ class BinMap:
 
     @property
     def scale(self) -> float:
-        """Linear: bins per unit of value."""
-        return self.bins / (self.hi - self.lo)
+        """Linear: bins per unit of value, a hair under ``bins / (hi − lo)`` so that ``hi`` itself (the
+        reference's 99.9 % quantile, often a tied value) lands in the last inner bin, not with the
+        overflow: a sample that moved past the reference's range then has the overflow bin to itself."""
+        return self.bins / (self.hi - self.lo) / (1.0 + 1e-12)
 
     @cached_property
     def _ordered(self) -> tuple[int, int]:

@@ -56,12 +56,6 @@ def _ends(current: FineHistogram, reference: FineHistogram) -> tuple[np.ndarray,
     return cum_a, cum_b, end, np.maximum(np.abs(hi_k), np.abs(lo_k))
 
 
-def ks_candidates(current: FineHistogram, reference: FineHistogram) -> np.ndarray:
-    """The bins whose inside limit beats the best attained difference (those :func:`ks_from_histograms` resolves)."""
-    _, _, end, limit = _ends(current, reference)
-    return np.flatnonzero(limit > float(np.max(end)))
-
-
 def ks_from_histograms(current: FineHistogram, reference: FineHistogram, *, exact: bool = True) -> KSResult:
     """KS statistic from two fine histograms on the same bins.
 
@@ -109,7 +103,7 @@ def _sup_inside(bins: np.ndarray, current: FineHistogram, reference: FineHistogr
     and every value of a later bin is greater than every value of an earlier one, so positions in
     ``u`` (all bins at once) give counts within a bin once the earlier bins' counts are taken off.
     """
-    if int(current.counts[bins].sum()) <= int(reference.counts[bins].sum()):
+    if current.entries(bins) <= reference.entries(bins):
         small, large, cum_s, cum_l = current, reference, cum_a, cum_b
     else:
         small, large, cum_s, cum_l = reference, current, cum_b, cum_a
@@ -123,17 +117,20 @@ def _sup_inside(bins: np.ndarray, current: FineHistogram, reference: FineHistogr
     u, u_w = values[starts], np.add.reduceat(weights, starts)  # distinct values in order, with their counts
     u_bin = small.bin_of(u)
     slot = np.searchsorted(bins, u_bin)  # each u's bin among ``bins``
-    l_values, l_weights = large.gathered(bins)
-    spike, l_values, copies = split_spike(l_values) if l_weights.size and np.all(l_weights == 1) \
-        else (float("nan"), l_values, 0)
-    if copies:  # searched once, with its count, instead of copy by copy
-        l_values = np.append(l_values, spike)
-        l_weights = np.append(np.ones(l_values.size - 1, dtype=np.int64), copies)
-    pos = np.searchsorted(u, l_values, side="left")  # how many u are below each L value
-    le = np.cumsum(np.bincount(pos, weights=l_weights, minlength=u.size + 1))[: u.size]  # L values <= u_j
-    hit = pos < u.size
-    hit[hit] = u[pos[hit]] == l_values[hit]
-    eq = np.bincount(pos[hit], weights=l_weights[hit], minlength=u.size)[: u.size]  # L values == u_j
+    raw, single, copies = large.gathered(bins)
+    spike, raw, spike_copies = split_spike(raw)
+    if spike_copies:  # a spike is searched once, with its count, instead of copy by copy
+        single, copies = np.append(single, spike), np.append(copies, spike_copies)
+    le = np.zeros(u.size + 1)  # L values with exactly j of the u below them
+    eq = np.zeros(u.size + 1)  # L values equal to u_j
+    for values_l, weights_l in ((raw, None), (single, copies)):
+        pos = np.searchsorted(u, values_l, side="left")
+        le += np.bincount(pos, weights=weights_l, minlength=u.size + 1)
+        hit = pos < u.size
+        hit[hit] = u[pos[hit]] == values_l[hit]
+        eq += np.bincount(pos[hit], weights=None if weights_l is None else weights_l[hit], minlength=u.size + 1)
+    le = np.cumsum(le)[: u.size]  # L values <= u_j
+    eq = eq[: u.size]
     before_l = np.concatenate([[0], np.cumsum(large.counts[bins])])[slot]  # L values in earlier bins
     before_s = np.concatenate([[0], np.cumsum(small.counts[bins])])[slot]
     run_s = np.cumsum(u_w)

@@ -25,7 +25,7 @@ All functions take 1-D float64 arrays without NaN (callers drop nulls and NaN fi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, overload
 
 import numpy as np
 
@@ -221,45 +221,56 @@ class FineHistogram:
                 return
         self._extract(occupied)
 
-    def gathered(self, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Every value of ``bins`` in no particular order, with weights: a bin known to hold one value
-        as (value, count), the others value by value (one pass, no sort; cached bins reused)."""
+    def entries(self, bins: np.ndarray) -> int:
+        """How many entries the values of ``bins`` take: one per bin known to hold a single value, one
+        per value otherwise (probing first when the bins hold enough values for that to pay)."""
+        bins = np.asarray(bins, dtype=np.int64)
+        if int(self.counts[bins].sum()) >= min(PROBE_MIN_VALUES, self.n // 16 + 1):
+            self.probe(bins)
+        known = self.known_single(bins)
+        return int(np.count_nonzero(known) + self.counts[bins][~known].sum())
+
+    def gathered(self, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The values of ``bins`` in no particular order, without sorting: ``(raw, single, copies)`` —
+        value by value for bins holding several (one pass; sorted bins already extracted are reused),
+        and for bins known to hold one value, that value and its count."""
         bins = np.asarray(bins, dtype=np.int64)
         bins = bins[self.counts[bins] > 0]
         known = self.known_single(bins)
-        cached = np.array([b in self._cache for b in bins.tolist()], dtype=bool) & ~known
-        parts_v: list[np.ndarray] = []
-        parts_w: list[np.ndarray] = []
-        if known.any():
-            assert self._one is not None
-            parts_v.append(self._one[bins[known]])
-            parts_w.append(self.counts[bins[known]])
-        for b in bins[cached].tolist():
-            sample = self._cache[b]
-            parts_v.append(sample.values)
-            parts_w.append(np.ones(sample.values.size, dtype=np.int64) if sample.weights is None else sample.weights)
-        rest = bins[~known & ~cached]
-        if rest.size:
-            picked = self._pick(rest)
-            parts_v.append(picked)
-            parts_w.append(np.ones(picked.size, dtype=np.int64))
-        if not parts_v:
-            return np.zeros(0), np.zeros(0, dtype=np.int64)
-        return np.concatenate(parts_v), np.concatenate(parts_w).astype(np.int64)
+        single = self._one[bins[known]] if self._one is not None and known.any() else np.zeros(0)
+        copies = self.counts[bins[known]]
+        rest = bins[~known]
+        cached = [b for b in rest.tolist() if b in self._cache]
+        raw = [self._cache[b].expanded() for b in cached]
+        todo = np.setdiff1d(rest, np.array(cached, dtype=np.int64), assume_unique=True)
+        if todo.size:
+            raw.append(self._pick(todo))
+        return (np.concatenate(raw) if raw else np.zeros(0)), single, copies
 
-    def _pick(self, occupied: np.ndarray) -> np.ndarray:
-        """The values of ``occupied`` bins in sample order: one lookup pass, a copy of those values only."""
+    @overload
+    def _pick(self, occupied: np.ndarray) -> np.ndarray: ...
+
+    @overload
+    def _pick(self, occupied: np.ndarray, with_bins: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def _pick(self, occupied: np.ndarray, with_bins: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """The values of ``occupied`` bins in sample order (and their bins): one lookup pass, a copy of
+        those values only."""
         wanted = np.zeros(self.counts.size + 1, dtype=bool)  # the last slot: missing values, never wanted
         wanted[occupied] = True
-        picked_v = []
+        picked_v, picked_b = [], []
         for values, index in self.blocks:
             pos = np.flatnonzero(np.take(wanted, index))
             if pos.size:
                 picked_v.append(values[pos])
+                if with_bins:
+                    picked_b.append(index[pos])
         picked_values = np.concatenate(picked_v) if picked_v else np.zeros(0)
         expected = int(self.counts[occupied].sum())
         if picked_values.size != expected:  # a builder always keeps what it counted
             raise RuntimeError(f"fine histogram: {picked_values.size} values kept in bins counting {expected}")
+        if with_bins:
+            return picked_values, (np.concatenate(picked_b) if picked_b else np.zeros(0, dtype=np.int64))
         return picked_values
 
     def _extract(self, occupied: np.ndarray) -> None:
@@ -287,16 +298,37 @@ class FineHistogram:
             self._cache[b] = BinSample(np.insert(inside, at, spike), weights)
 
     def count_below(self, edges: np.ndarray, side: Literal["left", "right"] = "left") -> np.ndarray:
-        """Exact number of values ``< edge`` (side="left") or ``<= edge`` (side="right") per edge."""
+        """Exact number of values ``< edge`` (side="left") or ``<= edge`` (side="right") per edge.
+
+        Counting needs no order: a bin not already extracted is compared with its edges value by
+        value (one pass picks every such bin's values), so a heavy bin holding an edge — the overflow
+        bin of a sample that moved past the reference's range — is never sorted for it.
+        """
         edges = np.asarray(edges, dtype=np.float64)
         if edges.size == 0:
             return np.zeros(0, dtype=np.int64)
         cum = self.cumulative()
         edge_bins = self.bin_of(edges)
         unique_bins = np.unique(edge_bins)
-        inside = dict(zip(unique_bins.tolist(), self.values_in(unique_bins), strict=True))
-        return np.array([cum[b] + int(inside[b].count(e, side))
-                         for b, e in zip(edge_bins.tolist(), edges.tolist(), strict=True)], dtype=np.int64)
+        if int(self.counts[unique_bins].sum()) >= min(PROBE_MIN_VALUES, self.n // 16 + 1):
+            self.probe(unique_bins)
+        known = self.known_single(unique_bins)
+        sorted_bins = [b for b in unique_bins.tolist() if b in self._cache]
+        loose = np.array([b for b in unique_bins[~known].tolist() if b not in self._cache], dtype=np.int64)
+        inside: dict[int, BinSample] = {b: self._cache[b] for b in sorted_bins}
+        for b in unique_bins[known].tolist():
+            if b not in inside:
+                assert self._one is not None
+                inside[b] = BinSample(self._one[b: b + 1], self.counts[b: b + 1])
+        picked, picked_bins = self._pick(loose, with_bins=True) if loose.size else (np.zeros(0), np.zeros(0))
+        out = []
+        for b, e in zip(edge_bins.tolist(), edges.tolist(), strict=True):
+            if b in inside:
+                out.append(cum[b] + int(inside[b].count(e, side)))
+            else:
+                mine = picked[picked_bins == b]
+                out.append(cum[b] + int(np.count_nonzero(mine < e if side == "left" else mine <= e)))
+        return np.array(out, dtype=np.int64)
 
     def order_statistics(self, ranks: np.ndarray) -> np.ndarray:
         """The exact ``ranks``-th smallest values (0-based), as a sort would give them."""

@@ -192,16 +192,16 @@ def judged(value: float) -> str:
 
 def test_a_probe_tells_single_valued_bins_from_the_others() -> None:
     values = np.array([1.0, 1.0, 2.0, 2.5, 3.0, 3.0, -0.0, 0.0, np.inf, np.inf])
-    hist = stats.fine_histogram(values, 0.0, 4.0, bins=4)  # bins of width 1: [2, 2.5] share one
+    hist = stats.fine_histogram(values, -0.5, 3.5, bins=4)  # bins of width 1 around 0, 1, 2, 3: 2 and 2.5 share one
     bins = hist.bin_of(np.array([1.0, 2.0, 3.0, 0.0, np.inf]))
     np.testing.assert_array_equal(hist.single_valued(bins), [True, False, True, True, True])
     # the same answer when the values come in several blocks, in any order
-    builder = stats.HistogramBuilder(0.0, 4.0, 4)
+    builder = stats.HistogramBuilder(-0.5, 3.5, 4)
     for part in (values[::2], values[1::2]):
         builder.add(part)
     split = builder.finish()
     np.testing.assert_array_equal(split.single_valued(bins), [True, False, True, True, True])
-    two_blocks = stats.HistogramBuilder(0.0, 4.0, 4)
+    two_blocks = stats.HistogramBuilder(-0.5, 3.5, 4)
     two_blocks.add(np.array([2.0, 2.0]))
     two_blocks.add(np.array([2.5]))  # a later block brings a second value into the bin
     assert not two_blocks.finish().single_valued(np.array([3]))[0]
