@@ -29,6 +29,7 @@ from gates.base import GateInputs, GateResult, Status
 from gates.waivers import apply_waivers
 from tasks.caching import per_run_key
 from tasks.candidate import PromotionContext, artifact_digest, load_promotion_context, observe_candidate
+from tasks.candidate_files import discard_candidate_files, fetch_candidate_files_task
 from tasks.channels import announce
 from tasks.datasets import locate_datasets_task
 from tasks.evidence import (
@@ -53,6 +54,7 @@ from tasks.promotion import (
 )
 from tasks.recovery import append_closing, close_after_failure, configured_prefixes, recover_model
 from tasks.signoff import open_approval, opened_request, refresh_record
+from tasks.storage_posture import read_storage_postures
 from tasks.store_probe import require_conditional_writes
 
 RunStatus = Literal["promoted", "dry-run", "gate-failed", "rejected", "timed-out", "promotion-failed"]
@@ -143,8 +145,12 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     datasets = locate_datasets_task(ctx.model_version) if ctx.model_version.datasets else {}
     inputs = GateInputs(model=model, version=version, manifest=ctx.manifest.model_dump(mode="json"),
                         artifacts=observations, datasets=datasets,
-                        extra={"evidence_dir": evidence_dir(run_id)})
-    results = run_gates(ctx, inputs, run_id, prefix, dry_run, tell)
+                        extra={"evidence_dir": evidence_dir(run_id), **scan_inputs(ctx, run_id)})
+    try:
+        results = run_gates(ctx, inputs, run_id, prefix, dry_run, tell)
+    finally:
+        if ctx.policy.gate("security_scan"):
+            discard_candidate_files(run_id)  # the gates decided: the local copy of the candidate goes
     summary = dict(run_id=run_id, model=model, version=version, artifact_digest=digest,
                    gates={r.gate_id: r.status for r in results}, evidence_prefix=prefix)
     report = ReportFields(model=model, version=version, tier=ctx.policy.tier, run_id=run_id, initiator=who,
@@ -227,6 +233,16 @@ def run_gates(ctx: PromotionContext, inputs: GateInputs, run_id: str, prefix: st
         if result.stops_promotion:
             break
     return results
+
+
+def scan_inputs(ctx: PromotionContext, run_id: str) -> dict[str, object]:
+    """What ``security_scan`` reads besides the observations, when the policy runs it: the candidate's
+    files on this worker (pinned bytes, requirements, bundle text files) and the buckets' posture."""
+    if ctx.policy.gate("security_scan") is None:
+        return {}
+    extra = fetch_candidate_files_task(ctx.model, ctx.version, ctx.model_version, run_id)
+    postures = read_storage_postures()
+    return extra | {"storage_posture": [posture.model_dump(mode="json") for posture in postures]}
 
 
 def sign_off(ctx: PromotionContext, request: ApprovalRequest, eligible: dict[str, list[str]],

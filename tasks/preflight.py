@@ -31,6 +31,7 @@ from clearance.config.limits import current_limits
 from clearance.config.messages import issues_from_validation
 from clearance.config.schema import DatasetRef
 from clearance.config.yaml_source import read_yaml, too_big_message
+from clearance.settings import get_settings
 from gates.base import GateConfigError, GateInputs, parse_gate_config, registered_gates
 from gates.data_check.models import DatasetContract
 from tasks.candidate import observe_artifact
@@ -157,9 +158,11 @@ def local_gate_inputs(*, artifacts: list[Path] | None = None, datasets: dict[str
 
     ``contracts`` maps a dataset role to its contract file; ``every_contract`` is the contract of
     every dataset without one of its own. ``requirements`` goes to ``extra["requirements"]`` (an
-    absolute path) for gates that read it; ``extra["preflight"]`` is true, for a gate that must
-    behave differently off the flow. Nothing here judges the files: a file that cannot be parsed is
-    the gate's to report.
+    absolute path; also ``bundle_files``, for the secrets check) for gates that read it, each artifact's
+    path to ``extra["artifact_files"]`` and the settings' advisory database (``CLEARANCE_ADVISORY_DB``)
+    to ``extra["advisory_db"]``; ``extra["preflight"]`` is true, for a gate that must behave
+    differently off the flow (no storage posture is read: there is no bucket). Nothing here judges the
+    files: a file that cannot be parsed is the gate's to report.
     """
     datasets, contracts = dict(datasets or {}), dict(contracts or {})
     problems: list[str] = []
@@ -204,8 +207,17 @@ def local_gate_inputs(*, artifacts: list[Path] | None = None, datasets: dict[str
     manifest = {"name": PREFLIGHT_MODEL,
                 "versions": {PREFLIGHT_VERSION: {"artifacts": pinned, "datasets": refs, "notes": "pre-flight"}}}
     extra: dict[str, Any] = {"preflight": True}
+    if artifacts:  # the bytes themselves, for gates that read them (security_scan); keys are the display paths
+        extra["artifact_files"] = {o.key: str(path.resolve()) for o, path in zip(observations, artifacts, strict=True)}
     if requirements is not None:
         extra["requirements"] = str(requirements.resolve())
+        extra["requirements_key"] = display_path(requirements)
+        extra["bundle_root"] = str(requirements.resolve().parent)  # where its -r/-c includes may be read from
+        extra["bundle_files"] = {display_path(requirements): str(requirements.resolve())}  # the secrets check
+    settings = get_settings()
+    if settings.advisory_db is not None:
+        extra["advisory_db"] = str(settings.advisory_db)
+    extra["advisory_max_age"] = settings.advisory_max_age.total_seconds()
     if evidence_dir is not None:
         extra["evidence_dir"] = str(evidence_dir)
     return GateInputs(model=PREFLIGHT_MODEL, version=PREFLIGHT_VERSION, manifest=manifest, artifacts=observations,

@@ -196,6 +196,11 @@ class ModelVersion(StrictModel):
 
     artifacts: list[ArtifactRef] = Field(min_length=1)
     datasets: list[DatasetRef] = Field(default_factory=list)
+    requirements: str | None = Field(
+        None, min_length=1,
+        description="Object key of the model's pinned requirements file in the clearance bucket (usually next to "
+                    "the artifacts, under candidates/<model>/<version>/); the security_scan gate checks it "
+                    "against the advisory database (CLEARANCE_ADVISORY_DB).")
     notes: str = ""
 
 

@@ -5,7 +5,8 @@ Rules (anything else a manifest tries is a :class:`ConfigError` at the offending
 - gates: new gates may be added (appended after the policy's); policy gates cannot be removed
   (the override format has no way to say so). A policy gate's ``mode`` may go advisory → blocking.
 - gate config: fields marked ``json_schema_extra={"tighten": "lower"}`` may only decrease,
-  ``"higher"`` only increase, ``"subset"`` lists may only lose items. ``None`` means "no limit",
+  ``"higher"`` only increase, ``"subset"`` lists may only lose items, ``"superset"`` lists (things
+  required or denied) may only gain items. ``None`` means "no limit",
   so setting a limit tightens and removing one loosens. Fields without a rule cannot be changed,
   since clearance cannot tell which direction is safer.
 - ``on_warn``: continue → require_approval.
@@ -149,6 +150,10 @@ def _compare(old: BaseModel, new: BaseModel, path: ConfigPath, report: _Report) 
                 report.looser(here, after, before)
             elif added:
                 report.add(here, f"adds {fmt(added)}; the {report.tier} tier allows only {fmt(before)}")
+        elif rule == "superset":
+            removed = [item for item in (before or []) if item not in (after or [])]
+            if removed:
+                report.add(here, f"removes {fmt(removed)}; the {report.tier} tier requires {fmt(before)}")
         elif isinstance(before, BaseModel) and isinstance(after, BaseModel) and type(before) is type(after):
             _compare(before, after, here, report)
         else:

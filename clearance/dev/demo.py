@@ -1,14 +1,17 @@
 """``make demo``: one real promotion, end to end, on local servers and embedded defaults.
 
 Starts (or reuses) SeaweedFS and a Prefect server, generates customer data and trains a small
-classifier on it, uploads the model and its train / eval data (Parquet) into ``candidates/``, pins
-their digests — and the datasets' contract from ``configs/models/churn-classifier.yaml`` — in a demo
-copy of ``configs/``, registers the deployment, starts a worker, promotes as ``dana`` under the high
-tier (``artifact_integrity`` and ``data_check``), approves through the real CLI channel as ``sam``
-(security) and ``bea`` (business), and checks the ledger. Leaves the servers running.
+classifier on it, uploads the model, its train / eval data (Parquet) and its pinned
+``requirements.txt`` into ``candidates/``, pins their digests — and the datasets' contract from
+``configs/models/churn-classifier.yaml`` — in a demo copy of ``configs/``, points
+``CLEARANCE_ADVISORY_DB`` at the sample advisory database ``configs/advisories/``, registers the
+deployment, starts a worker, promotes as ``dana`` under the high tier (``artifact_integrity``,
+``data_check`` and ``security_scan``), approves through the real CLI channel as ``sam`` (security)
+and ``bea`` (business), and checks the ledger. Leaves the servers running.
 
 ``python -m clearance.dev.demo --files DIR`` only writes the demo's files (model.joblib,
-train.parquet, eval.parquet, contract.yaml) into DIR, for trying ``clearance gate run`` on them.
+train.parquet, eval.parquet, requirements.txt, contract.yaml) into DIR, for trying
+``clearance gate run`` on them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from textwrap import indent
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -120,11 +124,24 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return buffer.getvalue()
 
 
+#: The packages the demo model needs at inference, pinned in its requirements.txt at the versions that trained it.
+MODEL_PACKAGES = ("scikit-learn", "numpy", "scipy", "joblib", "threadpoolctl")
+
+
+def requirements_bytes() -> bytes:
+    """The model's requirements.txt: each package it needs, pinned (==) to the version installed here."""
+    from importlib.metadata import version
+
+    lines = ["# What churn-classifier needs to load and predict; checked by the security_scan gate",
+             *(f"{name}=={version(name)}" for name in MODEL_PACKAGES)]
+    return ("\n".join(lines) + "\n").encode()
+
+
 def demo_files() -> dict[str, bytes]:
-    """The candidate's files: model.joblib (trained on train), train.parquet and eval.parquet."""
+    """The candidate's files: model.joblib (trained on train), train.parquet, eval.parquet and requirements.txt."""
     train, evaluation = churn_tables()
     return {"model.joblib": train_model_bytes(train), "train.parquet": parquet_bytes(train),
-            "eval.parquet": parquet_bytes(evaluation)}
+            "eval.parquet": parquet_bytes(evaluation), "requirements.txt": requirements_bytes()}
 
 
 def write_files(folder: Path) -> list[Path]:
@@ -149,8 +166,9 @@ def next_version(store) -> str:
 
 
 def write_demo_configs(version: str, files: dict[str, tuple[str, bytes]]) -> Path:
-    """Copy configs/ and pin the new candidate in the demo manifest: the model (digest and size) and its
-    datasets (key, digest, and the example manifest's contract). ``files`` maps a file name to (key, bytes)."""
+    """Copy configs/ and pin the new candidate in the demo manifest: the model (digest and size), its
+    datasets (key, digest, and the example manifest's contract) and its requirements file. ``files`` maps a
+    file name to (key, bytes)."""
     target = STATE / "demo" / "configs"
     if target.exists():
         shutil.rmtree(target)
@@ -164,6 +182,7 @@ def write_demo_configs(version: str, files: dict[str, tuple[str, bytes]]) -> Pat
     manifest["versions"] = {version: {"artifacts": [{"key": key, "sha256": hashlib.sha256(body).hexdigest(),
                                                      "size": len(body), "format": "joblib"}],
                                       "datasets": datasets,
+                                      "requirements": files["requirements.txt"][0],
                                       "notes": "trained by make demo"}}
     path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     return target
@@ -221,6 +240,17 @@ def start_worker(env: dict[str, str]) -> None:
     pid_file.write_text(str(worker.pid))
 
 
+def gate_lines(store, run_id: str, version: str) -> str:
+    """Each gate's status and the checks a reviewer must read (warnings need the approvers' eyes)."""
+    from tasks.evidence import stored_gate_results
+
+    lines = []
+    for result in stored_gate_results(store, MODEL, version, run_id):
+        lines.append(f"{result.gate_id}: {result.status.value}")
+        lines += [f"  {check.id}: {check.status.value} — {check.message}" for check in result.problems()]
+    return "\n".join(lines)
+
+
 def wait_for_state(run_id: str, wanted: set[str], timeout: float) -> str:
     """Poll the run until its state type is one of ``wanted``."""
     from tasks.prefect_runs import run_state
@@ -266,12 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     key, body = files["model.joblib"]
     configs = write_demo_configs(version, files)
     env["CLEARANCE_CONFIG_DIR"] = os.environ["CLEARANCE_CONFIG_DIR"] = str(configs)
+    # The sample OSV database shipped for the demo (configs/advisories/README.md); production: OSV's PyPI zip.
+    env["CLEARANCE_ADVISORY_DB"] = os.environ["CLEARANCE_ADVISORY_DB"] = str(configs / "advisories")
     people = make_identities(configs)
     env["CLEARANCE_SERVICE_KEY_FILE"] = os.environ["CLEARANCE_SERVICE_KEY_FILE"]
     get_settings.cache_clear()
     for file_key, file_body in files.values():
         print(f"   {file_key} ({len(file_body)} bytes)")
-    print(f"   pinned, with the datasets' contract, in {configs}/models/{MODEL}.yaml")
+    print(f"   pinned, with the datasets' contract and the requirements file, in {configs}/models/{MODEL}.yaml")
+    print(f"   advisory database (CLEARANCE_ADVISORY_DB): {configs / 'advisories'}")
 
     say("Validating configs, registering the deployment, starting a worker")
     check = clearance("validate", str(configs), user=INITIATOR, env=env)
@@ -284,8 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         return deployed.returncode
     start_worker(env)
 
-    say(f"Promoting {MODEL} {version} as {INITIATOR}, signed with her SSH key (high tier: gates artifact_integrity "
-        "and data_check; verified people only, security + business)")
+    say(f"Promoting {MODEL} {version} as {INITIATOR}, signed with her SSH key (high tier: gates artifact_integrity, "
+        "data_check and security_scan; verified people only, security + business)")
     started = clearance("promote", MODEL, version, "--key", str(people[INITIATOR]), user=INITIATOR, env=env)
     match = re.search(r"run ([0-9a-f-]{36})", started.stdout)
     if started.returncode or match is None:
@@ -297,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         status = clearance("status", run_id, "--model", MODEL, user=INITIATOR, env=env)
         print(f"   the run ended before sign-off:\n{(status.stdout + status.stderr).strip()}")
         return 1
-    print("   gates passed (artifact_integrity, data_check); the run is suspended waiting for sign-off")
+    print("   gates cleared; the run is suspended waiting for sign-off:")
+    print(indent(gate_lines(store, run_id, version), "     "))
 
     first, _ = APPROVERS[0]
     unsigned = clearance("approve", run_id, user=first, env=env)

@@ -12,12 +12,14 @@ is a side effect and lives in :mod:`tasks.secret_blocks`.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clearance.core.types import Duration
 from clearance.settings.jira import JiraSettings
 from clearance.settings.slack import SlackSettings
 
@@ -82,6 +84,16 @@ class Settings(BaseSettings):
     ssh_key: Path | None = Field(
         None, description="Your SSH key for signing CLI decisions when --key is not given (private key file, or "
                           "its .pub with the key in ssh-agent).")
+    advisory_db: Path | None = Field(
+        None, description="The OSV advisory database the security_scan gate checks a model's pinned requirements "
+                          "against, read offline: a folder of OSV *.json records or the zip OSV publishes per "
+                          "ecosystem (https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip). Unset: "
+                          "the dependency check is skipped, saying how to set it.")
+    advisory_max_age: Duration = Field(
+        timedelta(days=7), gt=timedelta(0),
+        description="An advisory database older than this (its newest record's modified time, else the file's "
+                    "mtime) makes the dependency check warn; its age is always in the evidence. 30m, 24h, 7d, "
+                    "ISO 8601 or seconds.")
     # Sections: each reads its own env prefix when the root is built.
     slack: SlackSettings = Field(default_factory=SlackSettings, description="CLEARANCE_SLACK_*")
     jira: JiraSettings = Field(default_factory=JiraSettings, description="CLEARANCE_JIRA_*")

@@ -73,10 +73,10 @@ class BinMap:
         """The bin of each value (monotone non-decreasing in the value; NaN gets an arbitrary bin)."""
         top = self.bins + 1
         if self.spacing == "linear":
-            scaled = np.multiply(x, self.scale, out=None if scratch is None else scratch[: x.size])
-            scaled += 1.0 - self.lo * self.scale
-            np.clip(scaled, 0.0, float(top), out=scaled)
-            with np.errstate(invalid="ignore"):  # NaN in slots the caller marks missing
+            with np.errstate(over="ignore", invalid="ignore"):  # ±1e308 · scale → ±inf, clipped; NaN: missing
+                scaled = np.multiply(x, self.scale, out=None if scratch is None else scratch[: x.size])
+                scaled += 1.0 - self.lo * self.scale
+                np.clip(scaled, 0.0, float(top), out=scaled)
                 return scaled.astype(dtype)
         base, shift = self._ordered
         keys = ordered_keys(x)

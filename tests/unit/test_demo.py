@@ -85,3 +85,35 @@ def test_the_demo_data_passes_data_check_under_the_high_tier(files, tmp_path):
     ids = {c.id for c in result.checks}
     assert {"label_balance:eval", "psi:eval:region", "ks:eval:tenure_months", "digest:train"} <= ids
     assert "reference" not in ids  # train is the reference: require_reference is met, drift is measured
+
+
+def test_the_demo_model_passes_security_scan_under_the_high_tier(files, tmp_path):
+    """The demo's joblib uses only allowlisted callables; its requirements are pinned and hit no advisory of the
+    sample database; what is left is the database's age (a warning), and the storage posture (skipped here)."""
+    from tasks.preflight import local_gate_inputs
+
+    (tmp_path / "model.joblib").write_bytes(files["model.joblib"])
+    (tmp_path / "requirements.txt").write_bytes(files["requirements.txt"])
+    spec = load_config_dir(demo.REPO / "configs").policies["high"].gate("security_scan")
+    assert spec is not None
+    inputs = local_gate_inputs(artifacts=[tmp_path / "model.joblib"], requirements=tmp_path / "requirements.txt",
+                               evidence_dir=tmp_path / "evidence")
+    inputs.extra["advisory_db"] = str(demo.REPO / "configs" / "advisories")
+    result = run_gate("security_scan", inputs, spec.config)
+    by_id = {c.id: c for c in result.checks}
+    callables = next(c for c in result.checks if c.id.startswith("callables:"))
+    assert callables.status is Status.PASS and callables.observed.startswith("0 denied, 0 unknown")
+    assert by_id["dependencies"].status is Status.PASS and by_id["advisory_db"].status is Status.PASS
+    assert not [c for c in by_id if c.startswith(("advisory:", "requirement:", "secrets:"))]
+    assert {c.id for c in result.checks if c.status not in (Status.PASS, Status.SKIPPED)} <= {"advisory_db_age"}
+    pinned = files["requirements.txt"].decode().split()
+    assert {line.split("==")[0] for line in pinned if "==" in line} == set(demo.MODEL_PACKAGES)
+
+
+def test_the_demo_manifest_names_the_requirements_file(files, tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "STATE", tmp_path / "state")
+    placed = {name: (keys.candidate_key(demo.MODEL, "1.0.3", name), body) for name, body in files.items()}
+    configs = demo.write_demo_configs("1.0.3", placed)
+    entry = load_config_dir(configs).manifests[demo.MODEL].versions["1.0.3"]
+    assert entry.requirements == f"candidates/{demo.MODEL}/1.0.3/requirements.txt"
+    assert (configs / "advisories" / "PyPI").is_dir()  # the demo's CLEARANCE_ADVISORY_DB

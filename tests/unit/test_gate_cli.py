@@ -170,7 +170,7 @@ def test_a_valid_config_file_is_applied(files, tmp_path):
 def test_unknown_gate_lists_the_registered_ones():
     result = gate_run("nope")
     assert result.exit_code == 2
-    assert stderr_lines(result) == ["unknown gate 'nope' (registered: artifact_integrity, data_check)"]
+    assert stderr_lines(result) == ["unknown gate 'nope' (registered: artifact_integrity, data_check, security_scan)"]
 
 
 @pytest.mark.parametrize(("args", "expected"), [
@@ -214,7 +214,7 @@ def test_a_policy_without_the_gate_says_so(files, tmp_path):
     result = gate_run("data_check", "--policy", path, "--dataset", f"eval={files['eval']}")
     assert result.exit_code == 2
     assert stderr_lines(result) == [f"{path}: gates: the high tier does not run data_check (it runs: "
-                                    "artifact_integrity)"]
+                                    "artifact_integrity, security_scan)"]
 
 
 # --------------------------------------------------------------------------- artifact_integrity

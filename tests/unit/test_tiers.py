@@ -75,3 +75,25 @@ def test_data_check_in_the_shipped_tiers():
     # artifact_integrity still runs first, blocking, in every tier
     assert all(policy.gates[0].id == "artifact_integrity" and policy.gates[0].mode is GateMode.BLOCKING
                for policy in policies.values())
+
+
+def test_security_scan_in_the_shipped_tiers():
+    from gates.security_scan.config import Action, AdvisorySeverity, SecurityScanConfig
+
+    policies = shipped_policies()
+    specs = {tier: policy.gate("security_scan") for tier, policy in policies.items()}
+    assert specs["low"] is None
+    assert {tier: spec.mode for tier, spec in specs.items() if spec} == {"medium": GateMode.BLOCKING,
+                                                                         "high": GateMode.BLOCKING}
+    high = SecurityScanConfig.model_validate(specs["high"].config)
+    medium = SecurityScanConfig.model_validate(specs["medium"].config)
+    # high accepts only allowlisted joblib, onnx and safetensors, as artifact_integrity does
+    integrity = policies["high"].gate("artifact_integrity")
+    assert integrity is not None and set(high.allowed_formats) == set(integrity.config["allowed_formats"])
+    assert high.unknown_callable is Action.FAIL and medium.unknown_callable is Action.WARN
+    assert high.dependencies.required and not medium.dependencies.required
+    assert high.dependencies.fail_at <= AdvisorySeverity.HIGH and medium.dependencies.fail_at <= AdvisorySeverity.HIGH
+    assert high.secrets is Action.FAIL and medium.secrets is Action.FAIL
+    # what an S3 server cannot tell (SeaweedFS: the public access block) warns, so `make demo` completes
+    assert high.storage.unknown is Action.WARN and medium.storage.unknown is Action.WARN
+    assert "policy" in high.storage.require and "policy" in medium.storage.require
