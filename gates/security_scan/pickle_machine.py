@@ -33,6 +33,12 @@ from gates.security_scan.pickle_opcodes import ScanError, scalar_at, uint
 
 _U32 = struct.Struct("<I").unpack_from
 DICT_ITEMS_KEPT = 64  # a dict keeps this many items for evaluation; more are counted, not kept
+# Bounds on the symbolic state, checked every CHECK_EVERY bytes of stream: a crafted stream of pushes
+# (or of memo entries) would otherwise grow the scanner's memory with the file. Real model pickles
+# stay far below (lists and dicts are built in batches of 1 000 that APPENDS/SETITEMS pop).
+CHECK_EVERY = 1 << 20
+MAX_STACK = 5_000_000  # values on the stack and the metastack together (~40 bytes each)
+MAX_MEMO = 30_000_000  # memo entries (8 bytes each)
 
 
 class Global:
@@ -252,9 +258,10 @@ class Machine:
         resume = -1  # joblib: where the file goes on once the rest of the current frame is run
         limit = n
         last = pos
+        stop = min(limit, pos + CHECK_EVERY)
         while True:
             try:
-                while pos < limit:
+                while pos < stop:
                     last = pos
                     op = buf[pos]
                     k = kind[op]
@@ -386,6 +393,7 @@ class Machine:
                         elif frame_end > pos + 1:  # the frame was read ahead: the array follows it
                             resume = self.read_array(self, inst, pos, frame_end)
                             limit = frame_end
+                            stop = min(stop, limit)
                             pos += 1
                         else:
                             pos = self.read_array(self, inst, pos, pos + 1)
@@ -517,8 +525,15 @@ class Machine:
                 raise
             except (IndexError, KeyError, ValueError, TypeError, OverflowError, struct.error) as exc:
                 raise _failure(buf, last, limit, exc) from exc
+            if pos < limit:  # a checkpoint, not the end: the symbolic state must stay bounded
+                if len(stack) + sum(len(frame) for frame in metastack) > MAX_STACK or len(memo) > MAX_MEMO:
+                    raise ScanError("limit", pos, f"the stream keeps more than {MAX_STACK:,} values on its stack "
+                                                  f"or {MAX_MEMO:,} in its memo: not scanned further")
+                stop = min(limit, pos + CHECK_EVERY)
+                continue
             if pos == limit and resume >= 0:  # the frame is run: the file goes on after the arrays
                 pos, limit, resume = resume, n, -1
+                stop = min(limit, pos + CHECK_EVERY)
                 continue
             if pos > limit:
                 if resume >= 0:

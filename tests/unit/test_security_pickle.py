@@ -546,3 +546,16 @@ def test_opcode_table_matches_the_protocol() -> None:
     # every opcode of pickletools is known with its name; nothing else is
     assert {op.code.encode("latin-1")[0]: op.name for op in pickletools.opcodes} == {
         code: pickle_opcodes.NAMES[code] for code in pickle_opcodes.VALID}
+
+
+def test_a_stream_that_only_pushes_is_stopped_at_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sizes are bounded: a stream of pushes never popped (nothing a real pickler writes) ends as a
+    `limit` error at a checkpoint instead of growing the scanner's memory with the file."""
+    from gates.security_scan import pickle_machine
+
+    monkeypatch.setattr(pickle_machine, "MAX_STACK", 100_000)  # the bound itself, scaled down for a fast test
+    body = b"\x80\x02" + b"K\x01" * 1_500_000 + b"."  # 1.5M BININT1 pushes, 3 MB
+    scan = scan_pickle(body, "pushes.pkl", CallablePolicy())
+    limits = [p for p in scan.problems if p.kind == "limit"]
+    assert limits and limits[0].severity is Severity.ERROR
+    assert limits[0].offset is not None and limits[0].offset <= 2 * (1 << 20) + 2
