@@ -1,0 +1,1 @@
+"""The compliance_review gate: model card, fairness and personal-data checks."""
