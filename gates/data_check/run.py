@@ -10,11 +10,10 @@ evidence files and builds the :class:`~gates.base.GateResult`. The steps themsel
 from __future__ import annotations
 
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from clearance.core.clock import utcnow
+from clearance.core.clock import aware_now
 from gates.base import CheckResult, GateInputs, GateResult, Status
 from gates.data_check.columns import _ColumnPass
 from gates.data_check.datasets import _Dataset, _DatasetSteps
@@ -36,7 +35,7 @@ class _Run(_DatasetSteps, _ColumnPass):
         self.offenders: dict[str, list[Any]] = {}
         self.plots: dict[tuple[str, str], dict[str, Any]] = {}
         self.digests: dict[str, str] = {}
-        self.now = _now(inputs.extra.get("now"))
+        self.now = aware_now(inputs.extra.get("now"))
 
     # ----------------------------------------------------------------- orchestration
 
@@ -102,13 +101,3 @@ class _Run(_DatasetSteps, _ColumnPass):
                    f"{len(failed)} failed or undecided")
         return GateResult.from_checks(self.gate_id, self.gate_version, self.checks, metrics=metrics,
                                       evidence=evidence, input_digests=self.digests, message=message)
-
-
-def _now(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        now = value
-    elif isinstance(value, str) and value:
-        now = datetime.fromisoformat(value)
-    else:
-        now = utcnow()
-    return now if now.tzinfo else now.replace(tzinfo=UTC)

@@ -8,7 +8,7 @@ its digests to :attr:`Scan.digests` and its counts to :attr:`Scan.metrics`; it r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +56,3 @@ class Scan:
         self.metrics[name] = self.metrics.get(name, 0.0) + amount
 
 
-def parse_now(value: Any) -> datetime:
-    """``extra["now"]`` (a datetime or ISO text) or the current time, always timezone-aware."""
-    if isinstance(value, datetime):
-        now = value
-    elif isinstance(value, str) and value:
-        now = datetime.fromisoformat(value)
-    else:
-        now = utcnow()
-    return now if now.tzinfo else now.replace(tzinfo=UTC)

@@ -12,10 +12,11 @@ from typing import ClassVar
 
 from pydantic import BaseModel
 
+from clearance.core.clock import aware_now
 from gates.base import CheckResult, GateInputs, GateResult, Status, register_gate
 from gates.security_scan.checks import MODULES
 from gates.security_scan.config import SecurityScanConfig
-from gates.security_scan.context import Scan, parse_now
+from gates.security_scan.context import Scan
 from gates.security_scan.evidence import write_table
 
 
@@ -30,7 +31,7 @@ class SecurityScanGate:
 
     def evaluate(self, inputs: GateInputs, config: BaseModel) -> GateResult:
         assert isinstance(config, SecurityScanConfig)
-        scan = Scan(inputs=inputs, config=config, now=parse_now(inputs.extra.get("now")))
+        scan = Scan(inputs=inputs, config=config, now=aware_now(inputs.extra.get("now")))
         checks: list[CheckResult] = []
         for module in MODULES:
             try:

@@ -304,7 +304,7 @@ def scan_files(paths: Iterable[Path], *, root: Path | None = None, max_file_byte
     """Scan each file of ``paths`` (named relative to ``root`` when given) within the byte bounds."""
     result = SecretScan()
     for path in paths:
-        name = _display(path, root)
+        name = display_name(path, root)
         budget = max_total_bytes - result.bytes_scanned
         if budget <= 0:
             result.skipped.append(SkippedFile(name, "budget", f"over {max_total_bytes} bytes scanned in all"))
@@ -329,7 +329,8 @@ def scan_files(paths: Iterable[Path], *, root: Path | None = None, max_file_byte
     return result
 
 
-def _display(path: Path, root: Path | None) -> str:
+def display_name(path: Path, root: Path | None) -> str:
+    """How a scanned file is named: relative to ``root`` when inside it, else as given."""
     if root is not None:
         try:
             return path.relative_to(root).as_posix()

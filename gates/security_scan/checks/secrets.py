@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gates.base import CheckResult, Status
 from gates.security_scan.context import Scan
-from gates.security_scan.secrets import SecretFinding, scan_files
+from gates.security_scan.secrets import SecretFinding, display_name, scan_files
 
 CHECKS = {
     "secrets": "The bundle's text files were scanned for secrets",
@@ -33,7 +33,7 @@ def run(scan: Scan) -> list[CheckResult]:
                             message="no text files of the bundle were given: secrets not looked for")]
     root = scan.path("bundle_root")
     paths = [Path(p) for p in given.values()]
-    names = {_display(Path(p), root): key for key, p in given.items()}
+    names = {display_name(Path(p), root): key for key, p in given.items()}
     result = scan_files(paths, root=root)
     checks: list[CheckResult] = []
     by_file: dict[str, list[SecretFinding]] = defaultdict(list)
@@ -67,13 +67,3 @@ def run(scan: Scan) -> list[CheckResult]:
         checks.insert(0, CheckResult(id="secrets", status=Status.SKIPPED, observed=0,
                                      message="the bundle has no text files besides the artifacts"))
     return checks
-
-
-def _display(path: Path, root: Path | None) -> str:
-    """How :func:`scan_files` names ``path`` (relative to ``root`` when inside it)."""
-    if root is not None:
-        try:
-            return path.relative_to(root).as_posix()
-        except ValueError:
-            pass
-    return path.as_posix()
