@@ -25,7 +25,7 @@ from __future__ import annotations
 import struct
 from array import array
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from gates.security_scan import pickle_opcodes as ops
 from gates.security_scan.findings import Verdict
@@ -88,32 +88,32 @@ PERSISTENT = "persistent"  # Obj.args of what a persistent id resolved to
 ARRAY = Obj(None, -1, "joblib array")  # what a joblib wrapper becomes once its array is read
 
 
-class Sink:
+class Sink(Protocol):
     """Where the machine reports: judged imports, findings, persistent ids."""
 
-    def judge(self, module: str, name: str) -> tuple[str, str, Verdict, str]:  # pragma: no cover - interface
+    def judge(self, module: str, name: str) -> tuple[str, str, Verdict, str]:
         """(dotted, module, verdict, reason) of an import, after the py2 mapping."""
-        raise NotImplementedError
+        ...
 
-    def problem(self, kind: str, pos: int, message: str) -> None:  # pragma: no cover
+    def problem(self, kind: str, pos: int, message: str) -> None:
         """Record a warning about the stream that does not stop the scan."""
-        raise NotImplementedError
+        ...
 
-    def import_name(self, op: str, pos: int, module: str, name: str) -> Global:  # pragma: no cover - interface
+    def import_name(self, op: str, pos: int, module: str, name: str) -> Global:
         """Judge an import (GLOBAL, STACK_GLOBAL, INST), report it, return it."""
-        raise NotImplementedError
+        ...
 
-    def report(self, op: str, pos: int, dotted: str, verdict: Verdict, reason: str) -> None:  # pragma: no cover
+    def report(self, op: str, pos: int, dotted: str, verdict: Verdict, reason: str) -> None:
         """Record a finding."""
-        raise NotImplementedError
+        ...
 
-    def persistent_id(self, pos: int) -> None:  # pragma: no cover
+    def persistent_id(self, pos: int) -> None:
         """Note a persistent id (the loader's persistent_load resolves it)."""
-        raise NotImplementedError
+        ...
 
-    def raw_array(self, pos: int, nbytes: int) -> None:  # pragma: no cover
+    def raw_array(self, pos: int, nbytes: int) -> None:
         """Note a joblib array skipped at ``pos`` (``nbytes`` -1: a nested object stream)."""
-        raise NotImplementedError
+        ...
 
 
 #: ``(machine, wrapper, build_pos, file_pos) → file position after the array``, from joblib_arrays.

@@ -46,7 +46,7 @@ from gates.security_scan import pickle_opcodes as ops
 from gates.security_scan.callables import CallablePolicy
 from gates.security_scan.findings import CallableFinding, Problem, Severity, Verdict
 from gates.security_scan.joblib_arrays import WRAPPERS, read_array
-from gates.security_scan.pickle_machine import Global, Machine, Sink
+from gates.security_scan.pickle_machine import Global, Machine
 from gates.security_scan.pickle_opcodes import ScanError
 
 DENIED_REPEATS = 100  # offsets kept per denied (opcode, callable)
@@ -81,7 +81,7 @@ def py3_name(module: str, name: str) -> tuple[str, str]:
     return _compat_pickle.IMPORT_MAPPING.get(module, module), name
 
 
-class _Collector(Sink):
+class _Collector:
     """Judges imports (once per name), de-duplicates findings, counts the rest."""
 
     def __init__(self, file: str, policy: CallablePolicy, base: int) -> None:
