@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -29,7 +29,8 @@ from gates.base import GateInputs, GateResult, Status
 from gates.waivers import apply_waivers
 from tasks.caching import per_run_key
 from tasks.candidate import PromotionContext, artifact_digest, load_promotion_context, observe_candidate
-from tasks.candidate_files import discard_candidate_files, fetch_candidate_files_task
+from tasks.candidate_files import discard_candidate_files, fetch_candidate_files_task, fetch_model_card_task
+from tasks.champion import read_champion_task
 from tasks.channels import announce
 from tasks.datasets import locate_datasets_task
 from tasks.evidence import (
@@ -145,7 +146,8 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     datasets = locate_datasets_task(ctx.model_version) if ctx.model_version.datasets else {}
     inputs = GateInputs(model=model, version=version, manifest=ctx.manifest.model_dump(mode="json"),
                         artifacts=observations, datasets=datasets,
-                        extra={"evidence_dir": evidence_dir(run_id), **scan_inputs(ctx, run_id)})
+                        extra={"evidence_dir": evidence_dir(run_id), **scan_inputs(ctx, run_id),
+                               **compliance_inputs(ctx, seen_pointer)})
     try:
         results = run_gates(ctx, inputs, run_id, prefix, dry_run, tell)
     finally:
@@ -220,12 +222,18 @@ def run_gates(ctx: PromotionContext, inputs: GateInputs, run_id: str, prefix: st
               tell: Callable[..., object]) -> list[GateResult]:
     """The policy's gates in order; a blocking failure stops the sequence (later gates are not run).
 
+    Each gate sees the results of the gates before it in this run (``extra["earlier_gates"]``: gate id →
+    status, message, blocking; after waivers), e.g. for the readiness scorecard of ``compliance_review``.
     Waivers apply as of when the gate decided (its ``finished_at``), so a resumed run, which gets
-    the stored result back, waives exactly what the first pass waived.
+    the stored result back, waives exactly what the first pass waived — and so hands the later gates
+    the same earlier results, which keeps their per-run cache keys (tasks/caching.py) the same.
     """
-    results = []
+    results: list[GateResult] = []
     for spec in ctx.policy.gates:
-        result = evaluate_gate(spec.id, inputs, spec.config, spec.mode is GateMode.BLOCKING)
+        earlier = {r.gate_id: {"status": r.status.value, "message": r.message, "blocking": r.blocking}
+                   for r in results}
+        gate_inputs = inputs.model_copy(update={"extra": {**inputs.extra, "earlier_gates": earlier}})
+        result = evaluate_gate(spec.id, gate_inputs, spec.config, spec.mode is GateMode.BLOCKING)
         result = apply_waivers(result, ctx.waivers, ctx.model, ctx.version, now=result.finished_at)
         publish_gate_result(prefix, result, ctx.model, run_id, dry_run)
         tell("gate", gate=result)
@@ -243,6 +251,19 @@ def scan_inputs(ctx: PromotionContext, run_id: str) -> dict[str, object]:
     extra = fetch_candidate_files_task(ctx.model, ctx.version, ctx.model_version, run_id)
     postures = read_storage_postures()
     return extra | {"storage_posture": [posture.model_dump(mode="json") for posture in postures]}
+
+
+def compliance_inputs(ctx: PromotionContext, seen_pointer: PointerState) -> dict[str, Any]:
+    """What ``compliance_review`` reads besides the manifest and the datasets, when the policy runs it: the
+    tier's regulatory tags, the config set's regulatory mapping, the model in production (from its own
+    evidence, tasks/champion.py) and the version's Markdown model card (tasks/candidate_files.py)."""
+    if ctx.policy.gate("compliance_review") is None:
+        return {}
+    extra: dict[str, Any] = {"regulatory_tags": list(ctx.policy.regulatory_tags)}
+    if ctx.regulatory is not None:
+        extra["regulatory_map"] = ctx.regulatory
+    extra["champion"] = read_champion_task(ctx.policy.promotion.prefix, ctx.model, ctx.version, seen_pointer)
+    return extra | fetch_model_card_task(ctx.model_version)
 
 
 def sign_off(ctx: PromotionContext, request: ApprovalRequest, eligible: dict[str, list[str]],

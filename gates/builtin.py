@@ -6,6 +6,7 @@ third-party gates register through the ``clearance.gates`` entry-point group ins
 
 from gates import (
     artifact_integrity,  # noqa: F401
+    compliance_review,  # noqa: F401
     data_check,  # noqa: F401
     security_scan,  # noqa: F401
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from prefect import task
 from pydantic import BaseModel, Field
@@ -32,6 +32,8 @@ class PromotionContext(BaseModel):
     principals: Principals
     config_digest: str
     waivers: list[Waiver] = Field(default_factory=list, description="waivers.yaml entries scoped to this version.")
+    regulatory: dict[str, Any] | None = Field(
+        None, description="The config set's regulatory mapping (configs/regulatory.yaml) as JSON, if it has one.")
 
     @property
     def model_version(self) -> ModelVersion:
@@ -63,7 +65,8 @@ def load_promotion_context(model: str, version: str, config_dir: str | None = No
         raise UnknownVersionError(f"model {model!r} has no version {version!r} (known: {known})")
     return PromotionContext(model=model, version=version, manifest=manifest,
                             policy=configs.effective_policy(model), principals=configs.principals,
-                            config_digest=config_digest(root), waivers=configs.waivers_for(model, version))
+                            config_digest=config_digest(root), waivers=configs.waivers_for(model, version),
+                            regulatory=configs.regulatory_map_json())
 
 
 class ArtifactSource(Protocol):

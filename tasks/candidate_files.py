@@ -10,6 +10,10 @@ What comes down from the store, into one folder per run (:func:`candidate_folder
   a ``.env``…), for the secrets check: each at most :data:`MAX_TEXT_BYTES`, together at most
   :data:`MAX_TEXT_TOTAL`; what is left out is named in ``bundle_skipped`` with why.
 
+Apart from that folder, :func:`fetch_model_card` reads the version's Markdown model card
+(``versions.<v>.model_card``, an object key) into memory for ``compliance_review``, bounded by the
+gate's own limit (:data:`gates.compliance_review.model_card.MAX_CARD_BYTES`).
+
 Artifacts are stored as an index and a sanitised base name (``artifacts/001-model.joblib``); text
 files keep their place below the candidate prefix (``bundle/conf/app.yaml``), so a requirements
 file's ``-r base.txt`` finds its neighbour, and a key no safe local path can mirror (``..``, empty
@@ -35,6 +39,7 @@ from pydantic import BaseModel, Field
 from clearance.config.schema import ModelVersion
 from clearance.core.keys import candidate_prefix
 from clearance.settings import get_settings
+from gates.compliance_review.model_card import MAX_CARD_BYTES
 from tasks.caching import per_run_key
 from tasks.store import ChecksumMismatch, ObjectNotFound, Store
 from tasks.wiring import object_store
@@ -236,3 +241,41 @@ def fetch_candidate_files_task(model: str, version: str, entry: ModelVersion, ru
 def discard_candidate_files(run_id: str) -> None:
     """Remove the run's local copy of the candidate (the gates that read it have decided)."""
     shutil.rmtree(candidate_folder(run_id), ignore_errors=True)
+
+
+def fetch_model_card(store: Store, key: str | None) -> dict[str, Any]:
+    """The ``GateInputs.extra`` entries of the version's Markdown model card (``compliance_review``).
+
+    ``{}`` when the version names no card; else ``model_card_key``, ``model_card_markdown`` (the text,
+    or ``None``) and, when the text could not be read, ``model_card_error``: not found, over
+    :data:`MAX_CARD_BYTES` (the gate's limit: nothing past it is read), not UTF-8, or the store's
+    error. Never raises: the gate reports a card that could not be read.
+    """
+    if not key:
+        return {}
+    extra: dict[str, Any] = {"model_card_key": key, "model_card_markdown": None}
+    try:
+        info = store.head(key)
+        if info is None:
+            return extra | {"model_card_error": f"{key}: not found"}
+        if info.size > MAX_CARD_BYTES:
+            return extra | {"model_card_error": f"{key}: {info.size} bytes, over the {MAX_CARD_BYTES}-byte limit "
+                                                "of a model card"}
+        body = bytearray()
+        for chunk in store.iter_chunks(key):
+            body += chunk
+            if len(body) > MAX_CARD_BYTES:  # grew since the head: still bounded
+                return extra | {"model_card_error": f"{key}: over the {MAX_CARD_BYTES}-byte limit of a model card"}
+    except Exception as exc:  # noqa: BLE001 — the gate reports the card as unreadable
+        return extra | {"model_card_error": f"{key}: {_why(exc)}"}
+    try:
+        text = bytes(body).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return extra | {"model_card_error": f"{key}: not UTF-8 text (byte {exc.start})"}
+    return extra | {"model_card_markdown": text, "model_card_sha256": hashlib.sha256(body).hexdigest()}
+
+
+@task(name="fetch-model-card", persist_result=True, cache_key_fn=per_run_key)
+def fetch_model_card_task(entry: ModelVersion) -> dict[str, Any]:
+    """Prefect task around :func:`fetch_model_card` for the version's ``model_card`` key (cached per run)."""
+    return fetch_model_card(object_store(), entry.model_card)

@@ -11,9 +11,15 @@ runs; only its inputs come from local files:
   policy's gate entry, each read from a YAML or JSON file and checked up front, so a mistake is
   ``file:line: field: message`` rather than an ``error`` check deep in the result.
 
-The manifest the gate sees is synthetic (:data:`PREFLIGHT_MODEL` / :data:`PREFLIGHT_VERSION`) and
-pins every local file to its own digest: digest checks pass and show the SHA-256 to pin in the real
-manifest. What a pre-flight cannot check is whether the uploaded files are these files.
+Without ``--manifest`` the manifest the gate sees is synthetic (:data:`PREFLIGHT_MODEL` /
+:data:`PREFLIGHT_VERSION`) and pins every local file to its own digest: digest checks pass and show
+the SHA-256 to pin in the real manifest. With ``--manifest`` (what ``compliance_review`` reads: model
+card, KPI, lineage, personal-data declarations, evaluation columns) the gate sees that manifest, checked
+up front like a config file, and one of its versions: a local ``--dataset ROLE=PATH`` is read in place of
+that role's URI (the manifest's ``sha256`` pins stay, so lineage and digest checks judge the real pins);
+the regulatory mapping is ``--regulatory`` or the ``regulatory.yaml`` of the manifest's config dir; the
+Markdown model card is ``--model-card``. What a pre-flight cannot check is whether the uploaded files are
+these files.
 """
 
 from __future__ import annotations
@@ -29,13 +35,13 @@ from pydantic import BaseModel, ValidationError
 from clearance.config.issues import ConfigIssue, display_path
 from clearance.config.limits import current_limits
 from clearance.config.messages import issues_from_validation
-from clearance.config.schema import DatasetRef
+from clearance.config.schema import DatasetRef, ModelManifest
 from clearance.config.yaml_source import read_yaml, too_big_message
 from clearance.settings import get_settings
 from gates.base import GateConfigError, GateInputs, parse_gate_config, registered_gates
 from gates.data_check.models import DatasetContract
 from tasks.candidate import observe_artifact
-from tasks.datasets import locate_dataset
+from tasks.datasets import locate_dataset, split_uri
 from tasks.store import ObjectInfo
 
 PREFLIGHT_MODEL = "preflight"
@@ -148,12 +154,80 @@ def load_gate_config(gate_id: str, path: Path) -> dict[str, Any]:
     return data
 
 
+def load_manifest_file(path: Path) -> ModelManifest:
+    """A model manifest (``configs/models/<name>.yaml``), checked against the manifest model."""
+    data, lines, shown = read_mapping(path, "manifest")
+    try:
+        return ModelManifest.model_validate(data)
+    except ValidationError as exc:
+        raise _problems(issues_from_validation(exc.errors(), ModelManifest, shown, lines)) from None
+
+
+def pick_version(manifest: ModelManifest, wanted: str | None, shown: str) -> str:
+    """``wanted``, else the manifest's only version, else the last one listed; an unknown one names them."""
+    listed = list(manifest.versions)
+    if wanted is None:
+        return listed[-1]
+    if wanted not in manifest.versions:
+        raise PreflightError(f"--version {wanted}: {shown} has no such version (versions: {', '.join(listed)})")
+    return wanted
+
+
+def load_regulatory(path: Path) -> dict[str, Any]:
+    """The regulatory mapping (``configs/regulatory.yaml``), checked as the config loader checks it, as JSON."""
+    from clearance.config import ConfigError
+    from clearance.config import load_regulatory as load_regulatory_yaml
+    from gates.compliance_review.regulatory import RegulatoryMap
+
+    _existing_file(path, "--regulatory")
+    if path.suffix.lower() != ".json":
+        try:
+            return load_regulatory_yaml(path).model_dump(mode="json")
+        except ConfigError as exc:
+            raise _problems(list(exc.issues)) from None
+    data, lines, shown = read_mapping(path, "regulatory mapping")
+    try:
+        return RegulatoryMap.model_validate(data).model_dump(mode="json")
+    except ValidationError as exc:
+        raise _problems(issues_from_validation(exc.errors(), RegulatoryMap, shown, lines)) from None
+
+
+def default_regulatory(manifest: Path) -> Path | None:
+    """``regulatory.yaml`` of the config dir holding ``manifest`` (``<configs>/models/<name>.yaml``), if any."""
+    folder = manifest.resolve().parent
+    for root in (folder.parent, folder) if folder.name == "models" else (folder,):
+        for name in ("regulatory.yaml", "regulatory.yml"):
+            if (root / name).is_file():
+                return root / name
+    return None
+
+
+def read_model_card(path: Path) -> str:
+    """A Markdown model card: UTF-8 text of at most the gate's limit (``MAX_CARD_BYTES``)."""
+    from gates.compliance_review.model_card import MAX_CARD_BYTES
+
+    _existing_file(path, "--model-card")
+    shown = display_path(path)
+    size = path.stat().st_size
+    if size > MAX_CARD_BYTES:
+        raise PreflightError(f"--model-card {shown}: {size} bytes, over the {MAX_CARD_BYTES}-byte limit of a "
+                             "model card")
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PreflightError(f"--model-card {shown}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise PreflightError(f"--model-card {shown}: cannot read: {exc}") from None
+
+
 # --------------------------------------------------------------------------- the gate's inputs
 
 
 def local_gate_inputs(*, artifacts: list[Path] | None = None, datasets: dict[str, Path] | None = None,
                       contracts: dict[str, Path] | None = None, every_contract: Path | None = None,
-                      requirements: Path | None = None, evidence_dir: Path | None = None) -> GateInputs:
+                      requirements: Path | None = None, evidence_dir: Path | None = None,
+                      manifest: Path | None = None, version: str | None = None, model_card: Path | None = None,
+                      regulatory: Path | None = None, regulatory_tags: list[str] | None = None) -> GateInputs:
     """The :class:`GateInputs` of a pre-flight run on local files; :class:`PreflightError` for bad input.
 
     ``contracts`` maps a dataset role to its contract file; ``every_contract`` is the contract of
@@ -163,6 +237,13 @@ def local_gate_inputs(*, artifacts: list[Path] | None = None, datasets: dict[str
     to ``extra["advisory_db"]``; ``extra["preflight"]`` is true, for a gate that must behave
     differently off the flow (no storage posture is read: there is no bucket). Nothing here judges the
     files: a file that cannot be parsed is the gate's to report.
+
+    With ``manifest`` the gate sees that manifest and its ``version`` (see :func:`pick_version`); each
+    ``datasets`` role must be one of that version's, and is read from its local path instead of the URI;
+    a version dataset given no local path is read only when its URI is a local path (else it is named in
+    ``extra["preflight_unread"]``: role → URI). ``extra["regulatory_map"]`` comes from ``regulatory`` (or
+    the manifest's config dir), ``extra["regulatory_tags"]`` from ``regulatory_tags`` (the tier's, from a
+    ``--policy``), ``extra["model_card_markdown"]`` from ``model_card``.
     """
     datasets, contracts = dict(datasets or {}), dict(contracts or {})
     problems: list[str] = []
@@ -170,11 +251,13 @@ def local_gate_inputs(*, artifacts: list[Path] | None = None, datasets: dict[str
         problems += [f"{option} {role}={display_path(path)}: unknown dataset role {role!r} (roles: {', '.join(ROLES)})"
                      for role, path in given.items() if role not in ROLES]
     for role in contracts:
-        if role in ROLES and role not in datasets:
+        if role in ROLES and role not in datasets and manifest is None:
             problems.append(f"--contract {role}={display_path(contracts[role])}: no --dataset {role}=PATH to apply "
                             f"it to")
     files = [("--artifact", path) for path in artifacts or []]
     files += [("--requirements", requirements)] if requirements is not None else []
+    files += [(option, path) for option, path in (("--manifest", manifest), ("--model-card", model_card),
+                                                  ("--regulatory", regulatory)) if path is not None]
     for option, path in files:
         try:
             _existing_file(path, option)
@@ -183,30 +266,74 @@ def local_gate_inputs(*, artifacts: list[Path] | None = None, datasets: dict[str
     for role, path in datasets.items():
         if not path.exists():
             problems.append(f"--dataset {role}={display_path(path)}: no such file or folder")
+    if version is not None and manifest is None:
+        problems.append(f"--version {version}: give the --manifest it is a version of")
     if problems:
         raise PreflightError(problems)
 
     loaded: dict[Path, dict[str, Any]] = {}
-    refs: list[dict[str, Any]] = []
-    locators: dict[str, Any] = {}
-    for role, path in datasets.items():
-        contract_file = contracts.get(role, every_contract)
-        contract: dict[str, Any] = {}
-        if contract_file is not None:
-            if contract_file not in loaded:
-                loaded[contract_file] = load_contract(contract_file)
-            contract = loaded[contract_file]
-        ref = DatasetRef.model_validate({"role": role, "uri": str(path.resolve()), "contract": contract})
-        locator = locate_dataset(ref, compute_digest=True)
-        locators[role] = locator
-        # pinned to its own digest: the digest check passes and shows the sha256 to pin in the manifest
-        refs.append(ref.model_copy(update={"sha256": locator.sha256}).model_dump(mode="json"))
 
-    observations = [observe_artifact(LocalFiles(), display_path(path)) for path in artifacts or []]
-    pinned = [{"key": o.key, "sha256": o.sha256, "size": o.size} for o in observations]
-    manifest = {"name": PREFLIGHT_MODEL,
-                "versions": {PREFLIGHT_VERSION: {"artifacts": pinned, "datasets": refs, "notes": "pre-flight"}}}
+    def contract_of(role: str, own: dict[str, Any]) -> dict[str, Any]:
+        contract_file = contracts.get(role) or (None if own else every_contract)
+        if contract_file is None:
+            return own
+        if contract_file not in loaded:
+            loaded[contract_file] = load_contract(contract_file)
+        return loaded[contract_file]
+
     extra: dict[str, Any] = {"preflight": True}
+    locators: dict[str, Any] = {}
+    observations = [observe_artifact(LocalFiles(), display_path(path)) for path in artifacts or []]
+    if manifest is not None:
+        real = load_manifest_file(manifest)
+        model, chosen = real.name, pick_version(real, version, display_path(manifest))
+        entry = real.versions[chosen]
+        declared = [ref.role for ref in entry.datasets]
+        unknown = [f"--dataset {role}={display_path(path)}: version {chosen} of {display_path(manifest)} has no "
+                   f"{role} dataset (its roles: {', '.join(declared) or 'none'})"
+                   for role, path in datasets.items() if role not in declared]
+        unknown += [f"--contract {role}={display_path(path)}: version {chosen} of {display_path(manifest)} has no "
+                    f"{role} dataset (its roles: {', '.join(declared) or 'none'})"
+                    for role, path in contracts.items() if role not in declared]
+        if unknown:
+            raise PreflightError(unknown)
+        unread: dict[str, str] = {}
+        for ref in entry.datasets:
+            contract = contract_of(ref.role, ref.contract)
+            local = datasets.get(ref.role)
+            if local is None and not (split_uri(ref.uri, get_settings())[0] == "local" and Path(ref.uri).exists()):
+                unread[ref.role] = ref.uri
+                continue
+            # read from the local path; the manifest keeps its URI and its sha256 pin
+            reading = ref.model_copy(update={"uri": str(local.resolve()) if local else ref.uri, "contract": contract})
+            locators[ref.role] = locate_dataset(reading, compute_digest=True)
+        if unread:
+            extra["preflight_unread"] = unread
+        manifest_json = real.model_dump(mode="json")
+        for ref_json in manifest_json["versions"][chosen]["datasets"]:  # the contracts the run would apply
+            ref_json["contract"] = contract_of(ref_json["role"], ref_json.get("contract") or {})
+        if model_card is None and entry.model_card:
+            extra["model_card_error"] = (f"{entry.model_card}: not read by a pre-flight (give --model-card FILE)")
+        regulatory = regulatory or default_regulatory(manifest)
+    else:
+        model, chosen = PREFLIGHT_MODEL, PREFLIGHT_VERSION
+        refs: list[dict[str, Any]] = []
+        for role, path in datasets.items():
+            ref = DatasetRef.model_validate({"role": role, "uri": str(path.resolve()),
+                                             "contract": contract_of(role, {})})
+            locator = locate_dataset(ref, compute_digest=True)
+            locators[role] = locator
+            # pinned to its own digest: the digest check passes and shows the sha256 to pin in the manifest
+            refs.append(ref.model_copy(update={"sha256": locator.sha256}).model_dump(mode="json"))
+        pinned = [{"key": o.key, "sha256": o.sha256, "size": o.size} for o in observations]
+        manifest_json = {"name": PREFLIGHT_MODEL, "versions": {
+            PREFLIGHT_VERSION: {"artifacts": pinned, "datasets": refs, "notes": "pre-flight"}}}
+    if model_card is not None:
+        extra["model_card_markdown"] = read_model_card(model_card)
+    if regulatory is not None:
+        extra["regulatory_map"] = load_regulatory(regulatory)
+    if regulatory_tags is not None:
+        extra["regulatory_tags"] = list(regulatory_tags)
     if artifacts:  # the bytes themselves, for gates that read them (security_scan); keys are the display paths
         extra["artifact_files"] = {o.key: str(path.resolve()) for o, path in zip(observations, artifacts, strict=True)}
     if requirements is not None:
@@ -220,5 +347,5 @@ def local_gate_inputs(*, artifacts: list[Path] | None = None, datasets: dict[str
     extra["advisory_max_age"] = settings.advisory_max_age.total_seconds()
     if evidence_dir is not None:
         extra["evidence_dir"] = str(evidence_dir)
-    return GateInputs(model=PREFLIGHT_MODEL, version=PREFLIGHT_VERSION, manifest=manifest, artifacts=observations,
+    return GateInputs(model=model, version=chosen, manifest=manifest_json, artifacts=observations,
                       datasets=locators, extra=extra)

@@ -2,7 +2,10 @@
 
 ``clearance gate run GATE`` builds the gate's inputs from local files only (``tasks/preflight.py``:
 no Prefect server, no object store), evaluates the same registered gate the flow runs, and prints
-its checks (``clearance/render``) or, with ``--json``, the :class:`~gates.base.GateResult`.
+its checks (``clearance/render``) or, with ``--json``, the :class:`~gates.base.GateResult`. With
+``--manifest`` the gate sees that manifest and one of its versions (``compliance_review`` reads its model
+card, KPI, lineage, personal-data declarations and evaluation columns), local datasets standing in for
+its URIs.
 Exit codes: 0 pass / warn / skipped, 1 fail, 2 error or bad input — every bad input is one line
 naming the file or option and the field, never a traceback. ``clearance gate list`` names the
 registered gates.
@@ -73,8 +76,9 @@ def _assignments(values: list[str], option: str, *, bare: bool = False) -> tuple
     return found, every
 
 
-def _policy_config(gate_id: str, policy_file: Path) -> tuple[dict[str, Any], bool]:
-    """The gate's config and mode (blocking?) in a policy file, as the flow would run it for that tier."""
+def _policy_config(gate_id: str, policy_file: Path) -> tuple[dict[str, Any], bool, list[str]]:
+    """The gate's config and mode (blocking?) in a policy file, as the flow would run it for that tier, and
+    the tier's regulatory tags."""
     from clearance.config import ConfigError, load_policy
     from clearance.config.issues import display_path
     from clearance.config.schema import GateMode
@@ -89,7 +93,7 @@ def _policy_config(gate_id: str, policy_file: Path) -> tuple[dict[str, Any], boo
     if spec is None:
         _die(f"{display_path(policy_file)}: gates: the {policy.tier} tier does not run {gate_id} "
              f"(it runs: {', '.join(g.id for g in policy.gates)})")
-    return dict(spec.config), spec.mode is GateMode.BLOCKING
+    return dict(spec.config), spec.mode is GateMode.BLOCKING, list(policy.regulatory_tags)
 
 
 @contextmanager
@@ -109,13 +113,26 @@ def run(
         "--artifact", help="A model file, observed like a candidate in the store (size, sha256, format). "
                            "Repeatable.")] = None,
     dataset: Annotated[Optional[list[str]], typer.Option(
-        "--dataset", help="ROLE=PATH: a Parquet/CSV file or a folder of them; ROLE is train, eval, reference or "
-                          "production_sample. Repeatable.")] = None,
+        "--dataset", help="ROLE=PATH: a Parquet/CSV file or a folder of them; ROLE is train, eval, reference, "
+                          "production_sample or predictions. With --manifest: read in place of that role's URI. "
+                          "Repeatable.")] = None,
     contract: Annotated[Optional[list[str]], typer.Option(
         "--contract", help="ROLE=FILE: the dataset contract (YAML/JSON, as under `contract:` in a manifest); "
                            "a bare FILE applies to every dataset without its own. Repeatable.")] = None,
     requirements: Annotated[Optional[Path], typer.Option(
         "--requirements", help="requirements.txt of the model, for gates that read it.")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(
+        "--manifest", help="The model's manifest (configs/models/<name>.yaml): the gate sees it, checked like a "
+                           "config file, instead of a synthetic one (compliance_review reads its model card, KPI, "
+                           "lineage, personal-data declarations and evaluation columns).")] = None,
+    version: Annotated[Optional[str], typer.Option(
+        "--version", help="The manifest's version to check; default: its only, else its last listed.")] = None,
+    model_card: Annotated[Optional[Path], typer.Option(
+        "--model-card", help="The Markdown model card of the version (what versions.<v>.model_card names in "
+                             "the bucket).")] = None,
+    regulatory: Annotated[Optional[Path], typer.Option(
+        "--regulatory", help="The regulatory mapping (YAML/JSON); default: regulatory.yaml of the manifest's "
+                             "config dir, if any.")] = None,
     config: Annotated[Optional[Path], typer.Option(
         "--config", help="The gate's config (YAML/JSON, as under `config:` in a policy); default: the gate's "
                          "defaults.")] = None,
@@ -127,6 +144,7 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the GateResult as JSON instead of a table.")] = False,
 ) -> None:
     """Run GATE on local files only (no Prefect server, no S3): exit 0 pass/warn, 1 fail, 2 error or bad input."""
+    from clearance.render.text import escape
     from gates.base import Status, registered_gates, run_gate
     from tasks.preflight import PreflightError, load_gate_config, local_gate_inputs
 
@@ -140,17 +158,21 @@ def run(
     if every_contract is not None and not datasets:
         _die(f"--contract {every_contract}: no --dataset ROLE=PATH to apply it to")
     try:
-        raw_config, blocking = ({}, True)
+        raw_config, blocking, tags = ({}, True, None)
         if config is not None:
             raw_config = load_gate_config(gate, config)
         elif policy is not None:
-            raw_config, blocking = _policy_config(gate, policy)
+            raw_config, blocking, tags = _policy_config(gate, policy)
         with _evidence_dir(evidence_dir) as folder:
             inputs = local_gate_inputs(artifacts=list(artifact or []), datasets=datasets, contracts=contracts,
-                                       every_contract=every_contract, requirements=requirements, evidence_dir=folder)
+                                       every_contract=every_contract, requirements=requirements, evidence_dir=folder,
+                                       manifest=manifest, version=version, model_card=model_card,
+                                       regulatory=regulatory, regulatory_tags=tags)
             result = run_gate(gate, inputs, raw_config, blocking=blocking)
     except PreflightError as exc:
         _die(*exc.problems)
+    for role, uri in (inputs.extra.get("preflight_unread") or {}).items():
+        typer.echo(escape(f"note: the {role} dataset ({uri}) was not read: give --dataset {role}=PATH"), err=True)
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
     else:

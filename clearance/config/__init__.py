@@ -8,7 +8,7 @@ Typical use::
 """
 
 from clearance.config.config_set import ConfigSet, load_config_dir
-from clearance.config.files import load_manifest, load_policy, load_principals, load_waivers
+from clearance.config.files import load_manifest, load_policy, load_principals, load_regulatory, load_waivers
 from clearance.config.issues import ConfigError, ConfigIssue
 from clearance.config.jsonschema_export import write_schemas
 from clearance.config.kinds import validate_paths
@@ -63,6 +63,7 @@ __all__ = [
     "load_manifest",
     "load_policy",
     "load_principals",
+    "load_regulatory",
     "load_waivers",
     "validate_paths",
     "write_schemas",

@@ -11,6 +11,7 @@ Layout of a config directory::
     policies/<tier>.yaml       one Policy per risk tier
     models/<name>.yaml         one ModelManifest per model
     waivers.yaml               optional: accepted failures of gate checks, each with an expiry
+    regulatory.yaml            optional: the controls each regulatory tag selects, and their evidence
     schemas/*.schema.json      generated JSON Schemas for editors (not read here)
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from clearance.config.files import _issue_order, _load_file, _Loaded
 from clearance.config.issues import ConfigError, ConfigIssue, ConfigPath, LineMap, display_path, issue_at
@@ -26,6 +28,7 @@ from clearance.config.limits import ConfigLimits, current_limits, size_text
 from clearance.config.schema import ModelManifest, Policy, Principals
 from clearance.config.tighten import effective_policy as _tighten
 from clearance.config.yaml_source import YamlDocument
+from gates.compliance_review.regulatory import RegulatoryMap
 from gates.waivers import Waiver
 
 __all__ = ["ConfigSet", "load_config_dir"]
@@ -42,6 +45,12 @@ class ConfigSet:
     files: dict[str, str] = field(default_factory=dict, repr=False)
     _lines: dict[str, tuple[str, LineMap]] = field(default_factory=dict, repr=False)
     waivers: list[Waiver] = field(default_factory=list)
+    regulatory: RegulatoryMap | None = None  # regulatory.yaml, when the directory has one
+
+    def regulatory_map_json(self) -> dict[str, Any] | None:
+        """The regulatory map as JSON (what the compliance_review gate reads as ``extra["regulatory_map"]``),
+        or None when the config directory has no ``regulatory.yaml``."""
+        return self.regulatory.model_dump(mode="json") if self.regulatory is not None else None
 
     def manifest(self, model_name: str) -> ModelManifest:
         """The manifest of ``model_name``; KeyError naming the known models otherwise."""
@@ -78,7 +87,7 @@ def _config_files(root: Path, limits: ConfigLimits) -> tuple[list[tuple[Path, in
     are more than ``limits.max_files`` (then the listing stops there: a folder of a million files is not
     listed to the end)."""
     found: list[tuple[Path, int]] = []
-    for name in ("principals.yaml", "waivers.yaml"):
+    for name in ("principals.yaml", "waivers.yaml", "regulatory.yaml"):
         path = root / name
         if path.is_file():
             found.append((path, path.stat().st_size))
@@ -100,8 +109,8 @@ def _size_issues(root: Path, limits: ConfigLimits) -> list[ConfigIssue]:
     where = display_path(root)
     if too_many:
         return [ConfigIssue(where, None, "", f"holds more than {limits.max_files} config files (policies/, models/, "
-                                             f"principals.yaml, waivers.yaml): nothing was parsed (raise "
-                                             f"CLEARANCE_CONFIG_MAX_FILES if it must hold this many)")]
+                                             f"principals.yaml, waivers.yaml, regulatory.yaml): nothing was parsed "
+                                             f"(raise CLEARANCE_CONFIG_MAX_FILES if it must hold this many)")]
     total = sum(size for _, size in files)
     if total <= limits.max_dir_bytes:
         return []
@@ -172,10 +181,17 @@ def _collect_dir(config_dir: Path, limits: ConfigLimits | None = None) -> tuple[
             found += _waiver_issues(waivers, manifests, broken_models, principals)
         issues += sorted(found, key=_issue_order)
 
+    regulatory: _Loaded | None = None
+    if (root / "regulatory.yaml").is_file():
+        regulatory = _load_file(root / "regulatory.yaml", "regulatory", limits=limits)
+        issues += regulatory.issues
+    issues += _tag_issues(policies, manifests, regulatory, display_path(root / "regulatory.yaml"))
+
     if issues or principals is None:
         return None, issues
     docs = [people.doc] + [x.doc for x in (*policies.values(), *manifests.values())]
     docs += [waivers.doc] if waivers else []
+    docs += [regulatory.doc] if regulatory else []
     files = {d.file: d.sha256 or "" for d in docs}
     config = ConfigSet(
         root=root,
@@ -185,8 +201,54 @@ def _collect_dir(config_dir: Path, limits: ConfigLimits | None = None) -> tuple[
         files=files,
         _lines={name: (loaded.doc.file, loaded.doc.lines) for name, loaded in manifests.items()},
         waivers=list(waivers.model.waivers) if waivers else [],
+        regulatory=regulatory.model if regulatory else None,
     )
     return config, []
+
+
+def _gate_tag_paths(data: Any, gates_at: ConfigPath) -> list[tuple[ConfigPath, Any]]:
+    """``(path, tag)`` of every tag in the ``regulatory.tags`` of a compliance_review entry under ``gates_at``."""
+    items = data
+    for part in gates_at:
+        items = items.get(part) if isinstance(items, dict) else None
+    found: list[tuple[ConfigPath, Any]] = []
+    for i, spec in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(spec, dict) or spec.get("id") != "compliance_review":
+            continue
+        config = spec.get("config")
+        section = config.get("regulatory") if isinstance(config, dict) else None
+        tags = section.get("tags") if isinstance(section, dict) else None
+        found += [(gates_at + (i, "config", "regulatory", "tags", j), tag)
+                  for j, tag in enumerate(tags if isinstance(tags, list) else [])]
+    return found
+
+
+def _tag_issues(policies: dict[str, _Loaded], manifests: dict[str, _Loaded], regulatory: _Loaded | None,
+                mapping_file: str) -> list[ConfigIssue]:
+    """Every regulatory tag of a policy, a manifest or a compliance_review config is one regulatory.yaml knows.
+
+    Without a ``regulatory.yaml`` no tag can be known (the gate would fail each); with a broken one nothing is
+    said here (its own issues are reported).
+    """
+    if regulatory is not None and regulatory.model is None:
+        return []
+    known: dict[str, Any] = regulatory.model.tags if regulatory is not None else {}
+    shown = ", ".join(sorted(known)) or "none"
+    issues = []
+    for loaded, gates_at in [(x, ("gates",)) for x in policies.values()] + \
+                            [(x, ("policy_overrides", "gates")) for x in manifests.values()]:
+        doc = loaded.doc
+        tags = doc.data.get("regulatory_tags") if isinstance(doc.data, dict) else None
+        found: list[tuple[ConfigPath, Any]] = [
+            (("regulatory_tags", i), tag) for i, tag in enumerate(tags if isinstance(tags, list) else [])]
+        found += _gate_tag_paths(doc.data, gates_at)
+        for path, tag in found:
+            if not isinstance(tag, str) or tag in known:
+                continue
+            why = (f"unknown regulatory tag '{tag}' ({mapping_file} knows: {shown})" if regulatory is not None
+                   else f"regulatory tag '{tag}' but there is no {mapping_file} to say which controls it selects")
+            issues.append(issue_at(doc.file, doc.lines, path, why))
+    return issues
 
 
 def _waiver_issues(loaded: _Loaded, manifests: dict[str, _Loaded], broken_models: set[str],

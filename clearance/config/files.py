@@ -1,4 +1,4 @@
-"""One config file checked on its own: a policy, a model manifest, principals or waivers.
+"""One config file checked on its own: a policy, a model manifest, principals, waivers or the regulatory map.
 
 Why: ``clearance validate some/file.yaml`` and the config directory both start from the same
 per-file verdict. A file is read with line numbers (:mod:`~clearance.config.yaml_source`),
@@ -24,12 +24,13 @@ from clearance.config.schema import ModelManifest, Policy, Principals, Waivers
 from clearance.config.yaml_source import YamlDocument, read_yaml
 from clearance.core.keys import production_key
 from gates.base import GateConfigError, parse_gate_config, registered_gates
+from gates.compliance_review.regulatory import RegulatoryMap
 
-__all__ = ["load_manifest", "load_policy", "load_principals", "load_waivers"]
+__all__ = ["load_manifest", "load_policy", "load_principals", "load_regulatory", "load_waivers"]
 
 M = TypeVar("M", bound=BaseModel)
 _KINDS: dict[str, type[BaseModel]] = {"policy": Policy, "manifest": ModelManifest, "principals": Principals,
-                                      "waivers": Waivers}
+                                      "waivers": Waivers, "regulatory": RegulatoryMap}
 
 
 @dataclass
@@ -155,6 +156,30 @@ def _refine_principals(issues: list[ConfigIssue], doc: YamlDocument) -> list[Con
     return refined
 
 
+_UNKNOWN_CONTROLS = re.compile(r"tag '(.*)' names unknown control\(s\): .*")
+
+
+def _refine_regulatory(issues: list[ConfigIssue], doc: YamlDocument) -> list[ConfigIssue]:
+    """Point "tag x names unknown control(s)" (a whole-file error) at each unknown control's line."""
+    data: dict[str, Any] = doc.data if isinstance(doc.data, dict) else {}
+    controls: dict[str, Any] = data["controls"] if isinstance(data.get("controls"), dict) else {}
+    tags: dict[str, Any] = data["tags"] if isinstance(data.get("tags"), dict) else {}
+    refined = []
+    for issue in issues:
+        match = _UNKNOWN_CONTROLS.fullmatch(issue.message)
+        tag = match.group(1) if match and issue.field == "" else None
+        listed = tags.get(tag) if tag is not None else None
+        if not isinstance(listed, list):
+            refined.append(issue)
+            continue
+        known = ", ".join(sorted(str(c) for c in controls)[:20]) or "none"
+        for i, control in enumerate(listed):
+            if isinstance(control, str) and control not in controls:
+                refined.append(issue_at(doc.file, doc.lines, ("tags", tag, i),
+                                        f"unknown control '{control}' (controls: {known})"))
+    return refined
+
+
 def _load_file(path: Path, kind: str, doc: YamlDocument | None = None, limits: ConfigLimits | None = None) -> _Loaded:
     """Parse (unless ``doc`` is given), validate against the schema and the gate registry, collect every issue."""
     doc = doc or read_yaml(path, limits)
@@ -166,7 +191,11 @@ def _load_file(path: Path, kind: str, doc: YamlDocument | None = None, limits: C
         loaded.model = model_cls.model_validate(doc.data)
     except ValidationError as exc:
         found = issues_from_validation(exc.errors(), model_cls, doc.file, doc.lines)
-        doc.issues.extend(_refine_principals(found, doc) if kind == "principals" else found)
+        if kind == "principals":
+            found = _refine_principals(found, doc)
+        elif kind == "regulatory":
+            found = _refine_regulatory(found, doc)
+        doc.issues.extend(found)
     gates_at = {"policy": ("gates",), "manifest": ("policy_overrides", "gates")}.get(kind)
     if gates_at:
         doc.issues.extend(_check_gates(doc, gates_at))
@@ -211,3 +240,8 @@ def load_principals(path: Path | str) -> Principals:
 def load_waivers(path: Path | str) -> Waivers:
     """Load one ``waivers.yaml`` on its own (without the rules across files, see :func:`load_config_dir`)."""
     return _load_one(Path(path), "waivers", Waivers)
+
+
+def load_regulatory(path: Path | str) -> RegulatoryMap:
+    """Load one ``regulatory.yaml`` (controls and the tags that select them); raises :class:`ConfigError`."""
+    return _load_one(Path(path), "regulatory", RegulatoryMap)

@@ -29,11 +29,15 @@ def _kind_of(path: Path, data: Any) -> str | None:
         return "principals"
     if path.stem == "waivers":
         return "waivers"
+    if path.stem == "regulatory":
+        return "regulatory"
     if isinstance(data, dict):
         if "principals" in data:
             return "principals"
         if "waivers" in data:
             return "waivers"
+        if "controls" in data:
+            return "regulatory"
         if "tier" in data or "gates" in data:
             return "policy"
         if "risk_tier" in data or "versions" in data:
@@ -73,7 +77,8 @@ def validate_paths(paths: list[Path]) -> list[ConfigIssue]:
         kind = _kind_of(path, doc.data)
         if kind is None:
             issues.append(ConfigIssue(doc.file, 1, "", "cannot tell what this is: expected a policy (tier, gates), "
-                                                       "a model manifest (name, risk_tier, versions) or principals"))
+                                                       "a model manifest (name, risk_tier, versions), principals or a "
+                                                       "regulatory map (controls, tags)"))
             continue
         issues += _load_file(path, kind, doc).issues
     unique: dict[ConfigIssue, None] = dict.fromkeys(issues)  # a file given twice reports once

@@ -8,14 +8,15 @@ forbids unknown keys: a typo in a policy must be an error, never silently ignore
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from clearance.core.types import Duration, Identifier, Sha256, StrictModel
 from clearance.identity.sshsig import PublicKey
+from gates.compliance_review.model_card import SECTIONS
 from gates.waivers import Waiver
 
 
@@ -64,6 +65,21 @@ class TimeoutOutcome(str, Enum):
 
     REJECT = "reject"
     APPROVE = "approve"
+
+
+# --------------------------------------------------------------------------- shared
+
+RegulatoryTag = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64,
+                                     description="A tag of configs/regulatory.yaml, e.g. gdpr.")]
+
+
+def _unique(value: list[str], what: str) -> list[str]:
+    seen: set[str] = set()
+    for item in value:
+        if item in seen:
+            raise ValueError(f"lists {what} {item!r} twice")
+        seen.add(item)
+    return value
 
 
 # --------------------------------------------------------------------------- policy
@@ -146,6 +162,11 @@ class Policy(StrictModel):
     approvals: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     promotion: PromotionTarget = Field(default_factory=PromotionTarget)
     notify: Notify = Field(default_factory=Notify, description="Slack channel and Jira project of this tier.")
+    regulatory_tags: list[RegulatoryTag] = Field(
+        default_factory=list, max_length=32,
+        description="Regulatory tags of every model of this tier (e.g. gdpr, eu-ai-act-high-risk, sr-26-02, "
+                    "hipaa): each selects the controls of configs/regulatory.yaml that the compliance_review gate "
+                    "requires evidence for, together with the manifest's and the gate config's tags.")
 
     @field_validator("gates")
     @classmethod
@@ -156,6 +177,11 @@ class Policy(StrictModel):
                 raise ValueError(f"gate {spec.id!r} is listed twice")
             seen.add(spec.id)
         return value
+
+    @field_validator("regulatory_tags")
+    @classmethod
+    def _unique_tags(cls, value: list[str]) -> list[str]:
+        return _unique(value, "tag")
 
     def gate(self, gate_id: str) -> GateSpec | None:
         """The spec of ``gate_id`` in this policy, if it runs."""
@@ -177,7 +203,10 @@ class ArtifactRef(StrictModel):
 class DatasetRef(StrictModel):
     """A dataset the model was trained or evaluated on, pinned by digest."""
 
-    role: Literal["train", "eval", "reference", "production_sample"]
+    role: Literal["train", "eval", "reference", "production_sample", "predictions"] = Field(
+        description="train, eval, reference, production_sample, or predictions: the candidate's predictions on "
+                    "the evaluation set (label, prediction, score and protected attributes, named by the "
+                    "version's evaluation), read by the compliance_review gate for fairness and the business case.")
     uri: str = Field(description="s3://bucket/key, an object key in the clearance bucket, or a local path.")
     sha256: Sha256 | None = None
     contract: dict[str, Any] = Field(default_factory=dict, description="Checked by the data_check gate.")
@@ -189,6 +218,54 @@ class Kpi(StrictModel):
     metric: str
     baseline: float
     target: float
+    owner: str | None = Field(None, min_length=1, max_length=200,
+                              description="Who answers for the KPI (principal id or name).")
+    review_date: date | None = Field(None, description="When the KPI is next reviewed against its target (ISO date, "
+                                                       "e.g. 2027-06-30); a past date fails compliance_review.")
+
+
+class Lineage(StrictModel):
+    """Where a version came from: the training code's revision and the training run.
+
+    Plain text here: the compliance_review gate judges the formats (and names what is wrong).
+    """
+
+    code_revision: str | None = Field(None, max_length=200,
+                                      description="Full git commit (40 lower-case hex) of the training code.")
+    training_run: str | None = Field(None, max_length=500,
+                                     description="Id of the training run (an MLflow run id, a Prefect flow run, …).")
+
+
+class Evaluation(StrictModel):
+    """How to read the version's ``predictions`` dataset: which columns hold what."""
+
+    label: str = Field(min_length=1, max_length=200, description="Column of the true label (0/1).")
+    prediction: str = Field(min_length=1, max_length=200, description="Column of the predicted label (0/1).")
+    score: str | None = Field(None, min_length=1, max_length=200,
+                              description="Column of the predicted probability in [0, 1] (for AUC, calibration).")
+    threshold: float = Field(0.5, ge=0, le=1, description="Decision threshold the prediction column was cut at.")
+    protected_attributes: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=32,
+        description="Columns of protected attributes (gender, age band…) that fairness is measured across.")
+    intersections: list[Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]],
+                                  Field(min_length=2, max_length=2)]] = Field(
+        default_factory=list, max_length=32,
+        description="Pairs of protected attributes whose intersections are measured too, e.g. [[gender, age_band]].")
+
+    @field_validator("protected_attributes")
+    @classmethod
+    def _unique_attributes(cls, value: list[str]) -> list[str]:
+        return _unique(value, "attribute")
+
+    @model_validator(mode="after")
+    def _pairs_of_attributes(self) -> Evaluation:
+        for pair in self.intersections:
+            if pair[0] == pair[1]:
+                raise ValueError(f"intersection {pair} pairs an attribute with itself")
+            unknown = [name for name in pair if name not in self.protected_attributes]
+            if unknown:
+                raise ValueError(f"intersection {pair} names {unknown[0]!r}, which is not in protected_attributes")
+        return self
 
 
 class ModelVersion(StrictModel):
@@ -202,6 +279,13 @@ class ModelVersion(StrictModel):
                     "the artifacts, under candidates/<model>/<version>/); the security_scan gate checks it "
                     "against the advisory database (CLEARANCE_ADVISORY_DB).")
     notes: str = ""
+    lineage: Lineage | None = Field(None, description="Training code revision and training run (compliance_review).")
+    model_card: str | None = Field(
+        None, min_length=1, max_length=1024,
+        description="Object key of a Markdown model card in the clearance bucket (usually candidates/<model>/"
+                    "<version>/MODEL_CARD.md), read when the manifest has no model_card section.")
+    evaluation: Evaluation | None = Field(
+        None, description="Columns of the predictions dataset: label, prediction, score, protected attributes.")
 
 
 class PolicyOverrides(StrictModel):
@@ -210,6 +294,41 @@ class PolicyOverrides(StrictModel):
     gates: list[GateSpec] = Field(default_factory=list, description="Extra gates, or stricter config of policy gates.")
     on_warn: OnWarn | None = None
     approvals: ApprovalPolicy | None = None
+
+
+class Operations(StrictModel):
+    """How the model is run once promoted (integration plan, change management, MLOps foundation)."""
+
+    consumers: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=64, description="Systems or teams that call the model.")
+    runbook: str | None = Field(None, min_length=1, max_length=1000, description="URL or path of the runbook.")
+    on_call: str | None = Field(None, min_length=1, max_length=200, description="Who is paged (rotation or person).")
+    monitoring: str | None = Field(None, min_length=1, max_length=1000,
+                                   description="URL of the monitoring dashboard or plan.")
+    ci: str | None = Field(None, min_length=1, max_length=1000,
+                           description="URL of the CI pipeline that builds and tests the model.")
+    cost_model: str | None = Field(None, min_length=1, max_length=2000,
+                                   description="The serving and retraining cost estimate (text or URL).")
+
+
+class PersonalDataDeclaration(StrictModel):
+    """A column that holds personal data by design, and why that is lawful."""
+
+    lawful_basis: str | None = Field(
+        None, min_length=1, max_length=500,
+        description="GDPR art. 6 basis: consent, contract, legal_obligation, vital_interests, public_task or "
+                    "legitimate_interests (with a reference to the assessment).")
+    retention: str | None = Field(None, min_length=1, max_length=500,
+                                  description="How long the data is kept, e.g. '24 months'.")
+
+
+ModelCardSection = Literal[
+    "intended_use", "out_of_scope", "training_data", "evaluation", "limitations",
+    "ethical_considerations", "owner_contact", "risk_tier", "regulatory_tags",
+]
+assert set(ModelCardSection.__args__) == set(SECTIONS)  # type: ignore[attr-defined]  # one list of sections
+
+ModelCardText = Annotated[str, Field(max_length=20_000)]
 
 
 class ModelManifest(StrictModel):
@@ -226,6 +345,27 @@ class ModelManifest(StrictModel):
     policy_overrides: PolicyOverrides = Field(default_factory=PolicyOverrides)
     notify: Notify = Field(default_factory=Notify, description="This model's Slack channel / Jira project "
                                                                "(over the tier's).")
+    sponsor: str | None = Field(None, min_length=1, max_length=200,
+                                description="Executive sponsor (name and title) who wants the model in production.")
+    regulatory_tags: list[RegulatoryTag] = Field(
+        default_factory=list, max_length=32,
+        description="Regulatory tags of this model (added to its tier's): each selects controls of "
+                    "configs/regulatory.yaml that the compliance_review gate requires evidence for.")
+    operations: Operations | None = Field(None, description="Consumers, runbook, on-call, monitoring, CI.")
+    personal_data: dict[Annotated[str, Field(min_length=1, max_length=200)], PersonalDataDeclaration] = Field(
+        default_factory=dict, max_length=500,
+        description="Column → lawful basis and retention, for columns that hold personal data by design (the same "
+                    "column name in every dataset). Undeclared personal data fails compliance_review.")
+    model_card: dict[ModelCardSection, ModelCardText | list[ModelCardText]] | None = Field(
+        None, max_length=len(SECTIONS),
+        description="Model card: section → text (or list of paragraphs). Sections: intended_use, out_of_scope, "
+                    "training_data, evaluation, limitations, ethical_considerations, owner_contact, risk_tier, "
+                    "regulatory_tags. Else the version's model_card Markdown file is read.")
+
+    @field_validator("regulatory_tags")
+    @classmethod
+    def _unique_tags(cls, value: list[str]) -> list[str]:
+        return _unique(value, "tag")
 
     @field_validator("versions")
     @classmethod

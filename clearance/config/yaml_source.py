@@ -218,7 +218,14 @@ def _build(node: yaml.Node, path: ConfigPath, loader: yaml.SafeLoader, doc: Yaml
             doc.lines[path + (i,)] = item.start_mark.line + 1
             items.append(_build(item, path + (i,), loader, doc))
         return items
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError:
+        # A scalar that looks like a timestamp but is no date (2027-13-01): keep the text, so the schema
+        # names the field and its line ("not a valid date") instead of the parser crashing.
+        if isinstance(node, yaml.ScalarNode):
+            return node.value
+        raise
 
 
 def _key(loader: yaml.SafeLoader, node: yaml.Node) -> Any:

@@ -1,17 +1,19 @@
 """``make demo``: one real promotion, end to end, on local servers and embedded defaults.
 
 Starts (or reuses) SeaweedFS and a Prefect server, generates customer data and trains a small
-classifier on it, uploads the model, its train / eval data (Parquet) and its pinned
-``requirements.txt`` into ``candidates/``, pins their digests — and the datasets' contract from
-``configs/models/churn-classifier.yaml`` — in a demo copy of ``configs/``, points
-``CLEARANCE_ADVISORY_DB`` at the sample advisory database ``configs/advisories/``, registers the
-deployment, starts a worker, promotes as ``dana`` under the high tier (``artifact_integrity``,
-``data_check`` and ``security_scan``), approves through the real CLI channel as ``sam`` (security)
-and ``bea`` (business), and checks the ledger. Leaves the servers running.
+classifier on it, uploads the model, its train / eval data (Parquet), its predictions on the eval
+data (with protected attributes, for fairness) and its pinned ``requirements.txt`` into
+``candidates/``, pins their digests — with the datasets' contracts, the model card, the operations
+and the evaluation section of ``configs/models/churn-classifier.yaml``, and the version's lineage
+(git commit, training run) — in a demo copy of ``configs/``, points ``CLEARANCE_ADVISORY_DB`` at
+the sample advisory database ``configs/advisories/``, registers the deployment, starts a worker,
+promotes as ``dana`` under the high tier (``artifact_integrity``, ``data_check``, ``security_scan``
+and ``compliance_review``), approves through the real CLI channel as ``sam`` (security) and ``bea``
+(business), and checks the ledger. Leaves the servers running.
 
 ``python -m clearance.dev.demo --files DIR`` only writes the demo's files (model.joblib,
-train.parquet, eval.parquet, requirements.txt, contract.yaml) into DIR, for trying
-``clearance gate run`` on them.
+train.parquet, eval.parquet, predictions.parquet, requirements.txt, contract.yaml, MODEL_CARD.md)
+into DIR, for trying ``clearance gate run`` on them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from textwrap import indent
 from typing import TYPE_CHECKING, Any
@@ -54,12 +57,27 @@ NUMERIC = ("tenure_months", "monthly_spend", "support_calls_90d", "logins_30d", 
 PLANS, REGIONS = ("basic", "standard", "premium"), ("north", "south", "east", "west")
 
 
+#: Protected attributes written beside the predictions (never model inputs), and the share of each age band.
+GENDERS = ("female", "male")
+AGE_BANDS = {"18-29": 4, "30-44": 7, "45-59": 6, "60+": 3}  # out of 20
+#: Days from today to the KPI's review date in the demo manifest.
+KPI_REVIEW_DAYS = 180
+
+
+def example_manifest() -> dict[str, Any]:
+    """The example manifest (configs/models/churn-classifier.yaml) as data."""
+    return yaml.safe_load((REPO / "configs" / "models" / f"{MODEL}.yaml").read_text())
+
+
+def example_version() -> dict[str, Any]:
+    """The (only) version of the example manifest: its datasets, lineage and evaluation section."""
+    return next(iter(example_manifest()["versions"].values()))
+
+
 def example_contract(role: str) -> dict[str, Any]:
     """The contract of ``role`` in the example manifest (configs/models/churn-classifier.yaml): the demo's
     data is written to meet it, so the example and the demo cannot drift apart."""
-    manifest = yaml.safe_load((REPO / "configs" / "models" / f"{MODEL}.yaml").read_text())
-    example = next(iter(manifest["versions"].values()))
-    return next(d["contract"] for d in example["datasets"] if d["role"] == role)
+    return next(d["contract"] for d in example_version()["datasets"] if d["role"] == role)
 
 
 def churn_tables() -> tuple[pa.Table, pa.Table]:
@@ -101,18 +119,80 @@ def features(table: pa.Table) -> Any:
     return np.column_stack(columns)
 
 
-def train_model_bytes(train: pa.Table) -> bytes:
-    """A small, deterministic scikit-learn classifier trained on ``train``, serialised with joblib."""
-    import joblib
+def train_model(train: pa.Table) -> Any:
+    """A small, deterministic scikit-learn classifier trained on ``train``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
     model.fit(features(train), train["churned"].to_numpy())
+    return model
+
+
+def model_bytes(model: Any) -> bytes:
+    """``model`` serialised with joblib."""
+    import joblib
+
     buffer = io.BytesIO()
     joblib.dump(model, buffer)
     return buffer.getvalue()
+
+
+def train_model_bytes(train: pa.Table) -> bytes:
+    """:func:`train_model`, serialised with joblib."""
+    return model_bytes(train_model(train))
+
+
+def _balanced_pattern() -> list[tuple[str, str]]:
+    """Every (gender, age band) pair as often as its share, interleaved so that any run of the pattern
+    holds each pair in about its share (pairs placed at evenly spaced fractions, then sorted)."""
+    weights = {(g, band): share for g in GENDERS for band, share in AGE_BANDS.items()}
+    placed = [((j + 0.5) / n, i, pair) for i, (pair, n) in enumerate(weights.items()) for j in range(n)]
+    return [pair for _, _, pair in sorted(placed)]
+
+
+def protected_attributes(label: Any, predicted: Any, seed: int = 11) -> tuple[Any, Any]:
+    """Gender and age band per row, deterministic and independent of the label and the prediction.
+
+    Within each (label, prediction) cell the rows, in a seeded random order, take the pairs of a
+    balanced pattern in turn: every group then has the same share of each cell (up to rounding), so
+    the attributes carry no signal and the model's selection and error rates match across groups.
+    """
+    import numpy as np
+
+    pattern = _balanced_pattern()
+    rng = np.random.default_rng(seed)
+    gender = np.empty(len(label), dtype=object)
+    age_band = np.empty(len(label), dtype=object)
+    for y in (0, 1):
+        for p in (0, 1):
+            rows = np.flatnonzero((label == y) & (predicted == p))
+            rows = rows[rng.permutation(len(rows))]
+            offset = int(rng.integers(len(pattern)))
+            for k, row in enumerate(rows):
+                gender[row], age_band[row] = pattern[(offset + k) % len(pattern)]
+    return gender, age_band
+
+
+def predictions_table(model: Any, evaluation: pa.Table, threshold: float = 0.5) -> pa.Table:
+    """The model's predictions on the eval data: customer_id, churned (the true label), predicted (0/1 at
+    ``threshold``), score (probability of churn), and the protected attributes gender and age_band."""
+    import numpy as np
+    import pyarrow as pa
+
+    score = model.predict_proba(features(evaluation))[:, 1]
+    label = evaluation["churned"].to_numpy()
+    predicted = (score >= threshold).astype(np.int64)
+    gender, age_band = protected_attributes(label, predicted)
+    return pa.table({
+        "customer_id": evaluation["customer_id"],
+        "churned": evaluation["churned"],
+        "predicted": predicted,
+        "score": np.round(score, 6),
+        "gender": pa.array(gender.tolist(), pa.string()),
+        "age_band": pa.array(age_band.tolist(), pa.string()),
+    })
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
@@ -138,14 +218,40 @@ def requirements_bytes() -> bytes:
 
 
 def demo_files() -> dict[str, bytes]:
-    """The candidate's files: model.joblib (trained on train), train.parquet, eval.parquet and requirements.txt."""
+    """The candidate's files: model.joblib (trained on train), train.parquet, eval.parquet, predictions.parquet
+    (the model's predictions on eval, with protected attributes) and requirements.txt."""
     train, evaluation = churn_tables()
-    return {"model.joblib": train_model_bytes(train), "train.parquet": parquet_bytes(train),
-            "eval.parquet": parquet_bytes(evaluation), "requirements.txt": requirements_bytes()}
+    model = train_model(train)
+    threshold = float(example_version()["evaluation"]["threshold"])
+    return {"model.joblib": model_bytes(model), "train.parquet": parquet_bytes(train),
+            "eval.parquet": parquet_bytes(evaluation),
+            "predictions.parquet": parquet_bytes(predictions_table(model, evaluation, threshold)),
+            "requirements.txt": requirements_bytes()}
+
+
+_CARD_TITLES = {
+    "intended_use": "Intended use", "out_of_scope": "Out-of-scope uses", "training_data": "Training data",
+    "evaluation": "Evaluation", "limitations": "Limitations", "ethical_considerations": "Ethical considerations",
+    "owner_contact": "Owner and contact", "risk_tier": "Risk tier", "regulatory_tags": "Regulatory tags",
+}
+
+
+def model_card_markdown() -> str:
+    """The example manifest's model card as a Markdown file (one ``##`` heading per section)."""
+    card = example_manifest()["model_card"]
+    parts = [f"# Model card: {MODEL}"]
+    for section, title in _CARD_TITLES.items():
+        text = card.get(section)
+        if text is None:
+            continue
+        paragraphs = text if isinstance(text, list) else [text]
+        parts.append(f"## {title}\n\n" + "\n\n".join(p.strip() for p in paragraphs))
+    return "\n\n".join(parts) + "\n"
 
 
 def write_files(folder: Path) -> list[Path]:
-    """Write the demo's files and the example contract (contract.yaml) into ``folder`` (``--files``)."""
+    """Write the demo's files, the example contract (contract.yaml) and the model card (MODEL_CARD.md) into
+    ``folder`` (``--files``)."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, body in demo_files().items():
@@ -153,7 +259,22 @@ def write_files(folder: Path) -> list[Path]:
         written.append(folder / name)
     contract = folder / "contract.yaml"
     contract.write_text(yaml.safe_dump(example_contract("train"), sort_keys=False))
-    return [*written, contract]
+    card = folder / "MODEL_CARD.md"
+    card.write_text(model_card_markdown())
+    return [*written, contract, card]
+
+
+def code_revision() -> str:
+    """The repository's ``git rev-parse HEAD``, else a fixed 40-hex digest of this file (no git here)."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10,
+                              check=False)
+    except (OSError, subprocess.SubprocessError):
+        done = None
+    head = done.stdout.strip() if done is not None and done.returncode == 0 else ""
+    if re.fullmatch(r"[0-9a-f]{40}", head):
+        return head
+    return hashlib.sha1(Path(__file__).read_bytes(), usedforsecurity=False).hexdigest()
 
 
 def next_version(store) -> str:
@@ -165,9 +286,11 @@ def next_version(store) -> str:
     return f"1.0.{n}"
 
 
-def write_demo_configs(version: str, files: dict[str, tuple[str, bytes]]) -> Path:
+def write_demo_configs(version: str, files: dict[str, tuple[str, bytes]], today: date | None = None) -> Path:
     """Copy configs/ and pin the new candidate in the demo manifest: the model (digest and size), its
-    datasets (key, digest, and the example manifest's contract) and its requirements file. ``files`` maps a
+    datasets (key, digest, and the example manifest's contract), its requirements file, its lineage (git
+    commit, training run) and the example's evaluation section; the KPI is reviewed ``KPI_REVIEW_DAYS``
+    from ``today``. Sponsor, operations and model card come with the example manifest. ``files`` maps a
     file name to (key, bytes)."""
     target = STATE / "demo" / "configs"
     if target.exists():
@@ -178,11 +301,16 @@ def write_demo_configs(version: str, files: dict[str, tuple[str, bytes]]) -> Pat
     key, body = files["model.joblib"]
     datasets = [{"role": role, "uri": files[f"{role}.parquet"][0],
                  "sha256": hashlib.sha256(files[f"{role}.parquet"][1]).hexdigest(), "contract": example_contract(role)}
-                for role in ("train", "eval")]
-    manifest["versions"] = {version: {"artifacts": [{"key": key, "sha256": hashlib.sha256(body).hexdigest(),
-                                                     "size": len(body), "format": "joblib"}],
+                for role in ("train", "eval", "predictions")]
+    digest = hashlib.sha256(body).hexdigest()
+    manifest["kpi"]["review_date"] = ((today or date.today()) + timedelta(days=KPI_REVIEW_DAYS)).isoformat()
+    manifest["versions"] = {version: {"artifacts": [{"key": key, "sha256": digest, "size": len(body),
+                                                     "format": "joblib"}],
                                       "datasets": datasets,
                                       "requirements": files["requirements.txt"][0],
+                                      "lineage": {"code_revision": code_revision(),
+                                                  "training_run": f"make-demo:{MODEL}:{version}:{digest[:12]}"},
+                                      "evaluation": example_version()["evaluation"],
                                       "notes": "trained by make demo"}}
     path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     return target
@@ -269,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo (or, with ``--files DIR``, only write its files); returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m clearance.dev.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=Path, metavar="DIR",
-                        help="only write model.joblib, train.parquet, eval.parquet and contract.yaml into DIR")
+                        help="only write model.joblib, train.parquet, eval.parquet, predictions.parquet, "
+                             "requirements.txt, contract.yaml and MODEL_CARD.md into DIR")
     args = parser.parse_args(argv or [])
     if args.files is not None:
         for path in write_files(args.files):
@@ -288,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     get_settings.cache_clear()
     store = object_store()
 
-    say("Training an example model into candidates/, with its train and eval data")
+    say("Training an example model into candidates/, with its train and eval data and its predictions")
     version = next_version(store)
     files = {name: (keys.candidate_key(MODEL, version, name), body) for name, body in demo_files().items()}
     for file_key, body in files.values():
@@ -303,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     get_settings.cache_clear()
     for file_key, file_body in files.values():
         print(f"   {file_key} ({len(file_body)} bytes)")
-    print(f"   pinned, with the datasets' contract and the requirements file, in {configs}/models/{MODEL}.yaml")
+    print(f"   pinned, with the datasets' contracts, the requirements file, the lineage and the model card, "
+          f"in {configs}/models/{MODEL}.yaml")
     print(f"   advisory database (CLEARANCE_ADVISORY_DB): {configs / 'advisories'}")
 
     say("Validating configs, registering the deployment, starting a worker")
@@ -318,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     start_worker(env)
 
     say(f"Promoting {MODEL} {version} as {INITIATOR}, signed with her SSH key (high tier: gates artifact_integrity, "
-        "data_check and security_scan; verified people only, security + business)")
+        "data_check, security_scan and compliance_review; verified people only, security + business)")
     started = clearance("promote", MODEL, version, "--key", str(people[INITIATOR]), user=INITIATOR, env=env)
     match = re.search(r"run ([0-9a-f-]{36})", started.stdout)
     if started.returncode or match is None:

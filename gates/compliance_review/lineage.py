@@ -32,7 +32,7 @@ MAX_NAME_CHARS = 256
 MAX_ECHO_CHARS = 80
 MAX_RUN_ID_CHARS = 256
 STRICT_ROLES = frozenset({"train", "reference"})
-KNOWN_ROLES = frozenset({"train", "eval", "reference", "production_sample"})
+KNOWN_ROLES = frozenset({"train", "eval", "reference", "production_sample", "predictions"})
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _COMMIT = re.compile(r"[0-9a-f]{40}")

@@ -229,6 +229,13 @@ def _defect(section: str, text: str, min_words: int) -> str | None:
     return None
 
 
+def section_written(card: ModelCard, section: str, *, min_words: int = 3) -> bool:
+    """Whether ``card`` has ``section`` written: present, text, not empty, no placeholder, enough words."""
+    if card.oversize or card.problem is not None or section in card.invalid or section not in card.sections:
+        return False
+    return _defect(section, card.sections[section], min_words) is None
+
+
 def _norm_tier(text: str) -> str:
     return " ".join(text.lower().split()).strip(_TRIM)
 

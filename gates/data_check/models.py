@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from clearance.core.types import Duration
 
-Role = Literal["train", "eval", "reference", "production_sample"]
+Role = Literal["train", "eval", "reference", "production_sample", "predictions"]
 FileFormat = Literal["parquet", "csv"]
 
 

@@ -156,8 +156,8 @@ def test_too_many_config_files_are_refused_before_parsing(configs: Path, setting
     with pytest.raises(ConfigError) as info:
         load_config_dir(configs)
     assert [str(i) for i in info.value.issues] == [
-        "configs: holds more than 4 config files (policies/, models/, principals.yaml, waivers.yaml): nothing was "
-        "parsed (raise CLEARANCE_CONFIG_MAX_FILES if it must hold this many)"]
+        "configs: holds more than 4 config files (policies/, models/, principals.yaml, waivers.yaml, "
+        "regulatory.yaml): nothing was parsed (raise CLEARANCE_CONFIG_MAX_FILES if it must hold this many)"]
 
 
 def test_the_examples_fit_the_default_limits() -> None:

@@ -120,7 +120,8 @@ def test_unknown_top_level_key(cwd: Path) -> None:
     path = write("configs/policies/high.yaml", GOOD_POLICY + "    gatess: []\n")
     [message] = messages(path, "policy")
     assert message == ("configs/policies/high.yaml:7: gatess: unknown key "
-                       "(allowed: tier, description, gates, on_warn, approvals, promotion, notify)")
+                       "(allowed: tier, description, gates, on_warn, approvals, promotion, notify, "
+                       "regulatory_tags)")
 
 
 def test_notify_names_real_slack_channel_ids_and_jira_project_keys(cwd: Path) -> None:
@@ -331,7 +332,8 @@ def test_every_issue_is_reported_not_just_the_first(cwd: Path) -> None:
         "configs/models/churn.yaml:1: name: must be lower-case letters, digits, '_', '.' or '-', "
         "starting with a letter or digit (got 'Churn Model')",
         "configs/models/churn.yaml:4: extra: unknown key (allowed: name, owner, authors, risk_tier, intended_use, "
-        "kpi, serving_endpoint, versions, policy_overrides, notify)",
+        "kpi, serving_endpoint, versions, policy_overrides, notify, sponsor, regulatory_tags, operations, "
+        "personal_data, model_card)",
         "configs/models/churn.yaml:9: versions.1.0.0.artifacts.0.sha256: must be a SHA-256: 64 lower-case hex "
         "characters (got 'ABC')",
         "configs/models/churn.yaml:10: versions.1.0.0.artifacts.0.size: must be >= 0",
@@ -622,7 +624,7 @@ def test_validate_paths_lone_files_and_dedup(cwd: Path) -> None:
     assert [str(i) for i in issues] == [
         "somewhere/strict.yaml:2: gates: must have at least 1 item(s)",
         "somewhere/other.yaml:1: cannot tell what this is: expected a policy (tier, gates), a model manifest "
-        "(name, risk_tier, versions) or principals",
+        "(name, risk_tier, versions), principals or a regulatory map (controls, tags)",
     ]
 
 
@@ -654,10 +656,11 @@ def _validator(schema_path: Path) -> jsonschema.protocols.Validator:
 def test_schemas_are_written_and_examples_validate(tmp_path: Path) -> None:
     written = write_schemas(tmp_path / "schemas")
     assert sorted(p.name for p in written) == ["model.schema.json", "policy.schema.json", "principals.schema.json",
-                                               "waivers.schema.json"]
+                                               "regulatory.schema.json", "waivers.schema.json"]
     by_kind = {"policies": "policy", "models": "model"}
     for example in sorted(EXAMPLES.rglob("*.yaml")):
-        kind = by_kind.get(example.parent.name, "waivers" if example.stem == "waivers" else "principals")
+        kind = by_kind.get(example.parent.name, example.stem if example.stem in ("waivers", "regulatory")
+                           else "principals")
         validator = _validator(tmp_path / "schemas" / f"{kind}.schema.json")
         errors = list(validator.iter_errors(yaml.safe_load(example.read_text())))
         assert errors == [], f"{example}: {[e.message for e in errors]}"

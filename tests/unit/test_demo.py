@@ -1,9 +1,12 @@
-"""The demo's pieces that need no server: its data meets the example contract, and the manifest it
-writes validates and points data_check at the clearance bucket."""
+"""The demo's pieces that need no server: its data meets the example contract, its predictions are fair and
+hold no personal data, and the manifest it writes validates, pins every dataset, records the lineage and points
+the gates at the clearance bucket."""
 
 from __future__ import annotations
 
 import hashlib
+import re
+from datetime import date, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -55,7 +58,7 @@ def test_the_demo_manifest_validates_and_pins_the_datasets(files, tmp_path, monk
     entry = manifest.versions[version]
     assert [a.key for a in entry.artifacts] == [f"candidates/{demo.MODEL}/{version}/model.joblib"]
     datasets = {d.role: d for d in entry.datasets}
-    assert set(datasets) == {"train", "eval"}
+    assert set(datasets) == {"train", "eval", "predictions"}
     bucket = Settings().bucket
     for role, ref in datasets.items():
         assert ref.uri == f"candidates/{demo.MODEL}/{version}/{role}.parquet"  # as in the example manifest
@@ -65,26 +68,133 @@ def test_the_demo_manifest_validates_and_pins_the_datasets(files, tmp_path, monk
         assert split_uri(ref.uri, Settings()) == ("s3", f"{bucket}/{ref.uri}")
     raw = yaml.safe_load((configs / "models" / f"{demo.MODEL}.yaml").read_text())
     assert raw["risk_tier"] == "high" and load_config_dir(configs).policies["high"].gate("data_check")
+    # what compliance_review reads: lineage, the evaluation section, a KPI reviewed in the future, the
+    # example's sponsor, operations and model card
+    assert entry.lineage is not None and re.fullmatch(r"[0-9a-f]{40}", entry.lineage.code_revision or "")
+    assert entry.lineage.training_run and version in entry.lineage.training_run
+    assert entry.evaluation is not None and entry.evaluation.model_dump() == \
+        demo.example_version()["evaluation"] | {"threshold": 0.5}
+    assert manifest.kpi is not None and manifest.kpi.review_date == date.today() + timedelta(days=180)
+    example = demo.example_manifest()
+    assert manifest.sponsor == example["sponsor"] and manifest.model_card == example["model_card"]
+    assert manifest.operations is not None and manifest.operations.monitoring == example["operations"]["monitoring"]
+
+
+def test_the_demo_predictions_are_the_models_on_eval_with_independent_protected_attributes(files):
+    import io
+
+    import joblib
+    import numpy as np
+
+    evaluation = pq.read_table(pa.BufferReader(files["eval.parquet"]))
+    predictions = pq.read_table(pa.BufferReader(files["predictions.parquet"]))
+    assert predictions.column_names == ["customer_id", "churned", "predicted", "score", "gender", "age_band"]
+    assert predictions["customer_id"].equals(evaluation["customer_id"])
+    assert predictions["churned"].equals(evaluation["churned"])
+    model = joblib.load(io.BytesIO(files["model.joblib"]))
+    score = model.predict_proba(demo.features(evaluation))[:, 1]
+    assert np.allclose(predictions["score"].to_numpy(), score, atol=1e-6)
+    assert (predictions["predicted"].to_numpy() == (predictions["score"].to_numpy() >= 0.5)).all()
+    contract = DatasetContract.model_validate(demo.example_contract("predictions"))
+    assert set(contract.columns) == set(predictions.column_names)
+    assert set(predictions["gender"].to_pylist()) == set(demo.GENDERS)
+    assert set(predictions["age_band"].to_pylist()) == set(demo.AGE_BANDS)
+    # deterministic
+    assert demo.demo_files()["predictions.parquet"] == files["predictions.parquet"]
+
+
+def test_the_demo_predictions_are_fair_at_the_default_levels(files):
+    from gates.compliance_review.fairness import fairness_from_table, judge_fairness
+
+    predictions = pq.read_table(pa.BufferReader(files["predictions.parquet"]))
+    evaluation = demo.example_version()["evaluation"]
+    result = fairness_from_table(predictions, label=evaluation["label"], prediction=evaluation["prediction"],
+                                 score=evaluation["score"], attributes=evaluation["protected_attributes"],
+                                 intersections=[tuple(pair) for pair in evaluation["intersections"]])
+    checks = judge_fairness(result)
+    assert {c.id.split(":")[1] for c in checks} == {"gender", "age_band", "gender&age_band"}
+    assert all(c.status is Status.PASS for c in checks), [(c.id, c.status, c.observed) for c in checks]
+    metrics = {c.id: c.observed for c in checks}
+    for attr in ("gender", "age_band"):
+        assert metrics[f"fairness:{attr}:demographic_parity_difference"] < 0.1
+        assert metrics[f"fairness:{attr}:demographic_parity_ratio"] > 0.8
+        assert metrics[f"fairness:{attr}:equalized_odds_difference"] < 0.1
+
+
+def test_the_demo_data_holds_no_personal_data(files):
+    from gates.compliance_review.personal_data import scan_table
+
+    for name in ("train.parquet", "eval.parquet", "predictions.parquet"):
+        table = pq.read_table(pa.BufferReader(files[name]))
+        found = {scan.column: [d.detector for d in scan.detections if d.hits] for scan in scan_table(table)}
+        assert not any(found.values()), (name, found)
+
+
+def test_files_mode_writes_the_predictions_and_a_model_card(tmp_path):
+    from gates.compliance_review.model_card import REQUIRED_BY_TIER, check_model_card, read_model_card
+
+    written = {path.name for path in demo.write_files(tmp_path)}
+    assert {"model.joblib", "train.parquet", "eval.parquet", "predictions.parquet", "requirements.txt",
+            "contract.yaml", "MODEL_CARD.md"} == written
+    card = read_model_card({"risk_tier": "high"}, (tmp_path / "MODEL_CARD.md").read_text())
+    checks = check_model_card(card, sorted(REQUIRED_BY_TIER["high"]))
+    assert all(c.status is Status.PASS for c in checks), [(c.id, c.message) for c in checks if c.status is not
+                                                          Status.PASS]
+    assert {f"model_card:{s}" for s in REQUIRED_BY_TIER["high"]} <= {c.id for c in checks}
 
 
 def test_the_demo_data_passes_data_check_under_the_high_tier(files, tmp_path):
     """What the promotion in `make demo` runs, with the datasets local instead of in the bucket."""
     from tasks.preflight import local_gate_inputs
 
-    for name in ("train.parquet", "eval.parquet"):
+    for name in ("train.parquet", "eval.parquet", "predictions.parquet"):
         (tmp_path / name).write_bytes(files[name])
     contract = tmp_path / "contract.yaml"
     contract.write_text(yaml.safe_dump(demo.example_contract("train")))
+    predictions_contract = tmp_path / "predictions-contract.yaml"
+    predictions_contract.write_text(yaml.safe_dump(demo.example_contract("predictions")))
     config = load_config_dir(demo.REPO / "configs").policies["high"].gate("data_check")
     assert config is not None
     inputs: GateInputs = local_gate_inputs(datasets={"train": tmp_path / "train.parquet",
-                                                     "eval": tmp_path / "eval.parquet"},
+                                                     "eval": tmp_path / "eval.parquet",
+                                                     "predictions": tmp_path / "predictions.parquet"},
+                                           contracts={"predictions": predictions_contract},
                                            every_contract=contract, evidence_dir=tmp_path / "evidence")
     result = run_gate("data_check", inputs, config.config)
     assert result.status is Status.PASS, result.problems()
     ids = {c.id for c in result.checks}
     assert {"label_balance:eval", "psi:eval:region", "ks:eval:tenure_months", "digest:train"} <= ids
     assert "reference" not in ids  # train is the reference: require_reference is met, drift is measured
+    # the predictions meet their contract, and are never compared for drift
+    assert "digest:predictions" in ids and not [i for i in ids if i.startswith(("psi:predictions", "ks:predictions"))]
+
+
+def test_the_demo_passes_compliance_review_under_the_high_tier(files, tmp_path, monkeypatch):
+    """What the promotion in `make demo` runs, on local files: a pre-flight, so the earlier gates' evidence is
+    absent (those controls are skipped, those readiness factors missing); nothing fails."""
+    from tasks.preflight import local_gate_inputs
+
+    monkeypatch.setattr(demo, "STATE", tmp_path / "state")
+    version = "1.0.0"
+    placed = {name: (keys.candidate_key(demo.MODEL, version, name), body) for name, body in files.items()}
+    configs = demo.write_demo_configs(version, placed)
+    for name, body in files.items():
+        (tmp_path / name).write_bytes(body)
+    spec = load_config_dir(configs).policies["high"].gate("compliance_review")
+    assert spec is not None
+    roles = ("train", "eval", "predictions")
+    inputs = local_gate_inputs(datasets={role: tmp_path / f"{role}.parquet" for role in roles},
+                               manifest=configs / "models" / f"{demo.MODEL}.yaml", version=version,
+                               regulatory=configs / "regulatory.yaml", evidence_dir=tmp_path / "evidence")
+    result = run_gate("compliance_review", inputs, spec.config)
+    bad = [(c.id, c.status.value, c.message) for c in result.checks if c.status in (Status.FAIL, Status.ERROR)]
+    assert bad == [] and result.status is Status.WARN, bad
+    warned = {c.id for c in result.checks if c.status is Status.WARN}
+    assert warned == {"readiness:data_readiness", "readiness:security", "readiness:cost_model"}
+    assert result.metrics["evaluation.auc"] > 0.9 and result.metrics["personal_data.columns_flagged"] == 0
+    ids = {c.id for c in result.checks}
+    assert {"fairness:gender:demographic_parity_difference", "lineage:code_revision", "kpi:review_date",
+            "regulatory:gdpr:gdpr-art-5-6-lawful-minimal-processing"} <= ids
 
 
 def test_the_demo_model_passes_security_scan_under_the_high_tier(files, tmp_path):

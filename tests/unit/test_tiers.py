@@ -97,3 +97,39 @@ def test_security_scan_in_the_shipped_tiers():
     # what an S3 server cannot tell (SeaweedFS: the public access block) warns, so `make demo` completes
     assert high.storage.unknown is Action.WARN and medium.storage.unknown is Action.WARN
     assert "policy" in high.storage.require and "policy" in medium.storage.require
+
+
+def test_compliance_review_in_the_shipped_tiers():
+    from gates.base import parse_gate_config
+    from gates.compliance_review.config import ComplianceReviewConfig
+    from gates.compliance_review.model_card import REQUIRED_BY_TIER
+    from gates.security_scan.config import Action
+
+    policies = shipped_policies()
+    specs = {tier: policy.gate("compliance_review") for tier, policy in policies.items()}
+    assert all(spec is not None for spec in specs.values()), specs
+    assert {tier: spec.mode for tier, spec in specs.items() if spec} == {
+        "low": GateMode.ADVISORY, "medium": GateMode.BLOCKING, "high": GateMode.BLOCKING}
+    # it reads the results of the gates before it (regulatory evidence, scorecard): it runs last
+    assert all(policy.gates[-1].id == "compliance_review" for policy in policies.values())
+    config = {tier: parse_gate_config("compliance_review", spec.config) for tier, spec in specs.items() if spec}
+    assert all(isinstance(c, ComplianceReviewConfig) for c in config.values())
+    high, medium, low = config["high"], config["medium"], config["low"]
+    sections = ("model_card", "fairness", "personal_data", "lineage", "business", "regulatory", "readiness")
+    # high judges everything; fairness is required; tier-wide tags the mapping file knows
+    assert all(getattr(high, s).enabled for s in sections)
+    assert high.fairness.required and high.lineage.missing is Action.FAIL and high.business.kpi_required
+    assert high.readiness.missing is Action.WARN
+    assert {"eu-ai-act-high-risk", "gdpr"} <= set(high.regulatory.tags) | set(policies["high"].regulatory_tags)
+    assert high.model_card.required is None or set(high.model_card.required) >= REQUIRED_BY_TIER["high"]
+    # medium: the medium model card, fairness only when given, lineage gaps warn, no tier-wide controls
+    assert set(medium.model_card.required or REQUIRED_BY_TIER["medium"]) == REQUIRED_BY_TIER["medium"]
+    assert medium.personal_data.enabled and medium.business.kpi_required
+    assert medium.fairness.enabled and not medium.fairness.required
+    assert medium.lineage.missing is Action.WARN and medium.readiness.missing is Action.WARN
+    assert not medium.regulatory.tags and not policies["medium"].regulatory_tags
+    # low: advisory, the model card and personal data only
+    assert {s for s in sections if getattr(low, s).enabled} == {"model_card", "personal_data"}
+    # the higher the tier, the lower (stricter) its fairness levels
+    for name in ("demographic_parity_difference", "equalized_odds_difference"):
+        assert getattr(high.fairness, name).fail <= getattr(medium.fairness, name).fail
