@@ -20,10 +20,15 @@ install: $(STAMP)
 demo: install
 	$(PY) -m clearance.dev.demo
 
-## Lint and type check first (seconds), then every test; the session starts one Prefect server and
-## one SeaweedFS and stops them after. pytest exits 5 when it collected nothing: a failure here, not a pass.
+## Lint and type check first (seconds), then every test: tests/unit on every core (pytest-xdist: they
+## start no server), then the rest in one session, which starts one Prefect server and one SeaweedFS and
+## stops them after. pytest exits 5 when it collected nothing: a failure here, not a pass.
+TEST_WORKERS ?= auto
 test: install lint
-	@$(PY) -m pytest; rc=$$?; \
+	@$(PY) -m pytest tests/unit -n $(TEST_WORKERS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: no unit tests were collected" >&2; exit 1; fi; \
+	if [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	$(PY) -m pytest --ignore=tests/unit; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
 
 unit: install
@@ -57,3 +62,7 @@ clean: down
 bench: install
 	$(PY) -m pip install -q -c constraints.txt -e '.[bench]'
 	$(PY) bench/data_check_bench.py
+	$(PY) bench/personal_data_bench.py
+	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } \
+	  || echo "wrk is not installed (apt-get install -y wrk): bench/load_generator_bench.py runs without it"
+	$(PY) bench/load_generator_bench.py

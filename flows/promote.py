@@ -44,6 +44,7 @@ from tasks.evidence import (
 )
 from tasks.gate_runner import evaluate_gate
 from tasks.initiator import establish_initiator
+from tasks.load_test import load_test_task
 from tasks.prefect_runs import run_url
 from tasks.promotion import (
     PointerState,
@@ -147,9 +148,9 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     inputs = GateInputs(model=model, version=version, manifest=ctx.manifest.model_dump(mode="json"),
                         artifacts=observations, datasets=datasets,
                         extra={"evidence_dir": evidence_dir(run_id), **scan_inputs(ctx, run_id),
-                               **compliance_inputs(ctx, seen_pointer)})
+                               **compliance_inputs(ctx, seen_pointer), **cost_inputs(ctx)})
     try:
-        results = run_gates(ctx, inputs, run_id, prefix, dry_run, tell)
+        results = run_gates(ctx, inputs, run_id, prefix, dry_run, tell, before={"load_test": load_inputs})
     finally:
         if ctx.policy.gate("security_scan"):
             discard_candidate_files(run_id)  # the gates decided: the local copy of the candidate goes
@@ -218,21 +219,29 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     return PromotionResult(**summary, status="promoted", approvals=record.outcome, production=production)
 
 
+GateInputsHook = Callable[[PromotionContext, str, dict[str, Any]], dict[str, Any]]
+
+
 def run_gates(ctx: PromotionContext, inputs: GateInputs, run_id: str, prefix: str, dry_run: bool,
-              tell: Callable[..., object]) -> list[GateResult]:
+              tell: Callable[..., object], before: dict[str, GateInputsHook] | None = None) -> list[GateResult]:
     """The policy's gates in order; a blocking failure stops the sequence (later gates are not run).
 
     Each gate sees the results of the gates before it in this run (``extra["earlier_gates"]``: gate id →
-    status, message, blocking; after waivers), e.g. for the readiness scorecard of ``compliance_review``.
+    status, message, blocking and metrics; after waivers), e.g. for the readiness scorecard of
+    ``compliance_review`` and for ``cost``, which prices what ``load_test`` measured.
+    ``before[gate id](ctx, run_id, gate config)`` adds inputs made just before that gate runs (the load
+    test: only a candidate every earlier blocking gate let through is ever loaded).
     Waivers apply as of when the gate decided (its ``finished_at``), so a resumed run, which gets
     the stored result back, waives exactly what the first pass waived — and so hands the later gates
     the same earlier results, which keeps their per-run cache keys (tasks/caching.py) the same.
     """
     results: list[GateResult] = []
     for spec in ctx.policy.gates:
-        earlier = {r.gate_id: {"status": r.status.value, "message": r.message, "blocking": r.blocking}
+        earlier = {r.gate_id: {"status": r.status.value, "message": r.message, "blocking": r.blocking,
+                               "metrics": dict(r.metrics)}
                    for r in results}
-        gate_inputs = inputs.model_copy(update={"extra": {**inputs.extra, "earlier_gates": earlier}})
+        made = before[spec.id](ctx, run_id, dict(spec.config)) if before and spec.id in before else {}
+        gate_inputs = inputs.model_copy(update={"extra": {**inputs.extra, **made, "earlier_gates": earlier}})
         result = evaluate_gate(spec.id, gate_inputs, spec.config, spec.mode is GateMode.BLOCKING)
         result = apply_waivers(result, ctx.waivers, ctx.model, ctx.version, now=result.finished_at)
         publish_gate_result(prefix, result, ctx.model, run_id, dry_run)
@@ -264,6 +273,21 @@ def compliance_inputs(ctx: PromotionContext, seen_pointer: PointerState) -> dict
         extra["regulatory_map"] = ctx.regulatory
     extra["champion"] = read_champion_task(ctx.policy.promotion.prefix, ctx.model, ctx.version, seen_pointer)
     return extra | fetch_model_card_task(ctx.model_version)
+
+
+def load_inputs(ctx: PromotionContext, run_id: str, config: dict[str, Any]) -> dict[str, Any]:
+    """What ``load_test`` judges: the load run on the candidate's serving endpoint (tasks/load_test.py), made
+    just before the gate, so a candidate an earlier blocking gate stopped is never loaded. Cached per run: a
+    resumed run gets the same run back and does not load the endpoint again."""
+    return {"load_run": load_test_task(ctx.manifest, ctx.version, config, evidence_dir(run_id), run_id)}
+
+
+def cost_inputs(ctx: PromotionContext) -> dict[str, Any]:
+    """What ``cost`` reads besides the manifest's ``serving`` prices and load_test's metrics, when the policy
+    runs it: the config set's price table (configs/prices.yaml, instance type → USD per hour)."""
+    if ctx.policy.gate("cost") is None or ctx.prices is None:
+        return {}
+    return {"price_table": ctx.prices}
 
 
 def sign_off(ctx: PromotionContext, request: ApprovalRequest, eligible: dict[str, list[str]],

@@ -34,6 +34,9 @@ class PromotionContext(BaseModel):
     waivers: list[Waiver] = Field(default_factory=list, description="waivers.yaml entries scoped to this version.")
     regulatory: dict[str, Any] | None = Field(
         None, description="The config set's regulatory mapping (configs/regulatory.yaml) as JSON, if it has one.")
+    prices: dict[str, float] | None = Field(
+        None, description="The config set's price table (configs/prices.yaml: instance type → USD per "
+                          "instance-hour), if it has one: what the cost gate reads as extra['price_table'].")
 
     @property
     def model_version(self) -> ModelVersion:
@@ -66,7 +69,7 @@ def load_promotion_context(model: str, version: str, config_dir: str | None = No
     return PromotionContext(model=model, version=version, manifest=manifest,
                             policy=configs.effective_policy(model), principals=configs.principals,
                             config_digest=config_digest(root), waivers=configs.waivers_for(model, version),
-                            regulatory=configs.regulatory_map_json())
+                            regulatory=configs.regulatory_map_json(), prices=configs.price_table_json())
 
 
 class ArtifactSource(Protocol):

@@ -10,7 +10,7 @@ from typing import Any
 from clearance.approvals import Outcome
 from clearance.core.keys import run_prefix
 from clearance.events import PromotionEvent
-from clearance.render.jira_comments import gate_comment, outcome_comment, tally_comment
+from clearance.render.jira_comments import gate_comment, outcome_comment, scorecard_comment, tally_comment
 from clearance.settings import JiraSettings
 
 #: The operation that must come first: find or create the run's ticket.
@@ -37,6 +37,10 @@ def ops_for(event: PromotionEvent, settings: JiraSettings) -> list[dict[str, Any
         ops.append({"id": f"gate/{event.gate.gate_id}", "kind": "comment", "body": gate_comment(event.gate)})
     elif kind == "approval-requested" and record is not None:
         state("awaiting_approval")
+        # The readiness scorecard is what an approver reads first: it comes right before the tally.
+        card = scorecard_comment(event.gates or [])
+        if card is not None:
+            ops.append({"id": "scorecard", "kind": "comment", "body": card})
         ops.append({"id": "tally", "kind": "tally", "body": tally_comment(record, settings)})
     elif kind in ("approvals-changed", "closed") and record is not None:
         ops.append({"id": "tally", "kind": "tally", "body": tally_comment(record, settings)})

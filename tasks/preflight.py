@@ -349,3 +349,88 @@ def local_gate_inputs(*, artifacts: list[Path] | None = None, datasets: dict[str
         extra["evidence_dir"] = str(evidence_dir)
     return GateInputs(model=model, version=chosen, manifest=manifest_json, artifacts=observations,
                       datasets=locators, extra=extra)
+
+
+# --------------------------------------------------------------------------- load test and cost
+
+
+def with_endpoint(inputs: GateInputs, endpoint: str | None) -> GateInputs:
+    """``inputs`` whose manifest serves at ``endpoint`` (``--endpoint``), the URL the load test loads."""
+    if endpoint is None:
+        return inputs
+    return inputs.model_copy(update={"manifest": {**inputs.manifest, "serving_endpoint": endpoint}})
+
+
+def _manifest_model(inputs: GateInputs) -> ModelManifest:
+    """The gate's manifest as the model; a synthetic one (no ``--manifest``) gets a placeholder owner and tier."""
+    data = dict(inputs.manifest)
+    if inputs.model == PREFLIGHT_MODEL and "owner" not in data:  # synthetic: no owner, tier, maybe no artifact
+        data |= {"owner": PREFLIGHT_MODEL, "risk_tier": PREFLIGHT_MODEL}
+        version = dict(data["versions"][inputs.version])
+        version["artifacts"] = version.get("artifacts") or [{"key": "(none)", "sha256": "0" * 64}]
+        data["versions"] = {inputs.version: version}
+    try:
+        return ModelManifest.model_validate(data)
+    except ValidationError as exc:  # --endpoint is the only field set here that the manifest file did not check
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise PreflightError(f"--endpoint: {where}: {first['msg']}") from None
+
+
+def preflight_load_run(inputs: GateInputs, load_config: dict[str, Any]) -> dict[str, Any]:
+    """The load run (``extra["load_run"]``) of a pre-flight: :func:`tasks.load_test.run_load_test` on the
+    manifest's ``serving_endpoint`` (``--endpoint`` via :func:`with_endpoint`), or its SageMaker endpoint,
+    request bodies sampled from the local datasets. Only an allowlisted host is loaded
+    (``CLEARANCE_LOAD_TEST_ALLOWED_HOSTS``); :class:`PreflightError` when there is nothing to load."""
+    from tasks.load_test import run_load_test
+
+    manifest = _manifest_model(inputs)
+    serving = getattr(manifest, "serving", None)
+    if not manifest.serving_endpoint and getattr(serving, "sagemaker", None) is None:
+        raise PreflightError("nothing to load: give --endpoint URL (the server to load; its host must be in "
+                             "CLEARANCE_LOAD_TEST_ALLOWED_HOSTS), or a --manifest with serving_endpoint or "
+                             "serving.sagemaker")
+    folder = Path(inputs.extra.get("evidence_dir") or ".")
+    return run_load_test(manifest, inputs.version, inputs.datasets, load_config, folder)
+
+
+def allow_hint(load_run: dict[str, Any]) -> str | None:
+    """For a target the allowlist refused: how to allow it (one line), else None."""
+    if not load_run.get("refused"):
+        return None
+    from urllib.parse import urlsplit
+
+    target = str(load_run.get("target") or "")
+    if target.startswith("sagemaker:"):
+        entry = target
+    else:
+        parts = urlsplit(target)
+        entry = parts.netloc.rpartition("@")[2] or target
+    return (f"note: the load generator only loads allowlisted hosts: to allow this one, "
+            f"export CLEARANCE_LOAD_TEST_ALLOWED_HOSTS='{entry}' (comma-separated host or host:port entries)")
+
+
+def default_prices(*anchors: Path | None) -> Path | None:
+    """``prices.yaml`` of the config dir holding the first anchor (a manifest under ``models/`` or a policy under
+    ``policies/``) that has one."""
+    for anchor in anchors:
+        if anchor is None:
+            continue
+        folder = anchor.resolve().parent
+        for root in (folder.parent, folder) if folder.name in ("models", "policies") else (folder,):
+            for name in ("prices.yaml", "prices.yml"):
+                if (root / name).is_file():
+                    return root / name
+    return None
+
+
+def load_prices(path: Path) -> dict[str, float]:
+    """A price table (``configs/prices.yaml``), checked with file:line errors, as the JSON the flow hands the cost
+    gate (``extra["price_table"]``: instance type → USD per instance-hour)."""
+    from clearance.config import ConfigError
+    from clearance.config import load_prices as load_prices_yaml
+
+    try:
+        return dict(load_prices_yaml(path).prices)
+    except ConfigError as exc:
+        raise _problems(list(exc.issues)) from None

@@ -377,6 +377,7 @@ def status(run_id: Annotated[Optional[str], typer.Argument()] = None,
     from clearance.render.document import Para
     from clearance.render.gate import gates_overview
     from clearance.render.report import sign_off_blocks
+    from clearance.render.scorecard import scorecard_blocks
     from tasks.approval_intake import UnknownRunError, record_key_for_run
     from tasks.approvals_record import read_record
     from tasks.evidence import stored_gate_results
@@ -412,7 +413,7 @@ def status(run_id: Annotated[Optional[str], typer.Argument()] = None,
     record, problems = trusted_record(record, record.request, principals,
                                       service_keys(principals, own_public_keys()), utcnow())
     # Built by the render layer, printed as plain text with markup off: user text stays text.
-    blocks = [Para([f"run {run_id}"]), gates_overview(results),
+    blocks = [Para([f"run {run_id}"]), *scorecard_blocks(results), gates_overview(results),
               *sign_off_blocks(record, record.request, {}), *(Para([problem]) for problem in problems)]
     console.print(text.render(blocks), markup=False, highlight=False)
 
@@ -439,6 +440,7 @@ def _print_run_without_request(store, run_id: str, model: str | None, entries: l
     from clearance.render import text
     from clearance.render.document import Para
     from clearance.render.gate import gate_summary, gates_overview
+    from clearance.render.scorecard import scorecard_blocks
     from tasks.evidence import stored_gate_results
 
     version = next((str(e.payload["version"]) for e in entries if e.payload.get("version")), None)
@@ -450,6 +452,7 @@ def _print_run_without_request(store, run_id: str, model: str | None, entries: l
     results = stored_gate_results(store, model, version, run_id)
     ended = next((e for e in reversed(entries) if e.kind in {k.value for k in TERMINAL}), None)
     blocks: list = [Para([f"run {run_id}: {model} {version}"])]
+    blocks += scorecard_blocks(results)
     blocks.append(gates_overview(results) if results else Para(["no gate result stored"]))
     stopper = next((r for r in results if r.stops_promotion), None)
     if stopper is not None:
@@ -636,6 +639,39 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     from clearance.app.serve.app import build_app
 
     uvicorn.run(build_app(), host=host, port=port, log_level="info")
+
+
+@app.command("serve-model")
+def serve_model(
+    model_file: Annotated[Path, typer.Argument(help="The model file (joblib or pickle) to serve.")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8081,
+    latency_ms: Annotated[Optional[float], typer.Option(
+        "--latency-ms", help="Injected latency: a constant number of milliseconds per request.")] = None,
+    latency: Annotated[Optional[str], typer.Option(
+        help='Injected latency drawn per request: "constant:200", "uniform:10,30" or '
+             '"lognormal:median=50,sigma=0.5" (milliseconds).')] = None,
+    error_rate: Annotated[float, typer.Option(
+        help="Share of prediction requests answered with --error-status (spread evenly, seeded).")] = 0.0,
+    error_status: Annotated[int, typer.Option(help="HTTP status of an injected error.")] = 503,
+    seed: Annotated[int, typer.Option(help="Seed of the latency draws and of the error schedule.")] = 0,
+    policy: Annotated[Optional[Path], typer.Option(
+        help="Policy whose security_scan allowlists judge the file (default: policies/high.yaml of "
+             "CLEARANCE_CONFIG_DIR; without one, the built-in high-tier equivalent).")] = None,
+) -> None:
+    """Serve one model file over HTTP for load tests (`/predict`, SageMaker `/endpoints/<name>/invocations`,
+    `/health`), with injected latency and errors; a file that fails the security scan is refused, never loaded."""
+    from clearance.app.serve_model import Refused, parse_latency, run
+
+    _so_far("nothing was served")
+    try:
+        distribution = parse_latency(latency, latency_ms=latency_ms)
+        run(model_file, host=host, port=port, latency=distribution, error_rate=error_rate,
+            error_status=error_status, seed=seed,
+            policy_file=policy or Path(get_settings().config_dir) / "policies" / "high.yaml")
+    except (Refused, ValueError) as exc:
+        err.print(f"refused: {exc}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
 
 
 def _principal_id_or_user() -> str:

@@ -5,7 +5,8 @@ no Prefect server, no object store), evaluates the same registered gate the flow
 its checks (``clearance/render``) or, with ``--json``, the :class:`~gates.base.GateResult`. With
 ``--manifest`` the gate sees that manifest and one of its versions (``compliance_review`` reads its model
 card, KPI, lineage, personal-data declarations and evaluation columns), local datasets standing in for
-its URIs.
+its URIs. ``load_test`` loads ``--endpoint URL`` (an allowlisted host only) and judges what it measured;
+``cost`` runs that load test first, then prices its metrics, as the flow hands them on.
 Exit codes: 0 pass / warn / skipped, 1 fail, 2 error or bad input — every bad input is one line
 naming the file or option and the field, never a traceback. ``clearance gate list`` names the
 registered gates.
@@ -139,6 +140,9 @@ def run(
     policy: Annotated[Optional[Path], typer.Option(
         "--policy", help="Take the gate's config and mode from this tier's policy file instead of --config "
                          "(e.g. configs/policies/high.yaml).")] = None,
+    endpoint: Annotated[Optional[str], typer.Option(
+        "--endpoint", help="load_test, cost: the URL to load (instead of the manifest's serving_endpoint); its host "
+                           "must be in CLEARANCE_LOAD_TEST_ALLOWED_HOSTS.")] = None,
     evidence_dir: Annotated[Optional[Path], typer.Option(
         "--evidence-dir", help="Keep the gate's evidence files here (default: a temporary folder, removed).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the GateResult as JSON instead of a table.")] = False,
@@ -146,13 +150,15 @@ def run(
     """Run GATE on local files only (no Prefect server, no S3): exit 0 pass/warn, 1 fail, 2 error or bad input."""
     from clearance.render.text import escape
     from gates.base import Status, registered_gates, run_gate
-    from tasks.preflight import PreflightError, load_gate_config, local_gate_inputs
+    from tasks.preflight import PreflightError, load_gate_config, local_gate_inputs, with_endpoint
 
     known = registered_gates()
     if gate not in known:
         _die(f"unknown gate {gate!r} (registered: {', '.join(sorted(known)) or 'none'})")
     if config is not None and policy is not None:
         _die("give --config or --policy, not both")
+    if endpoint is not None and gate not in LOADING_GATES:
+        _die(f"--endpoint {endpoint}: only {' and '.join(LOADING_GATES)} load an endpoint, not {gate}")
     datasets, _ = _assignments(dataset or [], "--dataset")
     contracts, every_contract = _assignments(contract or [], "--contract", bare=True)
     if every_contract is not None and not datasets:
@@ -168,10 +174,13 @@ def run(
                                        every_contract=every_contract, requirements=requirements, evidence_dir=folder,
                                        manifest=manifest, version=version, model_card=model_card,
                                        regulatory=regulatory, regulatory_tags=tags)
+            inputs = with_endpoint(inputs, endpoint)
+            if gate in LOADING_GATES:
+                inputs = _loaded(gate, inputs, raw_config, policy, manifest, as_json)
             result = run_gate(gate, inputs, raw_config, blocking=blocking)
     except PreflightError as exc:
         _die(*exc.problems)
-    for role, uri in (inputs.extra.get("preflight_unread") or {}).items():
+    for role, uri in _unread_notes(gate, inputs).items():
         typer.echo(escape(f"note: the {role} dataset ({uri}) was not read: give --dataset {role}=PATH"), err=True)
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
@@ -183,6 +192,75 @@ def run(
         raise typer.Exit(EXIT_INVALID)
     if result.status is Status.FAIL:
         raise typer.Exit(EXIT_FAIL)
+
+
+def _unread_notes(gate: str, inputs: Any) -> dict[str, str]:
+    """Role → URI of the manifest's datasets a pre-flight did not read and ``gate`` would have: for the gates that
+    load an endpoint, only the dataset the request bodies come from."""
+    unread = dict(inputs.extra.get("preflight_unread") or {})
+    if gate not in LOADING_GATES:
+        return unread
+    body = ((inputs.manifest.get("serving") or {}).get("body") or {})
+    role = body.get("dataset_role") or "eval"
+    return {role: unread[role]} if role in unread else {}
+
+
+#: The gates a pre-flight feeds by loading an endpoint (``--endpoint``).
+LOADING_GATES = ("load_test", "cost")
+
+
+def _loaded(gate: str, inputs: Any, raw_config: dict[str, Any], policy: Path | None, manifest: Path | None,
+            as_json: bool) -> Any:
+    """``inputs`` with what a flow would have made before ``gate``: the load run (``load_test``), or — for
+    ``cost`` — the price table and, when there is an endpoint to load, load_test's result run first
+    (``earlier_gates``, as the flow passes it)."""
+    from clearance.render.text import escape
+    from gates.base import run_gate
+    from tasks.preflight import allow_hint, default_prices, load_prices, preflight_load_run
+
+    extra = dict(inputs.extra)
+    if gate == "load_test":
+        extra["load_run"] = preflight_load_run(inputs, raw_config)
+        hint = allow_hint(extra["load_run"])
+        if hint:
+            typer.echo(escape(hint), err=True)
+        return inputs.model_copy(update={"extra": extra})
+    prices = default_prices(manifest, policy)
+    if prices is not None:
+        extra["price_table"] = load_prices(prices)
+    serving = inputs.manifest.get("serving") or {}
+    if not inputs.manifest.get("serving_endpoint") and not serving.get("sagemaker"):
+        typer.echo("note: no --endpoint (and no serving endpoint in a --manifest): nothing was load-tested, so "
+                   "cost has nothing to price", err=True)
+        return inputs.model_copy(update={"extra": extra})
+    load_config: dict[str, Any] = {}
+    load_blocking = True
+    if policy is not None:
+        load_config, load_blocking = _policy_load_config(policy)
+    loaded = inputs.model_copy(update={"extra": {**extra, "load_run": preflight_load_run(inputs, load_config)}})
+    measured = run_gate("load_test", loaded, load_config, blocking=load_blocking)
+    hint = allow_hint(loaded.extra["load_run"])
+    if hint:
+        typer.echo(escape(hint), err=True)
+    if not as_json:
+        typer.echo(_table(measured, None))
+    typer.echo(escape(f"note: load_test ran first: {measured.status.value}"
+                      + (f" — {measured.message}" if measured.message else "")), err=True)
+    extra["earlier_gates"] = {"load_test": {"status": measured.status.value, "message": measured.message,
+                                            "blocking": measured.blocking, "metrics": dict(measured.metrics)}}
+    return inputs.model_copy(update={"extra": extra})
+
+
+def _policy_load_config(policy_file: Path) -> tuple[dict[str, Any], bool]:
+    """The load_test config and mode of a policy file; the gate's defaults when that tier does not run it."""
+    from clearance.config import ConfigError, load_policy
+    from clearance.config.schema import GateMode
+
+    try:
+        spec = load_policy(policy_file).gate("load_test")
+    except ConfigError as exc:
+        _die(*(str(issue) for issue in exc.issues))
+    return (dict(spec.config), spec.mode is GateMode.BLOCKING) if spec is not None else ({}, True)
 
 
 def _table(result: Any, kept: Path | None) -> str:

@@ -8,7 +8,14 @@ Typical use::
 """
 
 from clearance.config.config_set import ConfigSet, load_config_dir
-from clearance.config.files import load_manifest, load_policy, load_principals, load_regulatory, load_waivers
+from clearance.config.files import (
+    load_manifest,
+    load_policy,
+    load_prices,
+    load_principals,
+    load_regulatory,
+    load_waivers,
+)
 from clearance.config.issues import ConfigError, ConfigIssue
 from clearance.config.jsonschema_export import write_schemas
 from clearance.config.kinds import validate_paths
@@ -26,10 +33,14 @@ from clearance.config.schema import (
     OnWarn,
     Policy,
     PolicyOverrides,
+    PriceTable,
     Principal,
     Principals,
     PromotionTarget,
     RoleQuorum,
+    SageMakerEndpoint,
+    Serving,
+    ServingBody,
     TimeoutOutcome,
     Waivers,
 )
@@ -52,16 +63,21 @@ __all__ = [
     "OnWarn",
     "Policy",
     "PolicyOverrides",
+    "PriceTable",
     "Principal",
     "Principals",
     "PromotionTarget",
     "RoleQuorum",
+    "SageMakerEndpoint",
+    "Serving",
+    "ServingBody",
     "TimeoutOutcome",
     "Waivers",
     "effective_policy",
     "load_config_dir",
     "load_manifest",
     "load_policy",
+    "load_prices",
     "load_principals",
     "load_regulatory",
     "load_waivers",

@@ -12,6 +12,7 @@ Layout of a config directory::
     models/<name>.yaml         one ModelManifest per model
     waivers.yaml               optional: accepted failures of gate checks, each with an expiry
     regulatory.yaml            optional: the controls each regulatory tag selects, and their evidence
+    prices.yaml                optional: instance type → USD per instance-hour, for the cost gate
     schemas/*.schema.json      generated JSON Schemas for editors (not read here)
 """
 
@@ -46,11 +47,17 @@ class ConfigSet:
     _lines: dict[str, tuple[str, LineMap]] = field(default_factory=dict, repr=False)
     waivers: list[Waiver] = field(default_factory=list)
     regulatory: RegulatoryMap | None = None  # regulatory.yaml, when the directory has one
+    prices: dict[str, float] | None = None  # prices.yaml's table (instance type → USD/hour), when there is one
 
     def regulatory_map_json(self) -> dict[str, Any] | None:
         """The regulatory map as JSON (what the compliance_review gate reads as ``extra["regulatory_map"]``),
         or None when the config directory has no ``regulatory.yaml``."""
         return self.regulatory.model_dump(mode="json") if self.regulatory is not None else None
+
+    def price_table_json(self) -> dict[str, float] | None:
+        """The price table as JSON, ``{instance_type: USD per instance-hour}`` (what the cost gate reads as
+        ``extra["price_table"]``), or None when the config directory has no ``prices.yaml``."""
+        return dict(self.prices) if self.prices is not None else None
 
     def manifest(self, model_name: str) -> ModelManifest:
         """The manifest of ``model_name``; KeyError naming the known models otherwise."""
@@ -87,7 +94,7 @@ def _config_files(root: Path, limits: ConfigLimits) -> tuple[list[tuple[Path, in
     are more than ``limits.max_files`` (then the listing stops there: a folder of a million files is not
     listed to the end)."""
     found: list[tuple[Path, int]] = []
-    for name in ("principals.yaml", "waivers.yaml", "regulatory.yaml"):
+    for name in ("principals.yaml", "waivers.yaml", "regulatory.yaml", "prices.yaml"):
         path = root / name
         if path.is_file():
             found.append((path, path.stat().st_size))
@@ -187,11 +194,17 @@ def _collect_dir(config_dir: Path, limits: ConfigLimits | None = None) -> tuple[
         issues += regulatory.issues
     issues += _tag_issues(policies, manifests, regulatory, display_path(root / "regulatory.yaml"))
 
+    prices: _Loaded | None = None
+    if (root / "prices.yaml").is_file():
+        prices = _load_file(root / "prices.yaml", "prices", limits=limits)
+        issues += prices.issues
+
     if issues or principals is None:
         return None, issues
     docs = [people.doc] + [x.doc for x in (*policies.values(), *manifests.values())]
     docs += [waivers.doc] if waivers else []
     docs += [regulatory.doc] if regulatory else []
+    docs += [prices.doc] if prices else []
     files = {d.file: d.sha256 or "" for d in docs}
     config = ConfigSet(
         root=root,
@@ -202,6 +215,7 @@ def _collect_dir(config_dir: Path, limits: ConfigLimits | None = None) -> tuple[
         _lines={name: (loaded.doc.file, loaded.doc.lines) for name, loaded in manifests.items()},
         waivers=list(waivers.model.waivers) if waivers else [],
         regulatory=regulatory.model if regulatory else None,
+        prices=dict(prices.model.prices) if prices else None,
     )
     return config, []
 

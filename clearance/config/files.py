@@ -1,4 +1,5 @@
-"""One config file checked on its own: a policy, a model manifest, principals, waivers or the regulatory map.
+"""One config file checked on its own: a policy, a model manifest, principals, waivers, the regulatory map or
+the price table.
 
 Why: ``clearance validate some/file.yaml`` and the config directory both start from the same
 per-file verdict. A file is read with line numbers (:mod:`~clearance.config.yaml_source`),
@@ -20,17 +21,17 @@ from pydantic import BaseModel, ValidationError
 from clearance.config.issues import ConfigError, ConfigIssue, ConfigPath, dotted, issue_at
 from clearance.config.limits import ConfigLimits
 from clearance.config.messages import issues_from_validation
-from clearance.config.schema import ModelManifest, Policy, Principals, Waivers
+from clearance.config.schema import ModelManifest, Policy, PriceTable, Principals, Waivers
 from clearance.config.yaml_source import YamlDocument, read_yaml
 from clearance.core.keys import production_key
 from gates.base import GateConfigError, parse_gate_config, registered_gates
 from gates.compliance_review.regulatory import RegulatoryMap
 
-__all__ = ["load_manifest", "load_policy", "load_principals", "load_regulatory", "load_waivers"]
+__all__ = ["load_manifest", "load_policy", "load_prices", "load_principals", "load_regulatory", "load_waivers"]
 
 M = TypeVar("M", bound=BaseModel)
 _KINDS: dict[str, type[BaseModel]] = {"policy": Policy, "manifest": ModelManifest, "principals": Principals,
-                                      "waivers": Waivers, "regulatory": RegulatoryMap}
+                                      "waivers": Waivers, "regulatory": RegulatoryMap, "prices": PriceTable}
 
 
 @dataclass
@@ -245,3 +246,8 @@ def load_waivers(path: Path | str) -> Waivers:
 def load_regulatory(path: Path | str) -> RegulatoryMap:
     """Load one ``regulatory.yaml`` (controls and the tags that select them); raises :class:`ConfigError`."""
     return _load_one(Path(path), "regulatory", RegulatoryMap)
+
+
+def load_prices(path: Path | str) -> PriceTable:
+    """Load one ``prices.yaml`` (instance type → USD per instance-hour); raises :class:`ConfigError`."""
+    return _load_one(Path(path), "prices", PriceTable)

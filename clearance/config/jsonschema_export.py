@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from clearance.config.schema import ModelManifest, Policy, Principals, Waivers
+from clearance.config.schema import ModelManifest, Policy, PriceTable, Principals, Waivers
 from clearance.config.tighten import fmt_duration
 from gates.base import registered_gates
 from gates.compliance_review.regulatory import RegulatoryMap
@@ -29,6 +29,7 @@ SCHEMA_FILES: dict[str, type[BaseModel]] = {
     "principals.schema.json": Principals,
     "waivers.schema.json": Waivers,
     "regulatory.schema.json": RegulatoryMap,
+    "prices.schema.json": PriceTable,
 }
 
 # What schema.py's Duration accepts: "30m" / "24h" / "7d" style, ISO 8601 (P1D, PT30M) or seconds.
@@ -86,7 +87,7 @@ def _add_gate_configs(defs: dict[str, Any]) -> None:
 
 
 def write_schemas(out_dir: Path | str) -> list[Path]:
-    """Write policy, model, principals, waivers and regulatory ``.schema.json`` files to ``out_dir``."""
+    """Write policy, model, principals, waivers, regulatory and prices ``.schema.json`` files to ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -31,6 +31,8 @@ def _kind_of(path: Path, data: Any) -> str | None:
         return "waivers"
     if path.stem == "regulatory":
         return "regulatory"
+    if path.stem == "prices":
+        return "prices"
     if isinstance(data, dict):
         if "principals" in data:
             return "principals"
@@ -38,6 +40,8 @@ def _kind_of(path: Path, data: Any) -> str | None:
             return "waivers"
         if "controls" in data:
             return "regulatory"
+        if "prices" in data:
+            return "prices"
         if "tier" in data or "gates" in data:
             return "policy"
         if "risk_tier" in data or "versions" in data:

@@ -73,6 +73,9 @@ RegulatoryTag = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_leng
                                      description="A tag of configs/regulatory.yaml, e.g. gdpr.")]
 
 
+DatasetRole = Literal["train", "eval", "reference", "production_sample", "predictions"]
+
+
 def _unique(value: list[str], what: str) -> list[str]:
     seen: set[str] = set()
     for item in value:
@@ -203,7 +206,7 @@ class ArtifactRef(StrictModel):
 class DatasetRef(StrictModel):
     """A dataset the model was trained or evaluated on, pinned by digest."""
 
-    role: Literal["train", "eval", "reference", "production_sample", "predictions"] = Field(
+    role: DatasetRole = Field(
         description="train, eval, reference, production_sample, or predictions: the candidate's predictions on "
                     "the evaluation set (label, prediction, score and protected attributes, named by the "
                     "version's evaluation), read by the compliance_review gate for fairness and the business case.")
@@ -322,6 +325,103 @@ class PersonalDataDeclaration(StrictModel):
                                   description="How long the data is kept, e.g. '24 months'.")
 
 
+# An HTTP header name (RFC 9110 token) and a literal value (no CR/LF: a value cannot smuggle in another header).
+HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", min_length=1, max_length=128)]
+HeaderValue = Annotated[str, Field(pattern=r"^[^\r\n\x00]*$", max_length=4096)]
+# A Prefect Secret block name (lower-case letters, digits and dashes, as Prefect requires).
+SecretBlockName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=100)]
+InstanceType = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                                    description="An instance type, e.g. ml.m5.large (SageMaker) or c5.large (EC2).")]
+
+
+class ServingBody(StrictModel):
+    """How the load_test gate builds request bodies: rows sampled (deterministically) from a dataset of the
+    version, ``rows_per_request`` rows per body."""
+
+    dataset_role: DatasetRole = Field("eval", description="Role of the version's dataset the rows come from.")
+    columns: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, min_length=1, max_length=1000,
+        description="Feature columns, in the order the model expects them; default: every column but the label "
+                    "(the version's evaluation.label).")
+    format: Literal["instances", "records"] = Field(
+        "instances", description='instances: {"instances": [[v, ...], ...]} (values in column order); '
+                                 'records: {"records": [{"column": v, ...}, ...]}.')
+    rows_per_request: int = Field(1, ge=1, le=1000, description="Rows in each request body.")
+    sample: int = Field(1000, ge=1, le=100_000, description="Rows sampled (deterministically) into the pool of "
+                                                            "bodies the requests cycle through.")
+
+    @field_validator("columns")
+    @classmethod
+    def _unique_columns(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _unique(value, "column")
+
+
+class SageMakerEndpoint(StrictModel):
+    """An AWS SageMaker real-time endpoint, invoked through ``sagemaker-runtime`` ``InvokeEndpoint``."""
+
+    endpoint_name: str = Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
+                               description="The SageMaker endpoint name (as AWS allows: letters, digits, dashes).")
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$", description="AWS region, e.g. eu-west-1.")
+    content_type: str = Field("application/json", pattern=r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+"
+                                                          r"(\s*;\s*[^\r\n\x00;]+)*$", max_length=256,
+                              description="ContentType of each InvokeEndpoint request.")
+
+
+class Serving(StrictModel):
+    """How the model is served, for the load_test and cost gates: the request shape, the target, the prices.
+
+    The target is ``sagemaker`` when that section is given, else the manifest's ``serving_endpoint`` (an
+    HTTP(S) URL). A manifest may have both (e.g. the URL for humans, the endpoint for the gate): ``sagemaker``
+    wins. Either way the target must be allowed by ``CLEARANCE_LOAD_TEST_ALLOWED_HOSTS``.
+    """
+
+    method: Literal["GET", "POST", "PUT"] = Field("POST", description="HTTP method of each request (HTTP target).")
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict, max_length=32, description="Literal headers of each request (no secrets here: "
+                                                         "see secret_headers).")
+    secret_headers: dict[HeaderName, SecretBlockName] = Field(
+        default_factory=dict, max_length=16,
+        description="Header → name of the Prefect Secret block holding its value (e.g. Authorization: "
+                    "churn-api-token). Resolved by the load test task; the value is never logged.")
+    body: ServingBody = Field(default_factory=ServingBody, description="How request bodies are sampled.")
+    sagemaker: SageMakerEndpoint | None = Field(
+        None, description="Load an AWS SageMaker endpoint instead of serving_endpoint (wins over it when both "
+                          "are given).")
+    expected_traffic_rps: float | None = Field(
+        None, gt=0, allow_inf_nan=False,
+        description="Mean requests/s in production: the cost gate's monthly cost is at this rate.")
+    instance_type: InstanceType | None = Field(
+        None, description="Instance type behind the endpoint, looked up in configs/prices.yaml unless "
+                          "instance_price_per_hour is given.")
+    instance_price_per_hour: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="USD per instance-hour; overrides the price table.")
+    instances: int = Field(1, ge=1, le=10_000, description="Instances behind the endpoint when it is load-tested.")
+
+    @model_validator(mode="after")
+    def _headers_once(self) -> Serving:
+        seen: dict[str, str] = {}
+        for where, names in (("headers", self.headers), ("secret_headers", self.secret_headers)):
+            for name in names:
+                other = seen.get(name.lower())
+                if other is not None:
+                    raise ValueError(f"header {name!r} is set twice (in {other} and {where}; header names are "
+                                     f"case-insensitive)")
+                seen[name.lower()] = where
+        return self
+
+
+class PriceTable(StrictModel):
+    """``configs/prices.yaml`` (optional): instance type → USD per instance-hour, for the cost gate.
+
+    A manifest's ``serving.instance_price_per_hour`` overrides it. List prices change: say when they were read.
+    """
+
+    prices: dict[InstanceType, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        max_length=10_000, description="Instance type (e.g. ml.m5.large) → on-demand USD per instance-hour.")
+    as_of: date | None = Field(None, description="When the prices were read (ISO date).")
+    source: str | None = Field(None, min_length=1, max_length=1000, description="Where the prices were read.")
+
+
 ModelCardSection = Literal[
     "intended_use", "out_of_scope", "training_data", "evaluation", "limitations",
     "ethical_considerations", "owner_contact", "risk_tier", "regulatory_tags",
@@ -340,7 +440,11 @@ class ModelManifest(StrictModel):
     risk_tier: Identifier
     intended_use: str = ""
     kpi: Kpi | None = None
-    serving_endpoint: str | None = None
+    serving_endpoint: str | None = Field(
+        None, description="HTTP(S) URL the model is served at (the load_test gate's target unless serving.sagemaker "
+                          "is given).")
+    serving: Serving | None = Field(
+        None, description="Request shape, target, expected traffic and prices for the load_test and cost gates.")
     versions: dict[str, ModelVersion] = Field(min_length=1)
     policy_overrides: PolicyOverrides = Field(default_factory=PolicyOverrides)
     notify: Notify = Field(default_factory=Notify, description="This model's Slack channel / Jira project "

@@ -6,10 +6,13 @@ data (with protected attributes, for fairness) and its pinned ``requirements.txt
 ``candidates/``, pins their digests — with the datasets' contracts, the model card, the operations
 and the evaluation section of ``configs/models/churn-classifier.yaml``, and the version's lineage
 (git commit, training run) — in a demo copy of ``configs/``, points ``CLEARANCE_ADVISORY_DB`` at
-the sample advisory database ``configs/advisories/``, registers the deployment, starts a worker,
-promotes as ``dana`` under the high tier (``artifact_integrity``, ``data_check``, ``security_scan``
-and ``compliance_review``), approves through the real CLI channel as ``sam`` (security) and ``bea``
-(business), and checks the ledger. Leaves the servers running.
+the sample advisory database ``configs/advisories/``, serves the model with ``clearance serve-model`` on a
+free loopback port (its URL the demo manifest's ``serving_endpoint``, request bodies sampled from the eval
+data, priced as one ``ml.m5.large`` of ``configs/prices.yaml``; ``CLEARANCE_LOAD_TEST_ALLOWED_HOSTS=127.0.0.1``),
+registers the deployment, starts a worker, promotes as ``dana`` under the high tier (``artifact_integrity``,
+``data_check``, ``security_scan``, ``load_test``, ``cost`` and ``compliance_review``), approves through the
+real CLI channel as ``sam`` (security) and ``bea`` (business), and checks the ledger. Stops the model server
+when it ends; leaves the other servers and the worker running (``make down`` stops them).
 
 ``python -m clearance.dev.demo --files DIR`` only writes the demo's files (model.joblib,
 train.parquet, eval.parquet, predictions.parquet, requirements.txt, contract.yaml, MODEL_CARD.md)
@@ -21,12 +24,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 from textwrap import indent
@@ -62,6 +68,10 @@ GENDERS = ("female", "male")
 AGE_BANDS = {"18-29": 4, "30-44": 7, "45-59": 6, "60+": 3}  # out of 20
 #: Days from today to the KPI's review date in the demo manifest.
 KPI_REVIEW_DAYS = 180
+#: The demo manifest's serving section: mean production traffic (requests/s) and the instance type it runs on
+#: (priced by configs/prices.yaml). The high tier's load test offers 50 requests/s, so one instance covers it.
+EXPECTED_TRAFFIC_RPS = 40
+INSTANCE_TYPE = "ml.m5.large"
 
 
 def example_manifest() -> dict[str, Any]:
@@ -108,24 +118,34 @@ def churn_tables() -> tuple[pa.Table, pa.Table]:
     return table.slice(0, TRAIN_ROWS), table.slice(TRAIN_ROWS)
 
 
+#: The model's input columns, in the order its serving endpoint takes them (``{"instances": [[...]]}``).
+INPUTS = (*NUMERIC, "plan", "region", "autopay")
+
+
 def features(table: pa.Table) -> Any:
-    """The model's input matrix: numeric columns, one-hot plan and region, autopay as 0/1."""
+    """The model's input rows: the :data:`INPUTS` columns of ``table`` as they are in the data (numbers, the plan
+    and region as text, autopay as a boolean) — what a client sends to the served model."""
     import numpy as np
 
-    columns = [table[name].to_numpy().astype(float) for name in NUMERIC]
-    columns += [(table["plan"].to_numpy(zero_copy_only=False) == plan).astype(float) for plan in PLANS]
-    columns += [(table["region"].to_numpy(zero_copy_only=False) == region).astype(float) for region in REGIONS]
-    columns.append(table["autopay"].to_numpy(zero_copy_only=False).astype(float))
-    return np.column_stack(columns)
+    return np.array([table[name].to_pylist() for name in INPUTS], dtype=object).T
 
 
 def train_model(train: pa.Table) -> Any:
-    """A small, deterministic scikit-learn classifier trained on ``train``."""
+    """A small, deterministic scikit-learn classifier trained on ``train``: plan and region one-hot encoded inside
+    the model (so it takes the raw columns), every feature standardised, then a logistic regression."""
+    from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    numeric = list(range(len(NUMERIC)))
+    encode = ColumnTransformer([
+        ("numeric", "passthrough", numeric),
+        ("categories", OneHotEncoder(categories=[list(PLANS), list(REGIONS)], sparse_output=False),
+         [len(NUMERIC), len(NUMERIC) + 1]),
+        ("flags", "passthrough", [len(NUMERIC) + 2]),
+    ])
+    model = make_pipeline(encode, StandardScaler(), LogisticRegression(max_iter=500))
     model.fit(features(train), train["churned"].to_numpy())
     return model
 
@@ -175,9 +195,40 @@ def protected_attributes(label: Any, predicted: Any, seed: int = 11) -> tuple[An
     return gender, age_band
 
 
+#: The demo's one visible warning of compliance_review, a fairness finding: this share of the youngest band's
+#: not-selected rows trade age bands with selected rows of other bands (within the same true label and gender).
+#: The model then selects 18-29 year olds more often than the other bands (about 0.27 against 0.20), which is
+#: what a real churn model does when tenure, a legitimate feature, goes with age. Approvers see the demographic
+#: parity ratio under its 0.8 warn level for the age bands (about 0.76) and, the same finding, for the gender ×
+#: age band groups (about 0.73); every difference stays under its 0.1 warn level (parity about 0.07, equalized
+#: odds about 0.07).
+YOUNG_TILT = 0.2
+
+
+def tilt_towards_the_young(age_band: Any, gender: Any, label: Any, predicted: Any, share: float = YOUNG_TILT,
+                           seed: int = 6) -> Any:
+    """``age_band`` with ``share`` of the youngest band's unselected rows swapped with selected rows of the
+    other bands, per true label and gender (so every band keeps its size, its label mix and its gender mix;
+    only selection moves, alike for both genders)."""
+    import numpy as np
+
+    young = next(iter(AGE_BANDS))
+    tilted = age_band.copy()
+    rng = np.random.default_rng(seed)
+    for y, g in ((y, g) for y in (0, 1) for g in GENDERS):
+        cell = (label == y) & (gender == g)
+        unselected = np.flatnonzero(cell & (predicted == 0) & (tilted == young))
+        selected = np.flatnonzero(cell & (predicted == 1) & (tilted != young))
+        k = int(round(share * min(len(unselected), len(selected))))
+        a, b = rng.choice(unselected, k, replace=False), rng.choice(selected, k, replace=False)
+        tilted[a], tilted[b] = tilted[b].copy(), tilted[a].copy()
+    return tilted
+
+
 def predictions_table(model: Any, evaluation: pa.Table, threshold: float = 0.5) -> pa.Table:
     """The model's predictions on the eval data: customer_id, churned (the true label), predicted (0/1 at
-    ``threshold``), score (probability of churn), and the protected attributes gender and age_band."""
+    ``threshold``), score (probability of churn), and the protected attributes gender (independent of the
+    label and the prediction) and age_band (tilted: :data:`YOUNG_TILT`)."""
     import numpy as np
     import pyarrow as pa
 
@@ -185,6 +236,7 @@ def predictions_table(model: Any, evaluation: pa.Table, threshold: float = 0.5) 
     label = evaluation["churned"].to_numpy()
     predicted = (score >= threshold).astype(np.int64)
     gender, age_band = protected_attributes(label, predicted)
+    age_band = tilt_towards_the_young(age_band, gender, label, predicted)
     return pa.table({
         "customer_id": evaluation["customer_id"],
         "churned": evaluation["churned"],
@@ -286,12 +338,23 @@ def next_version(store) -> str:
     return f"1.0.{n}"
 
 
-def write_demo_configs(version: str, files: dict[str, tuple[str, bytes]], today: date | None = None) -> Path:
+def demo_serving() -> dict[str, Any]:
+    """The demo manifest's ``serving`` section: request bodies are eval rows of the model's :data:`INPUTS` (in its
+    order), the expected production traffic, and the instance the cost gate prices from configs/prices.yaml."""
+    return {"method": "POST", "headers": {"Content-Type": "application/json"},
+            "body": {"dataset_role": "eval", "columns": list(INPUTS), "format": "instances", "rows_per_request": 1,
+                     "sample": 1000},
+            "expected_traffic_rps": EXPECTED_TRAFFIC_RPS, "instance_type": INSTANCE_TYPE, "instances": 1}
+
+
+def write_demo_configs(version: str, files: dict[str, tuple[str, bytes]], today: date | None = None,
+                       endpoint: str | None = None) -> Path:
     """Copy configs/ and pin the new candidate in the demo manifest: the model (digest and size), its
     datasets (key, digest, and the example manifest's contract), its requirements file, its lineage (git
     commit, training run) and the example's evaluation section; the KPI is reviewed ``KPI_REVIEW_DAYS``
-    from ``today``. Sponsor, operations and model card come with the example manifest. ``files`` maps a
-    file name to (key, bytes)."""
+    from ``today``; the model is served at ``endpoint`` (the demo's ``clearance serve-model``; default: the
+    example's ``serving_endpoint``), as :func:`demo_serving` says. Sponsor, operations and model card come with
+    the example manifest. ``files`` maps a file name to (key, bytes)."""
     target = STATE / "demo" / "configs"
     if target.exists():
         shutil.rmtree(target)
@@ -304,6 +367,9 @@ def write_demo_configs(version: str, files: dict[str, tuple[str, bytes]], today:
                 for role in ("train", "eval", "predictions")]
     digest = hashlib.sha256(body).hexdigest()
     manifest["kpi"]["review_date"] = ((today or date.today()) + timedelta(days=KPI_REVIEW_DAYS)).isoformat()
+    if endpoint is not None:
+        manifest["serving_endpoint"] = endpoint
+    manifest["serving"] = demo_serving()
     manifest["versions"] = {version: {"artifacts": [{"key": key, "sha256": digest, "size": len(body),
                                                      "format": "joblib"}],
                                       "datasets": datasets,
@@ -353,19 +419,73 @@ def clearance(*args: str, user: str, env: dict[str, str]) -> subprocess.Complete
                           text=True, capture_output=True, check=False)
 
 
+#: The settings a worker must have been started with to run this demo's promotion (a reused worker started
+#: by an older demo without them is restarted).
+WORKER_SETTINGS = ("CLEARANCE_CONFIG_DIR", "CLEARANCE_ADVISORY_DB", "CLEARANCE_SERVICE_KEY_FILE",
+                   "CLEARANCE_LOAD_TEST_ALLOWED_HOSTS", "CLEARANCE_S3_ENDPOINT_URL", "PREFECT_API_URL")
+
+
 def start_worker(env: dict[str, str]) -> None:
-    """A process worker for the `clearance` pool, left running with the servers."""
+    """A process worker for the `clearance` pool, left running with the servers (``make down`` stops it); one
+    still running from an earlier demo is reused when it was started with the same settings, else restarted."""
+    from clearance.dev import devservers
+
     pid_file = STATE / "worker.pid"
+    settings_file = STATE / "worker.settings.json"
+    wanted = json.dumps({name: env.get(name) for name in WORKER_SETTINGS}, sort_keys=True)
     if pid_file.exists():
         try:
-            os.kill(int(pid_file.read_text()), 0)
-            return
+            pid = int(pid_file.read_text())
+            os.kill(pid, 0)
         except (ProcessLookupError, ValueError):
             pass
+        else:
+            if settings_file.exists() and settings_file.read_text() == wanted:
+                return
+            devservers.stop_pid(pid, "prefect", 15, name="Prefect worker")  # started with other settings
     log = open(STATE / "worker.log", "ab")
     worker = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", "clearance"],
                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
     pid_file.write_text(str(worker.pid))
+    settings_file.write_text(wanted)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_model_server(model_file: Path, env: dict[str, str], timeout: float = 60) -> tuple[subprocess.Popen, str]:
+    """``clearance serve-model`` on the demo's model (it refuses a file the security scan would fail) on a free
+    loopback port; returns the process and its ``/predict`` URL once it answers ``/health``."""
+    port = free_port()
+    log = open(STATE / "model-server.log", "ab")
+    server = subprocess.Popen([sys.executable, "-m", "clearance", "serve-model", str(model_file), "--host",
+                               "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True, cwd=REPO)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"clearance serve-model exited ({server.returncode}); see {STATE}/model-server.log")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as answer:
+                if answer.status == 200:
+                    return server, f"http://127.0.0.1:{port}/predict"
+        except OSError:
+            time.sleep(0.3)
+    stop_model_server(server)
+    raise TimeoutError(f"clearance serve-model did not answer within {timeout:.0f}s; see {STATE}/model-server.log")
+
+
+def stop_model_server(server: subprocess.Popen) -> None:
+    """Stop the demo's model server (its process group: SIGTERM, then SIGKILL after 10 s)."""
+    from clearance.dev import devservers
+
+    if server.poll() is None:
+        devservers.stop_pid(server.pid, "serve-model", 10, name="model server")
+    server.poll()
 
 
 def gate_lines(store, run_id: str, version: str) -> str:
@@ -422,8 +542,28 @@ def main(argv: list[str] | None = None) -> int:
     files = {name: (keys.candidate_key(MODEL, version, name), body) for name, body in demo_files().items()}
     for file_key, body in files.values():
         store.put_if_absent(file_key, body, content_type="application/octet-stream")
-    key, body = files["model.joblib"]
-    configs = write_demo_configs(version, files)
+    model_file = STATE / "demo" / f"model-{version}.joblib"
+    model_file.parent.mkdir(parents=True, exist_ok=True)
+    model_file.write_bytes(files["model.joblib"][1])
+    say("Serving the model for the load test (clearance serve-model, on this machine; stopped when the demo ends)")
+    server, endpoint = start_model_server(model_file, env)
+    print(f"   {endpoint} (allowlisted for the load generator: CLEARANCE_LOAD_TEST_ALLOWED_HOSTS=127.0.0.1)")
+    env["CLEARANCE_LOAD_TEST_ALLOWED_HOSTS"] = os.environ["CLEARANCE_LOAD_TEST_ALLOWED_HOSTS"] = "127.0.0.1"
+    try:
+        return promote(store, services, env, version, files, endpoint)
+    finally:
+        stop_model_server(server)
+        print(f"   model server at {endpoint} stopped")
+
+
+def promote(store: Any, services: Any, env: dict[str, str], version: str, files: dict[str, tuple[str, bytes]],
+            endpoint: str) -> int:
+    """The demo's promotion of ``version`` (its files uploaded, its model served at ``endpoint``): configs,
+    deployment, worker, the run, the sign-off, the result; returns the exit code."""
+    from clearance.settings import get_settings
+
+    key, _ = files["model.joblib"]
+    configs = write_demo_configs(version, files, endpoint=endpoint)
     env["CLEARANCE_CONFIG_DIR"] = os.environ["CLEARANCE_CONFIG_DIR"] = str(configs)
     # The sample OSV database shipped for the demo (configs/advisories/README.md); production: OSV's PyPI zip.
     env["CLEARANCE_ADVISORY_DB"] = os.environ["CLEARANCE_ADVISORY_DB"] = str(configs / "advisories")
@@ -448,7 +588,8 @@ def main(argv: list[str] | None = None) -> int:
     start_worker(env)
 
     say(f"Promoting {MODEL} {version} as {INITIATOR}, signed with her SSH key (high tier: gates artifact_integrity, "
-        "data_check, security_scan and compliance_review; verified people only, security + business)")
+        "data_check, security_scan, load_test, cost and compliance_review; verified people only, security + "
+        "business)")
     started = clearance("promote", MODEL, version, "--key", str(people[INITIATOR]), user=INITIATOR, env=env)
     match = re.search(r"run ([0-9a-f-]{36})", started.stdout)
     if started.returncode or match is None:

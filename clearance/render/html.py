@@ -16,11 +16,13 @@ from clearance.render.document import (
     Cell,
     Document,
     Heading,
+    Icon,
     Inline,
     InlineStyle,
     Link,
     Para,
     cell_inline,
+    icon_character,
     safe_url,
 )
 
@@ -68,6 +70,10 @@ def cell(value: Cell, status: bool = False) -> str:
     """One table cell; a status column's known statuses are coloured."""
     if status and isinstance(value, str) and value in _STATUSES:
         return f'<td><span class="s s-{value}">{value}</span></td>'
+    if (status and isinstance(value, list) and len(value) == 3 and isinstance(value[0], Icon)
+            and value[1] == " " and value[2] in _STATUSES):  # a status with its icon (the readiness scorecard)
+        name = value[2]
+        return f'<td>{escape(icon_character(value[0]))} <span class="s s-{name}">{name}</span></td>'
     return f"<td>{inline(cell_inline(value))}</td>"
 
 

@@ -1,5 +1,9 @@
 """Promotion events as Jira comments and the ticket description, built from the shared documents.
 
+The readiness scorecard (:mod:`.scorecard`) comes first wherever it is known: the description
+(when the event carries the gate results), the ``compliance_review`` gate comment, and
+:func:`scorecard_comment` (its own comment, kept up to date like the tally).
+
 Every comment ends with a ``clearance-ref`` marker line (:func:`clearance.render.jira.marker`),
 so the Jira channel can find it again and never post it twice.
 """
@@ -15,6 +19,7 @@ from clearance.events import PromotionEvent
 from clearance.render import jira
 from clearance.render.document import Block, Bold, Bullets, Code, Heading, Inline, Link, Para
 from clearance.render.gate import gate_blocks
+from clearance.render.scorecard import scorecard_blocks
 from clearance.render.tally import sign_off, tally_blocks
 from clearance.settings import JiraSettings
 from gates.base import GateResult
@@ -26,7 +31,13 @@ def _with_marker(blocks: list[Block], ref: str) -> str:
 
 def gate_comment(result: GateResult) -> str:
     """A gate result as a readable Jira comment: headline, checks, observed values, thresholds, metrics."""
-    return _with_marker(gate_blocks(result), f"gate/{result.gate_id}")
+    return _with_marker(scorecard_blocks([result], level=3) + gate_blocks(result), f"gate/{result.gate_id}")
+
+
+def scorecard_comment(results: list[GateResult]) -> str | None:
+    """The readiness scorecard as its own comment (``None`` when no result scored readiness)."""
+    blocks = scorecard_blocks(results, level=3)
+    return _with_marker(blocks, "scorecard") if blocks else None
 
 
 def tally_comment(record: ApprovalRecord, settings: JiraSettings, now: datetime | None = None) -> str:
@@ -50,12 +61,14 @@ def outcome_comment(kind: str, status: str, message: str) -> str:
 
 
 def description(event: PromotionEvent) -> str:
-    """The ticket's description: what is promoted, by whom, and where to look."""
+    """The ticket's description: the readiness scorecard first (once the event carries the gate results), then
+    what is promoted, by whom, and where to look."""
     items: list[Inline] = [["Initiator: ", event.initiator], ["Artifact digest: ", Code(event.artifact_digest)],
                            ["Prefect run id: ", Code(event.run_id)],
                            ["Evidence: ", Code(run_prefix(event.model, event.version, event.run_id))]]
     items += [[f"{name.replace('_', ' ')}: ", Link(url)] for name, url in sorted(event.links.items())]
     return jira.render([
+        *scorecard_blocks(event.gates, level=3),
         Para(["Promotion of model ", Bold(event.model), " version ", Bold(event.version),
               f" ({event.tier} risk tier)."]),
         Bullets([(item, []) for item in items]),

@@ -14,6 +14,7 @@ from clearance.approvals import ApprovalRecord, ApprovalRequest
 from clearance.core.clock import utcnow
 from clearance.render.document import Block, Bold, Bullets, Code, Document, Heading, Inline, Moment, Para
 from clearance.render.gate import gate_blocks, gates_overview
+from clearance.render.scorecard import scorecard_blocks
 from clearance.render.tally import sign_off, tally_blocks
 from gates.base import GateResult
 
@@ -29,7 +30,8 @@ def build_report(*, model: str, version: str, tier: str, run_id: str, initiator:
                  results: list[GateResult], outcome: str, record: ApprovalRecord | None = None,
                  eligible: dict[str, list[str]] | None = None, request: ApprovalRequest | None = None,
                  production: dict[str, str] | None = None, note: str = "") -> Report:
-    """The report of one run: headline, gate summary, each gate's checks, sign-off, where the model went."""
+    """The report of one run: headline, readiness scorecard, gate summary, each gate's checks, sign-off, where the
+    model went."""
     report = Report(title=f"{model} {version}: {outcome.upper()}", outcome=outcome)
     add = report.blocks.append
     add(Heading(1, [report.title]))
@@ -37,6 +39,7 @@ def build_report(*, model: str, version: str, tier: str, run_id: str, initiator:
                  (["artifact digest: ", Code(artifact_digest)], [])]))
     if note:
         add(Para([note]))
+    report.blocks += scorecard_blocks(results, level=2)  # the first thing an approver reads
     add(Heading(2, ["Gates"]))
     add(gates_overview(results))
     for result in results:

@@ -19,6 +19,7 @@ from clearance.core.clock import utcnow
 from clearance.render import slack
 from clearance.render.document import Bold, Code, Icon, Inline, Link, Moment
 from clearance.render.gate import gate_summary
+from clearance.render.scorecard import HEADING, factors, scorecard_lines, summary
 from clearance.render.tally import closing_line, identities_line, role_lines, sign_off
 from gates.base import GateResult, Status
 
@@ -30,6 +31,8 @@ REASON_INPUT = "reason_input"
 ACTIONS_BLOCK = "clearance_decision"
 _MAX_LINES = 12
 _LINK_NAMES = {"prefect_run": "Prefect run", "jira": "Jira ticket", "report": "Evidence report"}
+#: The longest scorecard line (mrkdwn): nine factors and the heading stay within one section's 3000 characters.
+_SCORECARD_LINE = 300
 
 
 def _links(links: dict[str, str]) -> str:
@@ -71,6 +74,15 @@ def parent_message(*, model: str, version: str, tier: str, initiator: str, links
     return text, blocks
 
 
+def scorecard_section(gates: list[GateResult]) -> dict[str, Any] | None:
+    """The readiness scorecard as one section, ``<icon> *Factor* — evidence`` a line (``None`` without one)."""
+    rows = factors(gates)
+    if not rows:
+        return None
+    title = slack.mrkdwn([Bold(HEADING), f" — {summary(rows)}"])
+    return slack.section(title, *(slack.cut(slack.mrkdwn(line), _SCORECARD_LINE) for line in scorecard_lines(gates)))
+
+
 def gate_lines(result: GateResult) -> list[str]:
     """One headline and the checks that did not pass, for a gate."""
     return slack.lines([gate_summary(result, _MAX_LINES)])
@@ -81,7 +93,8 @@ def gate_reply(result: GateResult) -> tuple[str, list[dict[str, Any]]]:
     lines = gate_lines(result)
     if result.message:
         lines.append(slack.mrkdwn(result.message))
-    blocks = [slack.section(*lines)]
+    scorecard = scorecard_section([result])  # compliance_review: the scorecard first
+    blocks = ([scorecard] if scorecard else []) + [slack.section(*lines)]
     if result.metrics:
         metrics = sorted(result.metrics.items())[:_MAX_LINES]
         blocks.append(slack.context(" · ".join(slack.mrkdwn(f"{name} = {value:g}") for name, value in metrics)))
@@ -109,9 +122,13 @@ def approval_message(record: ApprovalRecord, gates: list[GateResult], *, links: 
                           f"{record.outcome.value}")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": slack.plain(f"{headline}: {request.model} {request.version}")},
-        slack.fields([("Risk tier", request.tier), ("Initiator", request.initiator),
-                      ("Deadline", [Moment(request.deadline)]), ("Artifact digest", _digest(request.artifact_digest))]),
     ]
+    scorecard = scorecard_section(gates)  # the first thing an approver reads
+    if scorecard is not None:
+        blocks.append(scorecard)
+    blocks.append(slack.fields([("Risk tier", request.tier), ("Initiator", request.initiator),
+                                ("Deadline", [Moment(request.deadline)]),
+                                ("Artifact digest", _digest(request.artifact_digest))]))
     if gates:
         blocks.append(slack.section(slack.mrkdwn([Bold("Gates")]), *(line for g in gates for line in gate_lines(g))))
         warnings: list[Inline] = [[Code(g.gate_id), "/", Code(c.id), f": {c.message or c.status.value}"]

@@ -12,18 +12,27 @@ is a side effect and lives in :mod:`tasks.secret_blocks`.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from clearance.core.types import Duration
 from clearance.settings.jira import JiraSettings
 from clearance.settings.slack import SlackSettings
 
 __all__ = ["JiraSettings", "Settings", "SlackSettings", "get_settings"]
+
+
+# One entry of CLEARANCE_LOAD_TEST_ALLOWED_HOSTS: host, host:port, [ipv6]:port, *.suffix, sagemaker:<endpoint>.
+_ALLOWED_HOST = re.compile(r"sagemaker:[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
+                           r"|(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})(:\d{1,5})?"
+                           r"|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -94,9 +103,40 @@ class Settings(BaseSettings):
         description="An advisory database older than this (its newest record's modified time, else the file's "
                     "mtime) makes the dependency check warn; its age is always in the evidence. 30m, 24h, 7d, "
                     "ISO 8601 or seconds.")
+    load_test_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="The only targets the load_test gate may load: each a host or host:port (exact, "
+                    "case-insensitive), a *.example.com suffix pattern, or sagemaker:<endpoint_name> for a SageMaker "
+                    "endpoint. A JSON list or a comma-separated string. Empty (the default): every target is "
+                    "refused, so a manifest cannot point the load generator at someone else's service.")
     # Sections: each reads its own env prefix when the root is built.
     slack: SlackSettings = Field(default_factory=SlackSettings, description="CLEARANCE_SLACK_*")
     jira: JiraSettings = Field(default_factory=JiraSettings, description="CLEARANCE_JIRA_*")
+
+    @field_validator("load_test_allowed_hosts", mode="before")
+    @classmethod
+    def _hosts_list(cls, value: Any) -> Any:
+        """``'["a", "b"]'`` (JSON, as pydantic-settings reads lists) or ``'a, b'`` (comma-separated) → a list;
+        entries trimmed, empty ones dropped."""
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                value = json.loads(text) if text.startswith("[") else text.split(",")
+            except json.JSONDecodeError:  # not JSON ("[::1]:8081"): comma-separated; each entry is checked
+                value = text.split(",")
+        if isinstance(value, list | tuple):
+            return [item.strip() if isinstance(item, str) else item for item in value
+                    if not (isinstance(item, str) and not item.strip())]
+        return value
+
+    @field_validator("load_test_allowed_hosts")
+    @classmethod
+    def _hosts_shape(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not _ALLOWED_HOST.fullmatch(entry):
+                raise ValueError(f"{entry!r} is not a host, host:port, *.domain or sagemaker:<endpoint_name> "
+                                 f"(no scheme or path: e.g. 127.0.0.1:8081, models.example.com, *.example.com)")
+        return value
 
 
 @lru_cache

@@ -23,12 +23,11 @@ is counted in ``truncated``.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
-from clearance.core.digests import canonical_json
 from gates.base import EvidenceFile
+from gates.evidence import write_json
 
 TABLE_NAME = "compliance_review.json"
 MAX_ROWS = 2000
@@ -42,8 +41,4 @@ def bounded(rows: list[Any], limit: int = MAX_ROWS) -> tuple[list[Any], int]:
 
 def write_table(directory: Path, table: dict[str, Any], summary: dict[str, Any]) -> EvidenceFile:
     """Write the document into ``directory``; its :class:`EvidenceFile` (name, digest, media type, file URI)."""
-    path = directory / TABLE_NAME
-    body = canonical_json({**table, "summary": summary})
-    path.write_bytes(body)
-    return EvidenceFile(name=TABLE_NAME, sha256=hashlib.sha256(body).hexdigest(), media_type="application/json",
-                        uri=path.resolve().as_uri())
+    return write_json(directory, TABLE_NAME, {**table, "summary": summary})

@@ -10,9 +10,7 @@ builds the result.
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,10 +37,17 @@ from gates.compliance_review.model_card import (
     read_model_card,
     section_written,
 )
-from gates.compliance_review.personal_data import ColumnPII, Declaration, judge_personal_data, scan_column
+from gates.compliance_review.personal_data import (
+    ColumnPII,
+    Declaration,
+    judge_personal_data,
+    scan_column,
+    scannable,
+)
 from gates.compliance_review.readiness import Facts, score_readiness
 from gates.compliance_review.regulatory import RegulatoryMap, judge_controls
 from gates.data_check.reader import DatasetReadError
+from gates.evidence import evidence_directory, status_counts
 
 PREDICTIONS = "predictions"
 EVALUATION_METRICS = ("auc", "precision", "recall", "ece")
@@ -192,6 +197,15 @@ def _declarations(r: Review) -> dict[str, Declaration]:
     return declared
 
 
+def _scan(reader: Any, name: str, sample: int | None) -> ColumnPII:
+    """One column's scan; a column of a type no detector reads (floats, booleans…) is not read at all."""
+    data_type = reader.schema.field(name).type
+    if not scannable(data_type, name):
+        rows = reader.num_rows
+        return ColumnPII(column=name, rows=rows, scanned=0, non_null=0, skipped=f"type {data_type} is not scanned")
+    return scan_column(reader.column(name), name, sample=sample)
+
+
 def _personal_data(r: Review, _: list[CheckResult]) -> list[CheckResult]:
     cfg = r.config.personal_data
     if not cfg.enabled:
@@ -204,7 +218,7 @@ def _personal_data(r: Review, _: list[CheckResult]) -> list[CheckResult]:
     for role in roles:
         try:
             reader = r.reader(role)
-            results[role] = [scan_column(reader.column(name), name, sample=cfg.sample) for name in reader.columns]
+            results[role] = [_scan(reader, name, cfg.sample) for name in reader.columns]
         except DatasetReadError as exc:
             errors.append(CheckResult(id=f"personal_data:{echo(role, 60)}", status=Status.ERROR,
                                       message=f"personal data: the {echo(role, 60)} dataset could not be read: "
@@ -442,10 +456,9 @@ class ComplianceReviewGate:
                 what = str(exc) if isinstance(exc, DatasetReadError) else f"{type(exc).__name__}: {exc}"
                 checks.append(CheckResult(id=concern, status=Status.ERROR,
                                           message=f"{concern} could not be checked: {echo(what, 300)}"))
-        directory = Path(inputs.extra.get("evidence_dir") or tempfile.mkdtemp(prefix="compliance_review-"))
-        directory.mkdir(parents=True, exist_ok=True)
-        counts = {status.value: sum(1 for c in checks if c.status is status) for status in Status}
-        summary = {"checks": len(checks), **{k: v for k, v in counts.items() if v}, "now": review.now.isoformat()}
+        directory = evidence_directory(inputs, self.id)
+        counts = status_counts(checks)
+        summary = {"checks": len(checks), **counts, "now": review.now.isoformat()}
         evidence = [write_table(directory, review.table, summary)]
         return GateResult.from_checks(self.id, self.version, checks, metrics=review.metrics, evidence=evidence,
                                       input_digests=review.digests, message=_message(review, checks))

@@ -13,7 +13,8 @@ security            the ``security_scan`` gate that ran earlier in the promotion
 compliance          this gate's other checks: none fail or error → pass (warnings named)
 integration_plan    the manifest's ``serving_endpoint`` and ``operations.consumers``
 change_management   ``operations.runbook`` and ``operations.on_call``
-cost_model          the ``cost`` gate that ran earlier in the promotion (not shipped yet: missing)
+cost_model          the ``cost`` gate that ran earlier in the promotion, with its cost per 1,000
+                    predictions and per month
 ==================  ==========================================================================
 
 Each piece of evidence is ``pass`` (found), ``warn`` / ``fail`` (the gate or checks it reflects
@@ -28,6 +29,7 @@ a warning is shown where it was raised (its gate or check) and named in the fact
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -186,8 +188,24 @@ def _change_management(facts: Facts) -> list[Piece]:
             _value(facts, "operations.on_call", "who is on call (operations.on_call)")]
 
 
+def _cost_figures(entry: Any) -> str:
+    """``$0.0123 per 1,000 predictions, $850.00 per month`` from a cost gate's metrics ('' without them)."""
+    metrics = entry.get("metrics") if isinstance(entry, Mapping) else getattr(entry, "metrics", None)
+    if not isinstance(metrics, Mapping):
+        return ""
+    parts = []
+    for name, unit in (("cost.per_1000", "per 1,000 predictions"), ("cost.per_month", "per month")):
+        value = metrics.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            parts.append(f"${value:,.4g} {unit}" if value < 1 else f"${value:,.2f} {unit}")
+    return ", ".join(parts)
+
+
 def _cost_model(facts: Facts) -> list[Piece]:
     piece = _gate(facts, "cost", "a cost gate result")
+    figures = _cost_figures((facts.earlier_gates or {}).get("cost"))
+    if piece.state != MISSING and figures:
+        piece = Piece(piece.state, f"{piece.text}: {figures}")
     if piece.state == MISSING and present(facts.get("operations.cost_model")):
         piece = Piece(MISSING, f"{piece.text}; an estimate is declared (operations.cost_model) but no cost gate "
                                f"checked it")

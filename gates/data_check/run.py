@@ -9,8 +9,6 @@ evidence files and builds the :class:`~gates.base.GateResult`. The steps themsel
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from clearance.core.clock import aware_now
@@ -19,6 +17,7 @@ from gates.data_check.columns import _ColumnPass
 from gates.data_check.datasets import _Dataset, _DatasetSteps
 from gates.data_check.evidence import write_plot, write_table
 from gates.data_check.models import DataCheckConfig
+from gates.evidence import evidence_directory
 
 _METRIC_FIELDS = ("nulls", "null_rate", "range_violations", "unknown_categories", "psi", "ks", "ks_p_value", "ks_gap",
                   "unseen_rows")
@@ -88,8 +87,7 @@ class _Run(_DatasetSteps, _ColumnPass):
                 value = row.get(key)
                 if isinstance(value, (int, float)) and value == value:
                     metrics[f"{role}.{name}.{key}"] = float(value)
-        directory = Path(self.inputs.extra.get("evidence_dir") or tempfile.mkdtemp(prefix="data_check-"))
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = evidence_directory(self.inputs, "data_check")
         failed = [c for c in self.checks if c.status in (Status.FAIL, Status.ERROR)]
         summary = {"datasets": [d.role for d in datasets], "checks": len(self.checks), "failed": len(failed),
                    "now": self.now.isoformat()}

@@ -6,14 +6,13 @@ One evaluation runs the check modules of :mod:`gates.security_scan.checks` in or
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel
 
 from clearance.core.clock import aware_now
 from gates.base import CheckResult, GateInputs, GateResult, Status, register_gate
+from gates.evidence import evidence_directory, status_counts
 from gates.security_scan.checks import MODULES
 from gates.security_scan.config import SecurityScanConfig
 from gates.security_scan.context import Scan
@@ -40,10 +39,9 @@ class SecurityScanGate:
                 concern = next(iter(module.CHECKS))
                 checks.append(CheckResult(id=concern, status=Status.ERROR,
                                           message=f"{concern} could not be checked: {type(exc).__name__}: {exc}"))
-        directory = Path(inputs.extra.get("evidence_dir") or tempfile.mkdtemp(prefix="security_scan-"))
-        directory.mkdir(parents=True, exist_ok=True)
-        counts = {status.value: sum(1 for c in checks if c.status is status) for status in Status}
-        summary = {"checks": len(checks), **{k: v for k, v in counts.items() if v}, "now": scan.now.isoformat()}
+        directory = evidence_directory(inputs, self.id)
+        counts = status_counts(checks)
+        summary = {"checks": len(checks), **counts, "now": scan.now.isoformat()}
         evidence = [write_table(directory, scan.table, summary)]
         return GateResult.from_checks(self.id, self.version, checks, metrics=scan.metrics, evidence=evidence,
                                       input_digests=scan.digests, message=_message(scan, checks))

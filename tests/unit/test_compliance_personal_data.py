@@ -197,3 +197,24 @@ def test_speed_sanity_on_a_million_strings() -> None:
     hits = {d.detector: d.hits for d in result.detections}
     assert hits["email"] == int((idx == 0).sum()) and hits["payment_card"] == int((idx == 2).sum())
     assert hits["iban"] == int((idx == 6).sum()) and "phone" not in hits
+
+
+def test_dictionary_chunks_scan_like_the_decoded_strings() -> None:
+    values = ["john.doe@example.com", "plain text", None, "4111 1111 1111 1111", "jane@example.org"] * 50
+    chunks = [pa.array(values[:100]).dictionary_encode(), pa.array(values[100:]).dictionary_encode()]
+    as_dictionary = scan_column(pa.chunked_array(chunks), "contact")
+    as_strings = scan_column(pa.chunked_array([pa.array(values[:100]), pa.array(values[100:])]), "contact")
+    assert as_dictionary == as_strings
+    assert {d.detector: d.hits for d in as_strings.detections} == {"email": 100, "payment_card": 50}
+
+
+@pytest.mark.parametrize(("data_type", "name", "expected"), [
+    (pa.string(), "notes", True), (pa.large_string(), "notes", True), (pa.int64(), "phone", True),
+    (pa.dictionary(pa.int32(), pa.string()), "plan", True), (pa.float64(), "spend", False),
+    (pa.bool_(), "autopay", False), (pa.date32(), "signup", False), (pa.date32(), "date_of_birth", True),
+    (pa.timestamp("us"), "born_at", True),
+])
+def test_scannable_says_which_columns_a_scan_reads(data_type: pa.DataType, name: str, expected: bool) -> None:
+    from gates.compliance_review.personal_data import scannable
+
+    assert scannable(data_type, name) is expected

@@ -133,3 +133,14 @@ def test_a_declared_cost_estimate_is_named_but_does_not_replace_the_cost_gate() 
 def test_long_text_is_truncated_in_messages() -> None:
     checks, _ = _score({**MANIFEST, "sponsor": "x" * 5000})
     assert len(checks["executive_sponsor"].message) < 200
+
+
+def test_the_cost_factor_shows_the_cost_gate_figures() -> None:
+    cost = {"status": "pass", "metrics": {"cost.per_1000": 0.0123, "cost.per_month": 850.0}}
+    checks, _ = _score(earlier={"data_check": {"status": "pass"}, "security_scan": {"status": "pass"}, "cost": cost})
+    factor = checks["cost_model"]
+    assert factor.status is Status.PASS
+    assert "$0.0123 per 1,000 predictions" in factor.message and "$850.00 per month" in factor.message
+    failed = {"status": "fail", "metrics": {"cost.per_1000": 3.5}}
+    checks, _ = _score(earlier={"cost": failed})
+    assert checks["cost_model"].status is Status.FAIL and "$3.50 per 1,000" in checks["cost_model"].message

@@ -332,7 +332,7 @@ def test_every_issue_is_reported_not_just_the_first(cwd: Path) -> None:
         "configs/models/churn.yaml:1: name: must be lower-case letters, digits, '_', '.' or '-', "
         "starting with a letter or digit (got 'Churn Model')",
         "configs/models/churn.yaml:4: extra: unknown key (allowed: name, owner, authors, risk_tier, intended_use, "
-        "kpi, serving_endpoint, versions, policy_overrides, notify, sponsor, regulatory_tags, operations, "
+        "kpi, serving_endpoint, serving, versions, policy_overrides, notify, sponsor, regulatory_tags, operations, "
         "personal_data, model_card)",
         "configs/models/churn.yaml:9: versions.1.0.0.artifacts.0.sha256: must be a SHA-256: 64 lower-case hex "
         "characters (got 'ABC')",
@@ -655,11 +655,12 @@ def _validator(schema_path: Path) -> jsonschema.protocols.Validator:
 
 def test_schemas_are_written_and_examples_validate(tmp_path: Path) -> None:
     written = write_schemas(tmp_path / "schemas")
-    assert sorted(p.name for p in written) == ["model.schema.json", "policy.schema.json", "principals.schema.json",
-                                               "regulatory.schema.json", "waivers.schema.json"]
+    assert sorted(p.name for p in written) == ["model.schema.json", "policy.schema.json", "prices.schema.json",
+                                               "principals.schema.json", "regulatory.schema.json",
+                                               "waivers.schema.json"]
     by_kind = {"policies": "policy", "models": "model"}
     for example in sorted(EXAMPLES.rglob("*.yaml")):
-        kind = by_kind.get(example.parent.name, example.stem if example.stem in ("waivers", "regulatory")
+        kind = by_kind.get(example.parent.name, example.stem if example.stem in ("waivers", "regulatory", "prices")
                            else "principals")
         validator = _validator(tmp_path / "schemas" / f"{kind}.schema.json")
         errors = list(validator.iter_errors(yaml.safe_load(example.read_text())))

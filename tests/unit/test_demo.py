@@ -103,7 +103,7 @@ def test_the_demo_predictions_are_the_models_on_eval_with_independent_protected_
     assert demo.demo_files()["predictions.parquet"] == files["predictions.parquet"]
 
 
-def test_the_demo_predictions_are_fair_at_the_default_levels(files):
+def test_the_demo_predictions_warn_once_on_age_and_pass_everything_else_at_the_default_levels(files):
     from gates.compliance_review.fairness import fairness_from_table, judge_fairness
 
     predictions = pq.read_table(pa.BufferReader(files["predictions.parquet"]))
@@ -113,12 +113,20 @@ def test_the_demo_predictions_are_fair_at_the_default_levels(files):
                                  intersections=[tuple(pair) for pair in evaluation["intersections"]])
     checks = judge_fairness(result)
     assert {c.id.split(":")[1] for c in checks} == {"gender", "age_band", "gender&age_band"}
-    assert all(c.status is Status.PASS for c in checks), [(c.id, c.status, c.observed) for c in checks]
+    not_passing = {c.id: c.status for c in checks if c.status is not Status.PASS}
+    # one finding (18-29 year olds are selected more often), seen in the age bands and in the gender × age groups
+    assert not_passing == {"fairness:age_band:demographic_parity_ratio": Status.WARN,
+                           "fairness:gender&age_band:demographic_parity_ratio": Status.WARN}, not_passing
     metrics = {c.id: c.observed for c in checks}
-    for attr in ("gender", "age_band"):
-        assert metrics[f"fairness:{attr}:demographic_parity_difference"] < 0.1
-        assert metrics[f"fairness:{attr}:demographic_parity_ratio"] > 0.8
-        assert metrics[f"fairness:{attr}:equalized_odds_difference"] < 0.1
+    for attr in ("gender", "age_band", "gender&age_band"):  # with a margin: a retrained model keeps the verdicts
+        assert metrics[f"fairness:{attr}:demographic_parity_difference"] < 0.09
+        assert metrics[f"fairness:{attr}:equalized_odds_difference"] < 0.09
+    assert metrics["fairness:gender:demographic_parity_ratio"] > 0.85
+    assert 0.65 < metrics["fairness:age_band:demographic_parity_ratio"] < 0.78
+    # the tilt moves selection only: every band keeps its size and its true-label mix
+    untilted_sizes = {band: share * len(predictions) / 20 for band, share in demo.AGE_BANDS.items()}
+    for group in result.attributes[1].groups:
+        assert abs(group.size - untilted_sizes[group.name]) <= 2
 
 
 def test_the_demo_data_holds_no_personal_data(files):
@@ -190,7 +198,10 @@ def test_the_demo_passes_compliance_review_under_the_high_tier(files, tmp_path, 
     bad = [(c.id, c.status.value, c.message) for c in result.checks if c.status in (Status.FAIL, Status.ERROR)]
     assert bad == [] and result.status is Status.WARN, bad
     warned = {c.id for c in result.checks if c.status is Status.WARN}
-    assert warned == {"readiness:data_readiness", "readiness:security", "readiness:cost_model"}
+    # a pre-flight has no earlier gates (data_check, security_scan, cost: missing); the rest is the demo's one
+    # visible warning of this gate
+    assert warned == {"readiness:data_readiness", "readiness:security", "readiness:cost_model",
+                      "fairness:age_band:demographic_parity_ratio", "fairness:gender&age_band:demographic_parity_ratio"}
     assert result.metrics["evaluation.auc"] > 0.9 and result.metrics["personal_data.columns_flagged"] == 0
     ids = {c.id for c in result.checks}
     assert {"fairness:gender:demographic_parity_difference", "lineage:code_revision", "kpi:review_date",
@@ -227,3 +238,84 @@ def test_the_demo_manifest_names_the_requirements_file(files, tmp_path, monkeypa
     entry = load_config_dir(configs).manifests[demo.MODEL].versions["1.0.3"]
     assert entry.requirements == f"candidates/{demo.MODEL}/1.0.3/requirements.txt"
     assert (configs / "advisories" / "PyPI").is_dir()  # the demo's CLEARANCE_ADVISORY_DB
+
+
+def test_the_demo_manifest_serves_the_model_for_the_load_test_and_prices_it(files, tmp_path, monkeypatch):
+    """The demo's serving section: the endpoint it was given, eval rows of the model's input columns as request
+    bodies, an instance type the shipped price table prices, and an expected traffic one instance covers at the
+    high tier's offered rate."""
+    monkeypatch.setattr(demo, "STATE", tmp_path / "state")
+    placed = {name: (keys.candidate_key(demo.MODEL, "1.0.4", name), body) for name, body in files.items()}
+    configs = demo.write_demo_configs("1.0.4", placed, endpoint="http://127.0.0.1:8123/predict")
+    loaded = load_config_dir(configs)
+    manifest = loaded.manifests[demo.MODEL]
+    assert manifest.serving_endpoint == "http://127.0.0.1:8123/predict"
+    serving = manifest.serving
+    assert serving is not None and serving.body.columns == list(demo.INPUTS) and serving.body.dataset_role == "eval"
+    # without serving.body.columns (the example manifest, README's load-test pre-flight), the bodies hold every
+    # eval column but the label and the key: the model's inputs, in its order
+    evaluation = pq.read_table(pa.BufferReader(files["eval.parquet"]))
+    contract = demo.example_contract("eval")
+    default = [c for c in evaluation.column_names if c != contract["label"]["column"] and c not in contract["key"]]
+    assert default == list(demo.INPUTS)
+    assert loaded.prices is not None and serving.instance_type in loaded.prices
+    high = loaded.policies["high"]
+    load_test, cost = high.gate("load_test"), high.gate("cost")
+    assert load_test is not None and cost is not None
+    ids = [g.id for g in high.gates]
+    assert ids.index("load_test") < ids.index("cost") < ids.index("compliance_review")
+    assert serving.expected_traffic_rps is not None and serving.expected_traffic_rps < load_test.config["rate"]
+
+
+def test_the_served_demo_model_answers_the_demo_request_bodies(files, tmp_path, monkeypatch):
+    """What the load test sends in `make demo` (tasks/load_test.py request_bodies on the demo manifest and its eval
+    data) is what `clearance serve-model` scores: the model takes the raw input columns; the security scan lets
+    the file be loaded."""
+    import asyncio
+
+    import httpx
+
+    from clearance.app.serve_model import ModelServer, build_app, load_model, scan_config
+    from clearance.config.schema import DatasetRef
+    from tasks.datasets import locate_dataset
+    from tasks.load_test import request_bodies
+
+    monkeypatch.setattr(demo, "STATE", tmp_path / "state")
+    for name in ("model.joblib", "eval.parquet"):
+        (tmp_path / name).write_bytes(files[name])
+    placed = {name: (keys.candidate_key(demo.MODEL, "1.0.5", name), body) for name, body in files.items()}
+    configs = demo.write_demo_configs("1.0.5", placed)
+    manifest = load_config_dir(configs).manifests[demo.MODEL]
+    locator = locate_dataset(DatasetRef(role="eval", uri=str(tmp_path / "eval.parquet")), compute_digest=False)
+    bodies = request_bodies(manifest, "1.0.5", {"eval": locator})
+    assert len(bodies) == 1000
+    model = load_model(tmp_path / "model.joblib", scan_config(configs / "policies" / "high.yaml"))
+
+    async def post_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=build_app(ModelServer(model)))
+        async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
+            return [await client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+                    for body in bodies[:50]]
+
+    answers = asyncio.run(post_all())
+    assert {a.status_code for a in answers} == {200}, answers[0].text
+    assert all(a.json()["predictions"][0] in (0, 1) for a in answers)
+
+
+def test_the_demo_costs_pass_the_high_tier_budget_at_the_offered_rate(files, tmp_path, monkeypatch):
+    """cost under the high tier, with the demo's serving section and a sustainable rate of the offered 50
+    requests/s (what load_test reports when the SLO held), as earlier_gates carries it in the flow."""
+    monkeypatch.setattr(demo, "STATE", tmp_path / "state")
+    placed = {name: (keys.candidate_key(demo.MODEL, "1.0.6", name), body) for name, body in files.items()}
+    configs = demo.write_demo_configs("1.0.6", placed)
+    loaded = load_config_dir(configs)
+    spec = loaded.policies["high"].gate("cost")
+    assert spec is not None
+    manifest = loaded.manifests[demo.MODEL]
+    earlier = {"load_test": {"status": "pass", "message": "", "blocking": True,
+                             "metrics": {"load_test.sustainable_rps": 49.5}}}
+    inputs = GateInputs(model=demo.MODEL, version="1.0.6", manifest=manifest.model_dump(mode="json"),
+                        extra={"earlier_gates": earlier, "price_table": loaded.price_table_json()})
+    result = run_gate("cost", inputs, spec.config)
+    assert result.status is Status.PASS, [(c.id, c.status, c.message) for c in result.checks]
+    assert result.metrics["cost.instances_needed"] == 1

@@ -133,3 +133,30 @@ def test_compliance_review_in_the_shipped_tiers():
     # the higher the tier, the lower (stricter) its fairness levels
     for name in ("demographic_parity_difference", "equalized_odds_difference"):
         assert getattr(high.fairness, name).fail <= getattr(medium.fairness, name).fail
+
+
+def test_load_test_and_cost_in_the_shipped_tiers():
+    from gates.base import parse_gate_config
+    from gates.cost.config import CostConfig
+    from gates.load_test.config import LoadTestConfig
+
+    policies = shipped_policies()
+    high = policies["high"]
+    ids = [spec.id for spec in high.gates]
+    # cost reads load_test's sustainable rate; compliance_review's readiness scorecard reads cost: that order
+    assert ids.index("load_test") < ids.index("cost") < ids.index("compliance_review")
+    load, cost = high.gate("load_test"), high.gate("cost")
+    assert load is not None and cost is not None
+    assert load.mode is GateMode.BLOCKING and cost.mode is GateMode.BLOCKING
+    load_config = parse_gate_config("load_test", load.config)
+    cost_config = parse_gate_config("cost", cost.config)
+    assert isinstance(load_config, LoadTestConfig) and isinstance(cost_config, CostConfig)
+    # the SLO of the issue: every percentile judged, warn before fail; a bounded run
+    slo = load_config.slo
+    for levels in (slo.p50_ms, slo.p95_ms, slo.p99_ms, slo.error_rate):
+        assert levels.warn is not None and levels.fail is not None and levels.warn < levels.fail
+    assert slo.min_achieved_ratio.fail is not None and slo.min_achieved_ratio.fail < 1
+    assert load_config.planned_requests() <= load_config.max_requests
+    assert cost_config.require_price and cost_config.budget_per_1000.fail is not None
+    # only the high tier loads an endpoint (the others may add the gates through a manifest)
+    assert policies["medium"].gate("load_test") is None and policies["low"].gate("load_test") is None
