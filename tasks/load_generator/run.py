@@ -114,7 +114,7 @@ def _context() -> Any:
     parent with threads), else spawn."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["tasks.load_generator.worker", "aiohttp", "uvloop"])
+        ctx.set_forkserver_preload(["tasks.load_generator.worker", "httptools", "uvloop"])
         return ctx
     return multiprocessing.get_context("spawn")
 
