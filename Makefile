@@ -21,12 +21,12 @@ demo: install
 	$(PY) -m clearance.dev.demo
 
 ## Lint and type check first (seconds), then every test in two sessions side by side: tests/unit (pure:
-## they start no server) in the background on one core, and the integration, security and fault tests in
+## they start no server) in the background at a lower priority, and the integration, security and fault tests in
 ## one session that starts one Prefect server and one SeaweedFS (mostly waiting on them). The unit
 ## session's output follows when both are done. pytest exits 5 when it collected nothing: a failure here.
 UNIT_LOG := .unit-tests.log
 test: install lint
-	@$(PY) -m pytest tests/unit -p no:cacheprovider > $(UNIT_LOG) 2>&1 & unit=$$!; \
+	@nice -n 10 $(PY) -m pytest tests/unit -p no:cacheprovider > $(UNIT_LOG) 2>&1 & unit=$$!; \
 	$(PY) -m pytest --ignore=tests/unit; rc=$$?; \
 	wait $$unit; urc=$$?; echo "==> tests/unit (run alongside, output from $(UNIT_LOG))"; cat $(UNIT_LOG); \
 	if [ $$urc -eq 5 ] || [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
