@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test unit lint down env schema lock clean bench
+.PHONY: install demo test unit lint down env shell schema lock clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ down:
 ## `eval $$(make -s env)` points this shell's CLI at the demo servers.
 env:
 	@$(PY) -m clearance.dev.devservers env
+
+## A shell where `clearance` and the demo's servers, configs and service key just work (exit to leave).
+shell:
+	@eval "$$($(PY) -m clearance.dev.devservers env)" && echo "clearance shell: $$CLEARANCE_CONFIG_DIR (exit to leave)" && exec "$${SHELL:-bash}" -i
 
 schema: install
 	$(PY) -m clearance schema

@@ -12,16 +12,17 @@ from pydantic import BaseModel, Field
 
 from clearance.approvals import ApprovalRecord
 from clearance.config.schema import Notify
-from clearance.core.events import EventKind
+from clearance.core.events import EventKind, RunAction
 from gates.base import GateResult
 
-__all__ = ["EventKind", "PromotionEvent", "event_for"]
+__all__ = ["EventKind", "PromotionEvent", "RunAction", "event_for"]
 
 
 class PromotionEvent(BaseModel):
     """Something that happened to one promotion run, with what a channel needs to show it."""
 
     kind: EventKind
+    action: RunAction = Field("promotion", description="What the run does: promotion, recertification, rollback.")
     run_id: str
     model: str
     version: str
@@ -36,11 +37,14 @@ class PromotionEvent(BaseModel):
     links: dict[str, str] = Field(default_factory=dict, description="e.g. prefect_run → URL.")
     notify: Notify = Field(default_factory=Notify, description="Slack channel / Jira project the configs name "
                                                                "(events from the flow carry it).")
+    mentions: list[str] = Field(default_factory=list, description="Principal ids to mention (reminders, "
+                                                                  "escalations: the people still needed).")
 
 
 def event_for(record: ApprovalRecord, kind: EventKind, **details: Any) -> PromotionEvent:
     """An event about a run, built from its approvals record (for channels outside the flow)."""
     request = record.request
+    details.setdefault("action", request.action)
     return PromotionEvent(kind=kind, run_id=request.run_id, model=request.model, version=request.version,
                           tier=request.tier, initiator=request.initiator, artifact_digest=request.artifact_digest,
                           record=record, **details)

@@ -6,9 +6,11 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.certification import lapse_expired
 from tasks.crashes import sweep_crashes
 from tasks.deadlines import expire_overdue, recover_ended_runs
 from tasks.evidence import store
+from tasks.reminders import send_due_reminders
 
 
 @task(name="expire-overdue-approvals", cache_policy=NO_CACHE)
@@ -43,6 +45,26 @@ def recover_ended_runs_task() -> list[int]:
     return [entry.seq for entry in closed]
 
 
+@task(name="send-due-reminders", cache_policy=NO_CACHE)
+def send_due_reminders_task() -> int:
+    """Remind the people waiting sign-offs still need, and escalate those nobody answered (tasks/reminders.py)."""
+    sent = send_due_reminders(store())
+    for nudge in sent:
+        get_run_logger().info("Sent %s %d of run %s (%s %s) to %s", nudge.kind, nudge.number, nudge.run_id,
+                              nudge.model, nudge.version, ", ".join(nudge.to))
+    return len(sent)
+
+
+@task(name="lapse-expired-certifications", cache_policy=NO_CACHE)
+def lapse_expired_task() -> int:
+    """Record the lapse of certifications past their certified_until, with an alert (tasks/certification.py:
+    a tenth of the re-certified models each minute)."""
+    lapsed = lapse_expired(store())
+    for entry in lapsed:
+        get_run_logger().warning("Certification lapsed: %s", entry.payload.get("reason", ""))
+    return len(lapsed)
+
+
 @flow(name="approval-deadlines")
 def approval_deadlines() -> list[str]:
     """Run every minute (deployment ``approval-deadlines/every-minute``): crash promotions whose process is gone
@@ -50,6 +72,8 @@ def approval_deadlines() -> list[str]:
     sweep_crashes_task(return_state=True)  # its failure (Prefect or the store down) must not stop the rest
     woken = expire_overdue_task()
     recover_ended_runs_task()  # after the crash sweep, which sets Crashed the runs this then closes
+    send_due_reminders_task(return_state=True)  # a channel or ledger problem must not fail the sweep
+    lapse_expired_task(return_state=True)  # likewise
     if woken:
         get_run_logger().info("Deadline passed for %d run(s): %s", len(woken), ", ".join(woken))
     return woken

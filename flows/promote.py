@@ -17,10 +17,12 @@ from pydantic import BaseModel, Field
 
 from clearance.approvals import ApprovalRecord, ApprovalRequest, Outcome
 from clearance.approvals.request import build_request, eligible_approvers
+from clearance.approvals.rules import downgrade_refusal
 from clearance.config.schema import GateMode, OnWarn
 from clearance.core.digests import sha256_json
 from clearance.core.keys import pointer_key, run_prefix
 from clearance.core.ledger_kinds import LedgerKind
+from clearance.core.versions import compare_versions
 from clearance.events import PromotionEvent
 from clearance.ledger import LedgerEntry
 from clearance.render.report import build_report
@@ -58,8 +60,9 @@ from tasks.recovery import append_closing, close_after_failure, configured_prefi
 from tasks.signoff import open_approval, opened_request, refresh_record
 from tasks.storage_posture import read_storage_postures
 from tasks.store_probe import require_conditional_writes
+from tasks.supersede import supersede_older
 
-RunStatus = Literal["promoted", "dry-run", "gate-failed", "rejected", "timed-out", "promotion-failed"]
+RunStatus = Literal["promoted", "dry-run", "gate-failed", "rejected", "timed-out", "superseded", "promotion-failed"]
 
 
 class PromotionStopped(RuntimeError):
@@ -109,14 +112,17 @@ def _record_crash(flow, flow_run, state) -> None:
 
 @flow(name="promote-model", persist_result=True, on_failure=[_record_crash], on_crashed=[_record_crash])
 def promote_model(model: str, version: str, dry_run: bool = False, initiator: str | None = None,
-                  initiator_proof: dict[str, str] | None = None) -> PromotionResult:
+                  initiator_proof: dict[str, str] | None = None, allow_downgrade: bool = False) -> PromotionResult:
     """Promote ``model`` ``version`` to production if its policy's gates and approvers clear it.
 
     ``dry_run`` evaluates every gate and names who would have to approve, writing nothing
     outside this run's own evidence prefix. ``initiator_proof`` is the start statement the person
     signed with their SSH key (``clearance promote --key``): it makes the initiator verified. Without
     it ``initiator`` is only a claimed name, and a tier that counts only verified decisions opens no
-    sign-off anyone could pass. The initiator may never approve their own promotion.
+    sign-off anyone could pass. The initiator may never approve their own promotion. A version lower than
+    the live one is refused unless the tier allows downgrades and ``allow_downgrade`` is set (recorded). Once
+    approved, the sign-offs of older versions of the model still waiting are closed as superseded
+    (tasks/supersede.py); a run whose own sign-off is superseded stops as ``superseded``.
     """
     log = get_run_logger()
     run_context = FlowRunContext.get()
@@ -129,12 +135,18 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
         recover_open_runs(model, ctx.policy.promotion.prefix)
     prefix = run_prefix(model, version, run_id)
     seen_pointer = read_production_pointer(ctx.policy.promotion.prefix, model)
+    live = seen_pointer.pointer.version if seen_pointer.pointer else None
+    refusal = downgrade_refusal(model, version, live, ctx.policy.promotion.downgrades, allow_downgrade)
+    if refusal is not None:  # before anything is written: a refused downgrade leaves no trace but the run's state
+        raise PromotionStopped(f"{model} {version}: {refusal}")
+    downgrade = {"downgrade_from": live} if live is not None and compare_versions(version, live) == -1 else {}
     starter = establish_initiator(initiator_proof, initiator, model, version, run_id, ctx.principals)
     who = starter.principal
     if not dry_run:
         record_event(model, LedgerKind.STARTED, {"run": run_id, "version": version, "initiator": who,
                                                  "initiator_assurance": starter.assurance.value,
-                                                 "tier": ctx.policy.tier, "config_digest": ctx.config_digest})
+                                                 "tier": ctx.policy.tier, "config_digest": ctx.config_digest,
+                                                 **downgrade})
 
     observations = observe_candidate(ctx.model_version)
     digest = artifact_digest(observations)
@@ -182,6 +194,9 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
 
     record = sign_off(ctx, request, eligible, lambda rec: tell("approval-requested", record=rec, gates=results))
     report["record"] = record
+    if record.outcome is Outcome.SUPERSEDED:  # a newer version was approved (tasks/supersede.py told the channels)
+        reason = record.closed_by[0] if record.closed_by else "superseded by a newer version"
+        return _stop(ctx, "superseded", reason, summary | {"approvals": record.outcome}, report, dry_run, tell)
     if record.outcome is not Outcome.APPROVED:
         tell("closed", record=record, gates=results)
         status: RunStatus = "rejected" if record.outcome is Outcome.REJECTED else "timed-out"
@@ -192,6 +207,7 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     approval_entry = record_event(model, LedgerKind.APPROVED, {"run": run_id, "version": version,
                                                                "artifact_digest": digest, "decisions": decisions})
     tell("closed", record=record, gates=results)
+    supersede_older_requests(model, version, run_id)
     # Intent before effect: if the run cannot record the move (store down, process gone), recovery finds
     # this entry and the pointer, and closes the run (tasks/recovery.py).
     target = ctx.policy.promotion.prefix
@@ -212,7 +228,8 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     sealed = seal_evidence(prefix, build_report(**report, outcome="promoted", production=production),
                            f"{model} {version} promoted", model=model, version=version, run_id=run_id, dry_run=False)
     close_run(model, run_id, LedgerKind.PROMOTED, {"run": run_id, "version": version, "artifact_digest": digest,
-                                                   "production": production, "replaces_run": replaces, **sealed},
+                                                   "production": production, "replaces_run": replaces, **sealed,
+                                                   **certification_terms(ctx)},
               intent.seq)
     tell("promoted", status="promoted", record=record, message=", ".join(production))
     log.info("%s %s promoted: %s", model, version, ", ".join(production))
@@ -313,6 +330,21 @@ def check_object_store() -> None:
     require_conditional_writes(store())
 
 
+@task(name="supersede-older-requests", cache_policy=NO_CACHE)
+def supersede_older_requests(model: str, version: str, run_id: str) -> list[str]:
+    """Close the pending sign-offs of older versions of ``model`` as superseded (tasks/supersede.py); never fails
+    this run: what could not be done is logged, and those runs keep waiting for their own outcome."""
+    log = get_run_logger()
+    try:
+        superseded = supersede_older(store(), model, version, run_id)
+    except Exception as exc:  # noqa: BLE001 — Prefect or the store down: this approved run still promotes
+        log.warning("could not supersede older requests of %s: %s: %s", model, type(exc).__name__, exc)
+        return []
+    if superseded:
+        log.info("superseded the waiting promotion(s) of older versions: %s", ", ".join(superseded))
+    return superseded
+
+
 @task(name="read-production-pointer", persist_result=True, cache_key_fn=per_run_key)
 def read_production_pointer(prefix: str, model: str) -> PointerState:
     """The pointer as this run first saw it: the final move is compare-and-swap against it."""
@@ -373,6 +405,13 @@ def _announcer(ctx: PromotionContext, run_id: str, initiator: str, digest: str, 
                                        links=links, notify=notify, **details))
 
     return tell
+
+
+def certification_terms(ctx: PromotionContext) -> dict[str, str]:
+    """``certified_until`` of a version going live now, when its tier re-certifies (flows/recertify.py): the
+    promotion certifies it for the policy's ``validity``, by the store's clock (the clock of every deadline)."""
+    terms = ctx.policy.recertification
+    return {"certified_until": (store_time() + terms.validity).isoformat()} if terms else {}
 
 
 def _warnings_need_people(ctx: PromotionContext, results: list[GateResult]) -> bool:

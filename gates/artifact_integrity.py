@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gates.base import ArtifactObservation, CheckResult, GateInputs, GateResult, Status, register_gate
 
@@ -26,6 +26,17 @@ _EXTENSIONS = {
 }
 # Formats whose container is pickle: a joblib file *is* a pickle stream.
 _PICKLE_FAMILY = {"joblib", "pickle"}
+#: Every format name clearance can detect or be told: an allowlist naming another one is a typo, not a format.
+KNOWN_FORMATS = frozenset({fmt for _, fmt in _MAGIC} | set(_EXTENSIONS.values()))
+
+
+def known_formats(value: list[str]) -> list[str]:
+    """``value`` if every format in it is one clearance knows (a typo like 'jobilb' would allow nothing)."""
+    strange = [fmt for fmt in value if fmt not in KNOWN_FORMATS]
+    if strange:
+        raise ValueError(f"unknown format(s) {', '.join(map(repr, strange))} "
+                         f"(known: {', '.join(sorted(KNOWN_FORMATS))})")
+    return value
 
 
 def detect_format(key: str, head: bytes) -> str:
@@ -55,6 +66,11 @@ class ArtifactIntegrityConfig(BaseModel):
     max_size_bytes: int | None = Field(
         None, gt=0, json_schema_extra={"tighten": "lower"}, description="Largest artifact accepted."
     )
+
+    @field_validator("allowed_formats")
+    @classmethod
+    def _known_formats(cls, value: list[str]) -> list[str]:
+        return known_formats(value)
 
 
 @register_gate

@@ -26,10 +26,12 @@ from clearance.approvals import (
     Proof,
     Refusal,
     RefusalReason,
+    ReminderSent,
     Vote,
     authorise,
     tally,
 )
+from clearance.approvals.reminders import Nudge
 from clearance.approvals.trust import person_statement_problem, proof_problem, service_keys
 from clearance.config.schema import Assurance, Channel, Principal, Principals
 from clearance.core.clock import utcnow
@@ -159,6 +161,8 @@ def _proven(record: ApprovalRecord, principals: Principals | None, now: datetime
         return record
     keys = service_keys(principals, own_public_keys())
     kept = [d for d in record.decisions if proof_problem(d, record.request, principals, keys) is None]
+    if record.outcome is Outcome.SUPERSEDED:  # closed for good: never reopened by recomputing the tally
+        return record if len(kept) == len(record.decisions) else record.model_copy(update={"decisions": kept})
     if len(kept) == len(record.decisions) and (record.outcome is Outcome.PENDING) == (
             tally(record, now).outcome is Outcome.PENDING):
         return record
@@ -221,3 +225,45 @@ def _close_if_decided(record: ApprovalRecord, now: datetime, channel: Channel | 
     else:
         record.closed_by = ["deadline"]
     return True
+
+
+def record_nudge(store: Store, key: str, nudge: Nudge, now: datetime) -> ApprovalRecord | None:
+    """Append ``nudge`` to the record as sent (compare-and-swap); ``None`` when it must not go out.
+
+    ``None`` when another sweep recorded the same nudge first (kind and number), or the request is no
+    longer pending: only the writer that recorded it sends it, so two sweeps never remind twice.
+    """
+    for _ in range(_MAX_CAS_ATTEMPTS):
+        record, etag = read_record(store, key)
+        if record.outcome.closed or record.sent(nudge.kind, nudge.number):
+            return None
+        record.reminders.append(ReminderSent(kind=nudge.kind, number=nudge.number, at=now, to=nudge.to,
+                                             missing=nudge.missing))
+        try:
+            store.put_if_match(key, record.model_dump_json().encode(), etag)
+        except PreconditionFailed:
+            continue
+        return record
+    raise RuntimeError(f"could not record the reminder in {key}: too many concurrent writers")
+
+
+def supersede(store: Store, key: str, by_version: str, by_run: str, now: datetime) -> ApprovalRecord | None:
+    """Close a pending request as superseded by ``by_version`` (run ``by_run``); ``None`` when it is not pending.
+
+    A request whose decisions or deadline already decide it (the tally by ``now``) is left for them: it is not
+    superseded, it closes as they say (the sweep or the next decision writes that).
+    """
+    for _ in range(_MAX_CAS_ATTEMPTS):
+        record, etag = read_record(store, key)
+        if record.outcome.closed or tally(record, now).outcome is not Outcome.PENDING:
+            return None
+        record.outcome = Outcome.SUPERSEDED
+        record.closed_at = now
+        record.closed_by = [f"superseded by {by_version} (run {by_run})"]
+        record.closing_channel = None
+        try:
+            store.put_if_match(key, record.model_dump_json().encode(), etag)
+        except PreconditionFailed:
+            continue
+        return record
+    raise RuntimeError(f"could not supersede {key}: too many concurrent writers")

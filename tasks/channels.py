@@ -108,7 +108,9 @@ def publish_event(event: PromotionEvent, notifiers: list[Notifier] | None = None
 def _event_key(context, parameters) -> str:
     """One announcement per run, kind and gate: a resumed run re-announces nothing it already told."""
     event: PromotionEvent = parameters["event"]
-    return per_run_key(context, {"kind": event.kind, "gate": event.gate.gate_id if event.gate else None})
+    # alerts, reminders and escalations may come more than once per run (another status, the next reminder)
+    repeated = {"status": event.status} if event.kind in ("alert", "reminder", "escalated") else {}
+    return per_run_key(context, {"kind": event.kind, "gate": event.gate.gate_id if event.gate else None, **repeated})
 
 
 @task(name="announce", persist_result=True, cache_key_fn=_event_key)

@@ -25,7 +25,7 @@ from clearance.core.clock import utcnow
 from clearance.ledger import LedgerEntry
 from tasks.approval_intake import UnknownRunError, record_key_for_run
 from tasks.approvals_record import close_if_due
-from tasks.prefect_runs import promotion_runs, wake_run
+from tasks.prefect_runs import LEDGER_FLOWS, promotion_runs, wake_run
 from tasks.recovery import configured_prefixes, recover_model
 from tasks.store import Store
 
@@ -60,8 +60,10 @@ def expire_overdue(store: Store) -> list[str]:
 
 
 def recently_ended_models(window: timedelta = RECOVERY_WINDOW) -> list[str]:
-    """Models of promote-model runs (not dry runs) that ended Failed, Crashed or Cancelled within ``window``."""
-    runs = promotion_runs({StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}, ended_after=utcnow() - window)
+    """Models of promotion, rollback and re-certification runs (not dry runs) that ended Failed, Crashed or
+    Cancelled within ``window``."""
+    runs = promotion_runs({StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}, ended_after=utcnow() - window,
+                          flows=LEDGER_FLOWS)
     return sorted({str(run.parameters["model"]) for run in runs
                    if run.parameters.get("model") and not run.parameters.get("dry_run")})
 

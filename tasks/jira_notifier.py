@@ -10,9 +10,11 @@ and what Jira did not take stays queued (``python -m clearance.app.jira_poller``
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from jira import JIRA
 
+from clearance.config.schema import Principals
 from clearance.core.keys import JIRA_PENDING_PREFIX, jira_state_key
 from clearance.events import PromotionEvent
 from clearance.settings import JiraSettings, Settings
@@ -21,7 +23,7 @@ from tasks.jira_client import JiraConfigError, JiraUnavailable
 from tasks.jira_plan import ISSUE_OP, ops_for, ticket_info
 from tasks.jira_tracking import JiraTracker
 from tasks.store import Store
-from tasks.wiring import object_store
+from tasks.wiring import config_set, object_store
 
 log = logging.getLogger("clearance.jira")
 
@@ -31,21 +33,32 @@ class JiraNotifier:
 
     name = "jira"
 
-    def __init__(self, settings: JiraSettings, store: Store, client: JIRA | None = None) -> None:
+    def __init__(self, settings: JiraSettings, store: Store, client: JIRA | None = None,
+                 config_dir: Any = None) -> None:
         self.settings = settings
         self.store = store
         self.tracker = JiraTracker(settings, store, client)
+        self.config_dir = config_dir
 
     def handle(self, event: PromotionEvent) -> None:
         """Queue what ``event`` changes and write the queue; raises on outages (the queue keeps it)."""
         key = jira_state_key(event.model, event.version, event.run_id)
-        self.tracker.outbox(key).enqueue(ticket_info(event, self.settings), ops_for(event, self.settings),
-                                         first=ISSUE_OP)
+        principals = self._principals() if event.mentions else None
+        self.tracker.outbox(key).enqueue(ticket_info(event, self.settings),
+                                         ops_for(event, self.settings, principals), first=ISSUE_OP)
         try:
             self.tracker.flush(key)
         except JiraUnavailable as exc:
             raise JiraUnavailable(f"{exc}; the ticket update is queued in {key} and written on the next "
                                   "successful call") from None
+
+    def _principals(self) -> Principals | None:
+        """The configured principals (to mention people by account id); ``None``: names are written as text."""
+        try:
+            return config_set(self.config_dir).principals
+        except Exception as exc:  # noqa: BLE001 — a mention is a courtesy; the reminder is still written
+            log.warning("Jira: principals not available to mention people (%s); names are written instead", exc)
+            return None
 
 
 def flush_pending(settings: JiraSettings, store: Store, client: JIRA | None = None) -> list[str]:
@@ -75,4 +88,4 @@ def jira_notifier(settings: Settings) -> JiraNotifier | None:
     jira = JiraSettings()  # not cached: the environment is the switch, read at each event
     if not jira.enabled:
         return None
-    return JiraNotifier(jira, object_store(settings))
+    return JiraNotifier(jira, object_store(settings), config_dir=settings.config_dir)

@@ -1,16 +1,34 @@
 """What a promotion event changes on its Jira ticket, as outbox operations (each idempotent).
 
 Pure planning: the operations are written by :class:`tasks.jira_tracking.JiraTracker`.
+
+Lifecycle events: a ``reminder`` / ``escalated`` event is one comment per reminder (op id
+``reminder/<n>`` / ``escalation/<n>``: from ``event.status``, else the newest nudge the record holds)
+mentioning the people still needed (``[~accountid:…]``); an
+``alert`` is a comment on the run's ticket, which it creates with the alert's summary when the run
+has none yet; a request closed as ``superseded`` moves the ticket to its rejected state with a comment.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from clearance.approvals import Outcome
+from clearance.config.schema import Principals
+from clearance.core.clock import utcnow
 from clearance.core.keys import run_prefix
 from clearance.events import PromotionEvent
-from clearance.render.jira_comments import gate_comment, outcome_comment, scorecard_comment, tally_comment
+from clearance.render.jira_comments import (
+    alert_comment,
+    gate_comment,
+    outcome_comment,
+    reminder_comment,
+    scorecard_comment,
+    superseded_comment,
+    tally_comment,
+)
+from clearance.render.lifecycle import SUPERSEDED, alert_ref, alert_summary, is_superseded, nudge, run_title
 from clearance.settings import JiraSettings
 
 #: The operation that must come first: find or create the run's ticket.
@@ -19,8 +37,12 @@ ISSUE_OP: dict[str, Any] = {"id": "issue", "kind": "issue"}
 REPEATABLE = ("tally",)
 
 
-def ops_for(event: PromotionEvent, settings: JiraSettings) -> list[dict[str, Any]]:
-    """What an event changes on the ticket, as queue operations (each idempotent)."""
+def ops_for(event: PromotionEvent, settings: JiraSettings, principals: Principals | None = None,
+            now: datetime | None = None) -> list[dict[str, Any]]:
+    """What an event changes on the ticket, as queue operations (each idempotent).
+
+    ``principals`` resolve the people a reminder mentions (without them, names are written as text).
+    """
     ops: list[dict[str, Any]] = []
 
     def state(name: str) -> None:
@@ -46,15 +68,23 @@ def ops_for(event: PromotionEvent, settings: JiraSettings) -> list[dict[str, Any
         ops.append({"id": "tally", "kind": "tally", "body": tally_comment(record, settings)})
         if record.outcome is Outcome.APPROVED:
             state("approved")
+        elif is_superseded(record):
+            ops.append({"id": "superseded", "kind": "comment", "body": superseded_comment(record)})
+            state("rejected")
         elif record.outcome in (Outcome.REJECTED, Outcome.TIMED_OUT):
             state("rejected")
+    elif kind in ("reminder", "escalated"):
+        item = nudge(event, principals, now or utcnow())
+        ops.append({"id": item.ref, "kind": "comment", "body": reminder_comment(item)})
+    elif kind == "alert":
+        ops.append({"id": alert_ref(event), "kind": "comment", "body": alert_comment(event)})
     elif kind in ("promoted", "stopped"):
         if record is not None and record.outcome.closed:
             ops.append({"id": "tally", "kind": "tally", "body": tally_comment(record, settings)})
         final = "promoted" if kind == "promoted" else (
-            "rejected" if event.status in ("rejected", "timed-out") else "failed")
+            "rejected" if event.status in ("rejected", "timed-out", SUPERSEDED) else "failed")
         ops.append({"id": f"outcome/{kind}", "kind": "comment",
-                    "body": outcome_comment(kind, event.status, event.message)})
+                    "body": outcome_comment(kind, event.status, event.message, event.action)})
         state(final)
         ops.append({"id": "attach/report", "kind": "attach",
                     "prefix": run_prefix(event.model, event.version, event.run_id)})
@@ -65,9 +95,11 @@ def ticket_info(event: PromotionEvent, settings: JiraSettings) -> dict[str, Any]
     """What the ticket of ``event``'s run is created with (fixed by the first event that knows it)."""
     from clearance.render.jira_comments import description
 
+    # An alert that is the run's first event (a lapse found by the sweep) opens a ticket named after it.
+    summary = (alert_summary(event) if event.kind == "alert"
+               else f"{run_title(event.action, event.model, event.version)} ({event.tier} tier)")
     info: dict[str, Any] = {"run_id": event.run_id, "model": event.model, "version": event.version,
-                            "artifact_digest": event.artifact_digest,
-                            "summary": f"Promote {event.model} {event.version} ({event.tier} tier)",
+                            "artifact_digest": event.artifact_digest, "summary": summary,
                             "description": description(event)}
     # Where the ticket goes is fixed by the first event that knows it (the flow's carry the configs').
     project = event.notify.jira_project or settings.project

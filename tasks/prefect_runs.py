@@ -137,15 +137,20 @@ def prefect_time() -> datetime:
 _PAGE = 200
 
 
-def promotion_runs(states: set[StateType], *, ended_after: datetime | None = None, limit: int = 5000
-                   ) -> list[RunInfo]:
-    """promote-model runs in one of ``states`` (and ended after ``ended_after`` when given), at most ``limit``."""
+#: Flows whose runs write a model's ledger (each closes its own run; recovery closes what they left open).
+LEDGER_FLOWS = (PROMOTE_FLOW, "rollback-model", "recertify-model")
+
+
+def promotion_runs(states: set[StateType], *, ended_after: datetime | None = None, limit: int = 5000,
+                   flows: tuple[str, ...] = (PROMOTE_FLOW,)) -> list[RunInfo]:
+    """Runs of ``flows`` (default: promote-model) in one of ``states`` (and ended after ``ended_after`` when
+    given), at most ``limit``."""
     run_filter = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=sorted(states))),
                                end_time=FlowRunFilterEndTime(after_=ended_after) if ended_after else None)
     found: list[RunInfo] = []
     with get_client(sync_client=True) as client:
         while len(found) < limit:
-            page = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[PROMOTE_FLOW])),
+            page = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=list(flows))),
                                          flow_run_filter=run_filter, limit=min(_PAGE, limit - len(found)),
                                          offset=len(found))
             found += [RunInfo.of(run) for run in page]

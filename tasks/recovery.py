@@ -26,6 +26,11 @@ and that no witness saw an entry the ledger lacks or holds differently (:class:`
 a tail cut after ``promoting`` looks exactly like a run that could not close, and is left for
 ``clearance audit verify`` to name.
 
+A rollback (flows/rollback.py) leaves the same trail — ``rolling-back`` is its intent — and is closed
+the same way, with ``rolled-back`` instead of ``promoted`` (held back only by a ``rolled-back`` of the
+run); a rollback that did not go live gets ``failed`` and no not-live marker, since what it would have
+made live is an earlier live copy. A ``rolled-back`` entry's ``replaces_run`` counts like a promotion's.
+
 Called by the next run of the same model (``flows/promote.py``), by the failure hook of the
 promotion flow (for its own run: :func:`close_after_failure`), by the every-minute sweep
 (``flows/deadlines.py``), and before ``clearance history`` and ``clearance audit verify`` read the
@@ -57,7 +62,7 @@ from clearance.core.keys import (
     pointer_key,
     run_prefix,
 )
-from clearance.core.ledger_kinds import TERMINAL, LedgerKind
+from clearance.core.ledger_kinds import LIVE, TERMINAL, LedgerKind
 from clearance.ledger import GENESIS_HASH, LedgerEntry
 from clearance.render.html import to_html
 from clearance.render.markdown import to_markdown
@@ -76,6 +81,10 @@ GRACE = timedelta(minutes=10)
 #: Prefect states in which a run has ended: it will append nothing more.
 ENDED = frozenset({StateType.FAILED, StateType.CRASHED, StateType.CANCELLED, StateType.COMPLETED})
 _CLOSING = frozenset(kind.value for kind in TERMINAL)
+#: Closing entries that make a version live (``promoted``, ``rolled-back``): such a trail is settled.
+_LIVE = frozenset(kind.value for kind in LIVE)
+#: Intents: entries written before a run moves the pointer (a promotion's, a rollback's).
+_INTENTS = frozenset({LedgerKind.PROMOTING.value, LedgerKind.ROLLING_BACK.value})
 _MAX_APPEND_ATTEMPTS = 20
 
 #: ``run id → its Prefect state type`` (``None``: unknown — Prefect unreachable, or no such run).
@@ -108,12 +117,20 @@ class RunTrail:
 
     @property
     def promoted(self) -> bool:
-        return self.last.kind == LedgerKind.PROMOTED.value
+        """Whether the run's last entry makes its version live (``promoted``, or ``rolled-back``): settled."""
+        return self.last.kind in _LIVE
 
     @property
     def intent(self) -> LedgerEntry | None:
-        """The run's last ``promoting`` entry: it set out to move the pointer."""
-        return next((e for e in reversed(self.entries) if e.kind == LedgerKind.PROMOTING.value), None)
+        """The run's last ``promoting`` (or ``rolling-back``) entry: it set out to move the pointer."""
+        return next((e for e in reversed(self.entries) if e.kind in _INTENTS), None)
+
+    @property
+    def rollback(self) -> bool:
+        """Whether the run is a rollback (flows/rollback.py): it closes with ``rolled-back``, and what it makes
+        live is an earlier live copy, never marked not-live."""
+        return any(e.kind in (LedgerKind.ROLLBACK_REQUESTED.value, LedgerKind.ROLLING_BACK.value)
+                   for e in self.entries)
 
     @property
     def approval(self) -> LedgerEntry | None:
@@ -267,13 +284,15 @@ def _close(store: Store, model: str, trail: RunTrail, verdict: Verdict, entries:
                     "recovered": True, "reason": verdict.reason}
         if trail.intent is not None and trail.intent.payload.get("replaces_run"):
             payload["replaces_run"] = trail.intent.payload["replaces_run"]
+        if trail.rollback:
+            payload |= _rollback_terms(trail)
         payload |= _seal_recovered(store, model, trail, verdict, entries)
-        kind = LedgerKind.PROMOTED
+        kind = LedgerKind.ROLLED_BACK if trail.rollback else LedgerKind.PROMOTED
     else:
         payload["reason"] = verdict.reason
         if recovered:
             payload |= {"recovered": True, "prefect_state": state.value if state is not None else None}
-        if trail.intent is not None:
+        if trail.intent is not None and not trail.rollback:  # a rollback's copy is an earlier live one: never marked
             payload["not_live"] = _mark_copy(store, model, trail, verdict.reason)
         kind = LedgerKind.FAILED
     entry = append_closing(store, model, run_id, kind, payload, after=trail.last.seq, signer=signer,
@@ -286,6 +305,15 @@ def _close(store: Store, model: str, trail: RunTrail, verdict: Verdict, entries:
         except ObjectStoreError as exc:
             log.warning("could not remove the not-live marker of live %s %s: %s", model, version, exc)
     return entry
+
+
+def _rollback_terms(trail: RunTrail) -> dict[str, Any]:
+    """What a ``rolled-back`` entry records beyond a ``promoted`` one, from the run's request and intent."""
+    requested = next((e.payload for e in trail.entries if e.kind == LedgerKind.ROLLBACK_REQUESTED.value), {})
+    intent = trail.intent.payload if trail.intent is not None else {}
+    return {"from_version": intent.get("from_version", requested.get("from_version")),
+            "certified_until": intent.get("certified_until"), "rollback_reason": requested.get("reason", ""),
+            "automatic": bool(requested.get("automatic", False)), "trigger_run": requested.get("trigger_run")}
 
 
 def _mark_copy(store: Store, model: str, trail: RunTrail, reason: str) -> bool:
@@ -324,7 +352,8 @@ def _seal_recovered(store: Store, model: str, trail: RunTrail, verdict: Verdict,
 def _recovered_report(store: Store, model: str, trail: RunTrail, verdict: Verdict):
     from tasks.evidence import stored_gate_results
 
-    started = next((e.payload for e in trail.entries if e.kind == LedgerKind.STARTED.value), {})
+    started = next((e.payload for e in trail.entries
+                    if e.kind in (LedgerKind.STARTED.value, LedgerKind.ROLLBACK_REQUESTED.value)), {})
     record = None
     try:
         record = ApprovalRecord.model_validate_json(store.get_bytes(approvals_key(model, trail.version,
@@ -333,7 +362,8 @@ def _recovered_report(store: Store, model: str, trail: RunTrail, verdict: Verdic
         pass  # a policy without sign-off opens no request
     return build_report(model=model, version=trail.version, tier=str(started.get("tier", "")), run_id=trail.run_id,
                         initiator=str(started.get("initiator", "")), artifact_digest=verdict.artifact_digest,
-                        results=stored_gate_results(store, model, trail.version, trail.run_id), outcome="promoted",
+                        results=stored_gate_results(store, model, trail.version, trail.run_id),
+                        outcome="rolled-back" if trail.rollback else "promoted",
                         record=record, production=verdict.production,
                         note=f"Recorded by recovery after the run ended: {verdict.reason}.")
 
@@ -383,12 +413,12 @@ def append_closing(store: Store, model: str, run_id: str, kind: LedgerKind, payl
     ``after``: the run's last entry as the caller read it (entries before it are not read again).
     The append is create-only at the next sequence number; when another writer takes that number,
     the entries it wrote are read and the check repeats, so two writers never both close one run.
-    ``promoted`` is held back only by a ``promoted`` of the run: a live version is recorded also
-    after a failure entry that was wrong about it. Returns the entry, or ``None`` when the run was
-    already closed.
+    ``promoted`` (and ``rolled-back``) is held back only by an entry of the same kind of the run: a live
+    version is recorded also after a failure entry that was wrong about it. Returns the entry, or
+    ``None`` when the run was already closed.
     """
     kind = LedgerKind(kind)
-    closing = {LedgerKind.PROMOTED.value} if kind is LedgerKind.PROMOTED else _CLOSING
+    closing = {kind.value} if kind in LIVE else _CLOSING
     signer = signer or require_signer(purpose="sign the ledger entry")
     floor = max(after, 1)
     tail: dict[int, LedgerEntry] = {}
@@ -453,9 +483,9 @@ def _prefix_of(trail: RunTrail, prefixes: Sequence[str]) -> str:
 
 
 def _replaced_by(run_id: str, entries: Sequence[LedgerEntry], pointers: _Pointers) -> str | None:
-    """A run whose promotion replaced ``run_id``'s pointer (so ``run_id``'s move had landed), if any."""
+    """A run whose promotion (or rollback) replaced ``run_id``'s pointer (so ``run_id``'s move had landed), if any."""
     for entry in entries:
-        if entry.kind == LedgerKind.PROMOTED.value and entry.payload.get("replaces_run") == run_id:
+        if entry.kind in _LIVE and entry.payload.get("replaces_run") == run_id:
             return str(entry.payload.get("run"))
     for pointer in pointers.all():
         if pointer.previous_run_id == run_id:

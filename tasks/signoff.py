@@ -63,7 +63,7 @@ def opened_request(key: str, built: ApprovalRequest) -> ApprovalRequest:
     digests, channels, assurance) means it was edited in the bucket, and ``built`` is used instead.
     """
     stored = close_if_due(store(), key, now=store_time()).request
-    fixed = ("opened_at", "deadline")
+    fixed = ("opened_at", "deadline", "reminders")  # the reminders copied when it opened stay with it
     if stored.model_dump(exclude=set(fixed)) != built.model_dump(exclude=set(fixed)):
         get_run_logger().warning("approvals record %s: its request differs from the policy's; using the policy's",
                                  key)

@@ -6,8 +6,15 @@ every failure raises a clear error that :func:`tasks.channels.publish_event` tur
 log line and a Prefect artifact note, and the promotion goes on.
 
 Where the messages are: ``evidence/<model>/<version>/<run>/slack.json`` (channel, parent ts,
-gate reply ts, approval message ts), written with compare-and-swap, so the flow (which posts)
-and ``clearance serve`` / the CLI (which update after a decision) share the same messages.
+gate reply ts, approval message ts, reminder and alert ts), written with compare-and-swap, so the
+flow (which posts) and ``clearance serve`` / the CLI / the deadline sweep (which update after a
+decision or remind people) share the same messages.
+
+Lifecycle events: ``reminder`` / ``escalated`` are replies in the run's thread mentioning the
+people still needed (``<@U…>`` when ``principals.yaml`` knows their Slack id), once per reminder
+(``event.status`` = ``reminder-<n>`` / ``escalation-<n>``, else the newest nudge in the record); an
+``alert`` is a top-level message in the model's channel, once per run and status; a request closed as
+``superseded`` loses its buttons. Events from outside the flow find the run's channel in ``slack.json``.
 """
 
 from __future__ import annotations
@@ -29,9 +36,19 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from clearance.approvals import ApprovalRecord
+from clearance.config.schema import Principals
+from clearance.core.clock import utcnow
 from clearance.core.keys import slack_state_key
 from clearance.events import PromotionEvent
-from clearance.render.slack_messages import approval_message, gate_reply, outcome_reply, parent_message
+from clearance.render.lifecycle import alert_ref, is_superseded, nudge, superseded_by
+from clearance.render.slack_messages import (
+    alert_message,
+    approval_message,
+    gate_reply,
+    outcome_reply,
+    parent_message,
+    reminder_reply,
+)
 from clearance.settings import Settings, SlackSettings
 from gates.base import GateResult
 from tasks.channels import register_notifier
@@ -162,6 +179,8 @@ def update_state(store: Store, key: str, change: Callable[[dict[str, Any]], None
 
 # --------------------------------------------------------------------------- the notifier
 
+#: Event kinds about a run's existing thread, published from outside the flow (no ``notify`` routing).
+_THREAD_UPDATES = frozenset({"approvals-changed", "closed", "reminder", "escalated", "promoted", "stopped"})
 #: (channel, error) already reported by this process: a broken setup is one log line, not one per event.
 _REPORTED: set[tuple[str, str]] = set()
 
@@ -181,9 +200,13 @@ class SlackNotifier:
     def handle(self, event: PromotionEvent) -> None:
         """Post or update what ``event`` changes; raises :class:`SlackChannelError` when Slack fails."""
         channel = event.notify.slack_channel or self.settings.channel_for(event.model, event.tier)
+        key = slack_state_key(event.model, event.version, event.run_id)
+        if channel is None and event.kind in _THREAD_UPDATES:
+            # Events from outside the flow (a decision, the reminder sweep) carry no routing: the run's thread
+            # says where it is.
+            channel = read_state(self.store, key)[0].get("channel")
         if channel is None:
             return
-        key = slack_state_key(event.model, event.version, event.run_id)
         try:
             self._handle(event, key, channel)
         except SlackChannelError as exc:
@@ -217,8 +240,14 @@ class SlackNotifier:
             self._update_parent(event, key, "waiting for sign-off")
         elif kind in ("approvals-changed", "closed") and event.record is not None:
             self._update_approvals(event, key)
-            if event.record.outcome.closed:
+            if is_superseded(event.record):
+                self._update_parent(event, key, f"sign-off superseded by {superseded_by(event.record)}")
+            elif event.record.outcome.closed:
                 self._update_parent(event, key, f"sign-off {event.record.outcome.value}")
+        elif kind in ("reminder", "escalated"):
+            self._remind(event, key, channel)
+        elif kind == "alert":
+            self._alert(event, key, channel)
         elif kind in ("promoted", "stopped"):
             state, _ = read_state(self.store, key)
             if not state.get("parent_ts"):
@@ -231,6 +260,37 @@ class SlackNotifier:
                 update_state(self.store, key, lambda s: s.__setitem__("final", kind))
             self._update_parent(event, key, f"{event.status or kind}" + (f": {event.message}" if event.message else ""))
 
+    # ----------------------------------------------------------------- lifecycle
+
+    def _remind(self, event: PromotionEvent, key: str, channel: str) -> None:
+        """A reply in the run's thread mentioning the people still needed (once per reminder number)."""
+        item = nudge(event, self._principals() if event.mentions else None, utcnow())
+        state = self._parent(event, key, channel)
+        if item.ref in state.get("reminders", {}):
+            return  # this reminder was already posted (a retried sweep)
+        text, blocks = reminder_reply(item)
+        ts = self._post(state["channel"], text, blocks, thread_ts=state["parent_ts"])
+        update_state(self.store, key, lambda s: s.setdefault("reminders", {}).__setitem__(item.ref, ts))
+
+    def _alert(self, event: PromotionEvent, key: str, channel: str) -> None:
+        """A top-level message in the model's channel (once per run and status)."""
+        ref = alert_ref(event)
+        state, _ = read_state(self.store, key)
+        if ref in state.get("alerts", {}):
+            return
+        text, blocks = alert_message(event)
+        data = call(self.client, "chat_postMessage", channel=channel, text=text, blocks=blocks)
+        posted = {"channel": data.get("channel", channel), "ts": data["ts"]}
+        update_state(self.store, key, lambda s: s.setdefault("alerts", {}).__setitem__(ref, posted))
+
+    def _principals(self) -> Principals | None:
+        """The configured principals (to mention people by Slack id); ``None``: names are shown as text."""
+        try:
+            return config_set(self.config_dir).principals
+        except Exception as exc:  # noqa: BLE001 — a mention is a courtesy; the reminder is still posted
+            log.warning("Slack: principals not available to mention people (%s); names are shown instead", exc)
+            return None
+
     # ----------------------------------------------------------------- pieces
 
     def _post(self, channel: str, text: str, blocks: list[dict[str, Any]], **extra: Any) -> str:
@@ -242,10 +302,10 @@ class SlackNotifier:
         if state.get("parent_ts"):
             return state
         text, blocks = parent_message(model=event.model, version=event.version, tier=event.tier,
-                                      initiator=event.initiator, links=event.links)
+                                      initiator=event.initiator, links=event.links, action=event.action)
         data = call(self.client, "chat_postMessage", channel=channel, text=text, blocks=blocks)
         posted = {"channel": data.get("channel", channel), "parent_ts": data["ts"],
-                  "links": event.links, "initiator": event.initiator}
+                  "links": event.links, "initiator": event.initiator, "action": event.action}
 
         def keep_first(s: dict[str, Any]) -> None:
             if not s.get("parent_ts"):
@@ -259,7 +319,8 @@ class SlackNotifier:
             return
         text, blocks = parent_message(model=event.model, version=event.version, tier=event.tier,
                                       initiator=state.get("initiator", event.initiator),
-                                      links=state.get("links") or event.links, status=status)
+                                      links=state.get("links") or event.links, status=status,
+                                      action=state.get("action", event.action))
         call(self.client, "chat_update", channel=state["channel"], ts=state["parent_ts"], text=text, blocks=blocks)
 
     def _update_approvals(self, event: PromotionEvent, key: str) -> None:

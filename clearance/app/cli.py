@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import inspect
-import json
 import logging
 import socket
 import time
@@ -18,6 +17,8 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from clearance.app.gate_cli import gate_app
+from clearance.app.lifecycle_cli import print_certification, recertify
+from clearance.app.rollback_cli import rollback
 from clearance.core.ledger_kinds import TERMINAL, LedgerKind
 from clearance.settings import get_settings
 
@@ -168,6 +169,10 @@ def promote(
         "--key", help="Your SSH key (private key file, or its .pub with the key in ssh-agent); default "
                       "CLEARANCE_SSH_KEY. Signing makes you a verified principal; without it you are only the "
                       "OS login, a claimed identity.")] = None,
+    allow_downgrade: Annotated[bool, typer.Option(
+        "--allow-downgrade", help="Promote VERSION although it is lower than the live version (recorded; tiers "
+                                  "with promotion.downgrades: refuse never allow it: use `clearance rollback`).")]
+    = False,
 ) -> None:
     """Start a promotion of MODEL VERSION; signed with --key you are its verified initiator (who may not approve it)."""
     from tasks.prefect_runs import run_url
@@ -182,15 +187,16 @@ def promote(
                   f"(known: {', '.join(sorted(configs.manifests[model].versions))})")
         raise typer.Exit(EXIT_INVALID)
     _so_far("no run was started")
+    _refuse_downgrade(configs, model, version, allow_downgrade)
     initiator, proof = _start_proof(model, version, key)
     params = {"model": model, "version": version, "dry_run": dry_run, "initiator": initiator,
-              "initiator_proof": proof}
+              "initiator_proof": proof, "allow_downgrade": allow_downgrade}
     if direct:
         from flows.promote import promote_model
 
         _so_far("the run in this process did not finish (`clearance status --model` shows where it stopped)")
         result = promote_model(model=model, version=version, dry_run=dry_run, initiator=initiator,
-                               initiator_proof=proof)
+                               initiator_proof=proof, allow_downgrade=allow_downgrade)
         console.print_json(result.model_dump_json())
         return
     from prefect.deployments import run_deployment
@@ -208,6 +214,25 @@ def promote(
     why = (state.message or "").strip()
     console.print(Text(f"run {run.id} ended {state.name}" + (f": {why}" if why else "")))
     if not state.is_completed():
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def _refuse_downgrade(configs, model: str, version: str, allowed: bool) -> None:
+    """Exit 1 before starting a run the flow would refuse: VERSION lower than the live one (the flow checks
+    again against the pointer it reads, which is what counts)."""
+    from clearance.approvals.rules import downgrade_refusal
+    from tasks.promotion import read_pointer
+    from tasks.store import ObjectStoreError
+
+    policy = configs.effective_policy(model)
+    try:
+        live = read_pointer(_store(), policy.promotion.prefix, model).pointer
+    except ObjectStoreError:
+        return  # a courtesy check: the run refuses a downgrade itself (and says what is wrong with the store)
+    refusal = downgrade_refusal(model, version, live.version if live else None, policy.promotion.downgrades,
+                                 allowed)
+    if refusal is not None:
+        err.print(Text(f"refused: {model} {refusal}"))
         raise typer.Exit(EXIT_REFUSED)
 
 
@@ -335,6 +360,8 @@ def _current_candidate_digest(store, run_id: str) -> str:
     from tasks.candidate import artifact_digest, observe_artifacts
 
     request = read_record(store, record_key_for_run(store, run_id))[0].request
+    if request.action == "rollback":  # the target is a production copy the run verifies by sha256, not a candidate
+        return request.artifact_digest
     manifest = _configs().manifests.get(request.model)
     if manifest is None or request.version not in manifest.versions:
         return request.artifact_digest
@@ -394,10 +421,10 @@ def status(run_id: Annotated[Optional[str], typer.Argument()] = None,
             raise typer.Exit(EXIT_REFUSED)
         run_id = started[-1].payload["run"]
         _print_pointer(store, model)
+        print_certification(console, store, model)
     found, entries = _ledger_of_run(store, run_id, model)
-    for entry in entries:
-        console.print(f"{entry.at:%Y-%m-%d %H:%M:%S} {entry.kind:<20} {json.dumps(entry.payload, default=str)[:100]}",
-                      markup=False, highlight=False)
+    if entries:
+        console.print(_ledger_table(entries, title=f"ledger entries of run {run_id}"))
     try:
         record = read_record(store, record_key_for_run(store, run_id))[0]
     except UnknownRunError:
@@ -416,6 +443,30 @@ def status(run_id: Annotated[Optional[str], typer.Argument()] = None,
     blocks = [Para([f"run {run_id}"]), *scorecard_blocks(results), gates_overview(results),
               *sign_off_blocks(record, record.request, {}), *(Para([problem]) for problem in problems)]
     console.print(text.render(blocks), markup=False, highlight=False)
+
+
+#: Payload fields worth a reader's eye in a ledger table, in this order (the rest: `clearance audit verify`, the JSON).
+_LEDGER_FIELDS = ("version", "initiator", "gate", "status", "reason", "certified_until", "from_version", "action",
+                  "to", "about_run")
+
+
+def _ledger_table(entries: list, title: str) -> Table:
+    """Ledger entries as a table a person reads: seq, time (UTC), kind and the fields that say what happened."""
+    table = Table("seq", "at (UTC)", "event", "details", title=title)
+    for entry in entries:
+        payload = entry.payload
+        details = "; ".join(f"{name} {_plain(payload[name])}" for name in _LEDGER_FIELDS if payload.get(name))
+        table.add_row(str(entry.seq), f"{entry.at:%Y-%m-%d %H:%M:%S}", Text(entry.kind), Text(details[:300]))
+    return table
+
+
+def _plain(value: object) -> str:
+    """A payload value as text: lists joined, mappings as key value pairs."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
 
 
 def _ledger_of_run(store, run_id: str, model: str | None) -> tuple[str | None, list]:
@@ -492,9 +543,19 @@ def history(model: str) -> None:
 
     recover_before_reading(model)  # first record what runs left open (tasks/recovery.py): a live version included
     ends = {kind.value for kind in TERMINAL}  # every way a run ends, whichever kinds the ledger knows
-    shown = ends | {LedgerKind.STARTED.value, LedgerKind.APPROVED.value}
+    shown = ends | {LedgerKind.STARTED.value, LedgerKind.APPROVED.value, LedgerKind.LAPSED.value,
+                    LedgerKind.ROLLBACK_REQUESTED.value}
     entries = read_ledger(_store(), model)
-    table = Table("seq", "at", "event", "version", "run", title=f"history of {model}")
+    if not entries:
+        if model not in _configs().manifests:
+            err.print(Text(f"no model {model!r}: not in {get_settings().config_dir}/models and no ledger in the "
+                           f"bucket (known: {', '.join(sorted(_configs().manifests)) or 'none'})"))
+            raise typer.Exit(EXIT_REFUSED)
+        console.print(Text(f"{model} has no runs yet (its ledger is empty)"))
+        return
+    table = Table("seq", "at (UTC)", "event", "version", "run", title=f"history of {model}",
+                  caption="other entries (gates, approval requests, intents) are in `clearance status RUN`; "
+                          "`clearance audit verify` checks them all")
     for entry in entries:
         if entry.kind in shown:
             table.add_row(str(entry.seq), f"{entry.at:%Y-%m-%d %H:%M:%S}", Text(entry.kind),
@@ -512,6 +573,7 @@ def history(model: str) -> None:
                      Text(outcome), Text(why[:120]))
     console.print(runs)
     _print_pointer(_store(), model)
+    print_certification(console, _store(), model)
 
 
 @audit_app.command("verify")
@@ -577,12 +639,24 @@ def audit_verify(model: str) -> None:
 
 @app.command()
 def deploy(pool: Annotated[str, typer.Option(help="Process work pool to run promotions on.")] = "clearance") -> None:
-    """Register the `promote-model` deployment (and its work pool) on the Prefect server."""
+    """Register the deployments (and their work pool) on the Prefect server: promote, sweep, rollback, and one
+    `recertify-model/<model>` per production model on its policy's schedule (changed ones only)."""
     from clearance.app.deployments import register_deployments
+    from clearance.render.text import escape
 
+    _configs()  # an invalid config is one clear error before anything is registered
     _so_far("the deployments may be partly registered: run `clearance deploy` again once it answers")
-    for name in register_deployments(pool):
-        console.print(f"deployment [bold]{name}[/bold] on pool {pool}")
+    done = register_deployments(pool)
+    for name in done.names:
+        console.print(escape(f"deployment {name} on pool {pool}"), markup=False, highlight=False)
+    for note in done.skipped:
+        console.print(escape(f"skipped {note}"), markup=False, highlight=False)
+    console.print(escape(done.schedules.summary()), markup=False, highlight=False)
+
+
+# The lifecycle of a live version, listed after the promotion commands in `--help`.
+app.command()(recertify)  # clearance recertify MODEL [--direct] [--wait] (lifecycle_cli.py)
+app.command()(rollback)  # clearance rollback MODEL [--to VERSION] --reason … (rollback_cli.py)
 
 
 @app.command()
@@ -595,7 +669,8 @@ def demo() -> None:
 
 @app.command()
 def sweep() -> None:
-    """Apply approval deadlines and find dead runs now: close overdue sign-offs, wake runs, close crashed runs."""
+    """Apply approval deadlines and find dead runs now: close overdue sign-offs, wake runs, close crashed runs,
+    remind the approvers still needed, lapse expired certifications."""
     from tasks.crashes import sweep_crashes
     from tasks.deadlines import expire_overdue
 
@@ -607,10 +682,21 @@ def sweep() -> None:
 
     recovered = recover_ended_runs(_store())
     console.print(f"{len(recovered)} closing ledger entr(y/ies) recovered for runs that ended without one")
+    from tasks.reminders import send_due_reminders
+
+    reminded = send_due_reminders(_store())
+    console.print(f"{len(reminded)} reminder(s)/escalation(s) sent", markup=False, highlight=False)
+    for sent in reminded:
+        console.print(Text(f"  {sent.kind} {sent.number} of run {sent.run_id} to {', '.join(sent.to)}"))
     console.print(f"{len(swept.crashed)} dead run(s) marked crashed, {len(swept.closed)} closed in the ledger, "
                   f"{len(swept.aborted)} unfinished upload(s) aborted")
     for problem in swept.problems:
         err.print(problem, markup=False)
+    from tasks.certification import lapse_expired, recertified_models
+
+    # every re-certified model now, not the tenth of them the every-minute sweep looks at
+    lapsed = lapse_expired(_store(), models=[name for name, _ in recertified_models(_configs())])
+    console.print(f"{len(lapsed)} expired certification(s) lapsed")
 
 
 @app.command("jira-poll")

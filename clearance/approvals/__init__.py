@@ -8,11 +8,12 @@ from clearance.approvals.models import (
     Proof,
     Refusal,
     RefusalReason,
+    ReminderSent,
     Vote,
 )
 from clearance.approvals.rules import Tally, authorise, tally
 
 __all__ = [
-    "ApprovalRecord", "ApprovalRequest", "Decision", "Outcome", "Proof", "Refusal", "RefusalReason", "Tally",
-    "Vote", "authorise", "tally",
+    "ApprovalRecord", "ApprovalRequest", "Decision", "Outcome", "Proof", "Refusal", "RefusalReason", "ReminderSent",
+    "Tally", "Vote", "authorise", "tally",
 ]

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clearance.config.schema import Assurance, Channel, TimeoutOutcome
+from clearance.config.schema import Assurance, Channel, Reminders, TimeoutOutcome
 from clearance.core.clock import utcnow
 
 
@@ -27,6 +27,9 @@ class Outcome(str, Enum):
     APPROVED = "approved"
     REJECTED = "rejected"
     TIMED_OUT = "timed_out"
+    #: Closed because a newer version of the same model was approved while this one waited (never from the
+    #: tally: only :func:`tasks.approvals_record.supersede` sets it, and nothing reopens it).
+    SUPERSEDED = "superseded"
 
     @property
     def closed(self) -> bool:
@@ -55,6 +58,12 @@ class ApprovalRequest(BaseModel):
     assurance: Assurance = Field(Assurance.CLAIMED, description="The least assurance a decision needs to count.")
     initiator_assurance: Assurance = Field(
         Assurance.CLAIMED, description="verified: the initiator signed the start (clearance promote --key).")
+    reminders: Reminders = Field(default_factory=Reminders,
+                                 description="The policy's approvals.reminders when the request opened (the deadline "
+                                             "sweep nudges by it, without reading the configs of the time).")
+    action: Literal["promotion", "rollback"] = Field(
+        "promotion", description="What is signed off: a promotion of `version`, or a rollback to it (channels "
+                                 "title the updates they make outside the run by it).")
 
 
 class Proof(BaseModel):
@@ -129,6 +138,18 @@ class Refusal(BaseModel):
     dedupe_key: str | None = None
 
 
+class ReminderSent(BaseModel):
+    """One nudge sent about a pending request: kept in the record, so no sweep sends the same one twice."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["reminder", "escalation"]
+    number: int = Field(ge=1, description="1 for the first reminder, 2 for the next (escalations: always 1).")
+    at: datetime
+    to: list[str] = Field(description="Principal ids told.")
+    missing: dict[str, int] = Field(default_factory=dict, description="Role → approvers still needed then.")
+
+
 class ApprovalRecord(BaseModel):
     """The truth about one sign-off: stored per run, updated only by compare-and-swap."""
 
@@ -141,6 +162,11 @@ class ApprovalRecord(BaseModel):
     closed_at: datetime | None = None
     closed_by: list[str] = Field(default_factory=list, description="Principals whose decisions closed it.")
     closing_channel: Channel | None = None
+    reminders: list[ReminderSent] = Field(default_factory=list, description="Reminders and escalations sent.")
+
+    def sent(self, kind: str, number: int) -> bool:
+        """Whether that reminder (or escalation) was already sent."""
+        return any(r.kind == kind and r.number == number for r in self.reminders)
 
     def seen(self, dedupe_key: str | None) -> Decision | Refusal | None:
         """The decision or refusal already recorded under ``dedupe_key`` (replays are answered, not re-recorded)."""

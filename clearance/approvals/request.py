@@ -20,7 +20,7 @@ def build_request(*, run_id: str, manifest: ModelManifest, version: str, policy:
         excluded_principals=excluded, initiator=initiator, channels=list(policy.approvals.channels),
         opened_at=opened_at, deadline=opened_at + policy.approvals.timeout,
         timeout_outcome=policy.approvals.timeout_outcome, assurance=policy.approvals.assurance,
-        initiator_assurance=initiator_assurance,
+        initiator_assurance=initiator_assurance, reminders=policy.approvals.reminders,
     )
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from clearance.approvals.models import ApprovalRecord, Channel, Outcome, RefusalReason, Vote
 from clearance.config.schema import Assurance, Principal, TimeoutOutcome
+from clearance.core.versions import compare_versions
 
 
 class Tally(BaseModel):
@@ -104,3 +105,22 @@ def _assign_roles(approvers: dict[str, list[str]], required: dict[str, int]) -> 
     for person in sorted(approvers):
         place(person, set())
     return {person: slots[index] for index, person in slot_owner.items()}
+
+
+def downgrade_refusal(model: str, version: str, live: str | None, mode: str, allowed: bool) -> str | None:
+    """Why promoting ``version`` over the ``live`` one is refused (a downgrade), if it is.
+
+    ``mode`` is the policy's ``promotion.downgrades``: ``refuse`` never lets a lower version be promoted
+    (``clearance rollback`` is the way back: it checks the old copy and asks its own sign-off),
+    ``explicit`` only with ``allowed`` (``--allow-downgrade``, recorded in the run's ``started`` entry).
+    Versions that are not PEP 440 have no order, so they are never called a downgrade.
+    """
+    if live is None or compare_versions(version, live) != -1:
+        return None
+    if mode == "refuse":
+        return (f"{version} is lower than the live {live}, and this tier refuses downgrades: to go back to an "
+                f"earlier version use `clearance rollback {model} --to {version}`")
+    if not allowed:
+        return (f"{version} is lower than the live {live}: promote it only on purpose, with --allow-downgrade "
+                f"(recorded), or go back with `clearance rollback {model} --to {version}`")
+    return None

@@ -112,7 +112,11 @@ def trusted_record(stored: ApprovalRecord, request: ApprovalRequest, principals:
             problems.append(f"{where} not counted: {problem}")
             continue
         kept.append(decision.model_copy(update={"roles": list(principal.roles)}))
-    record = ApprovalRecord(request=request, decisions=kept, refusals=stored.refusals)
+    record = ApprovalRecord(request=request, decisions=kept, refusals=stored.refusals, reminders=stored.reminders)
+    if stored.outcome is Outcome.SUPERSEDED:
+        # Taken at its word: superseded only ever stops a run (it can promote nothing), and nothing reopens it.
+        record.outcome, record.closed_at, record.closed_by = stored.outcome, stored.closed_at or now, stored.closed_by
+        return record, problems
     state = tally(record, now)
     record.outcome = state.outcome
     if state.outcome is not Outcome.PENDING:

@@ -18,6 +18,7 @@ Layout of a config directory::
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +165,11 @@ def _collect_dir(config_dir: Path, limits: ConfigLimits | None = None) -> tuple[
             policies.setdefault(policy.tier, loaded)
             if principals is not None:
                 issues += _quorum_issues(policy, principals, loaded.doc, excluded=set(), prefix=())
+                if policy.rollback.approvals is not None:  # a rollback sign-off nobody can give is as stuck
+                    rollback = policy.model_copy(update={"approvals": policy.rollback.approvals})
+                    issues += _quorum_issues(rollback, principals, loaded.doc, excluded=set(), prefix=("rollback",),
+                                             overridden=set(policy.rollback.approvals.roles))
+                issues += _escalation_issues(policy, principals, loaded.doc)
 
     manifests: dict[str, _Loaded] = {}
     broken_models: set[str] = set()  # manifest files that exist but failed: don't cascade "no model"
@@ -179,6 +185,9 @@ def _collect_dir(config_dir: Path, limits: ConfigLimits | None = None) -> tuple[
         if loaded.model.name in manifests:
             continue
         manifests[loaded.model.name] = loaded
+
+    if principals is not None and not broken_tiers and not broken_models:
+        issues += _unused_role_issues(people, policies, manifests)
 
     waivers: _Loaded | None = None
     if (root / "waivers.yaml").is_file():
@@ -352,6 +361,53 @@ def _quorum_issues(policy: Policy, principals: Principals, doc: YamlDocument, *,
         else:
             path = prefix + ("approvals", "roles", role, "min")
         issues.append(issue_at(doc.file, doc.lines, path, message))
+    return issues
+
+
+def _roles_asked_for(policy: Policy | None) -> set[str]:
+    """Every role a policy (or a manifest's overrides, as a partial policy) gives meaning to."""
+    if policy is None:
+        return set()
+    asked = set(policy.approvals.roles) | set(policy.rollback.emergency_roles)
+    if policy.rollback.approvals is not None:
+        asked |= set(policy.rollback.approvals.roles)
+    return asked
+
+
+def _unused_role_issues(people: _Loaded, policies: dict[str, _Loaded], manifests: dict[str, _Loaded]
+                        ) -> list[ConfigIssue]:
+    """A principal's role that no policy or manifest asks for but that is one letter or two from one that is: a
+    typo (``securty``) that would leave the person unable to approve anything, found here rather than when a
+    sign-off can never close. A role near none in use is kept for later and left alone."""
+    asked: set[str] = set()
+    for loaded in policies.values():
+        asked |= _roles_asked_for(loaded.model)
+    for loaded in manifests.values():
+        overrides = loaded.model.policy_overrides.approvals if loaded.model else None
+        asked |= set(overrides.roles) if overrides else set()
+    issues = []
+    for i, person in enumerate(people.model.principals if people.model else []):
+        for j, role in enumerate(person.roles):
+            if role in asked:
+                continue
+            close = difflib.get_close_matches(role, sorted(asked), n=1, cutoff=0.75)
+            if not close:
+                continue  # a role kept for later (or for waivers' approvers) is not a mistake
+            issues.append(issue_at(people.doc.file, people.doc.lines, ("principals", i, "roles", j),
+                                   f"role '{role}' is asked for by no policy or manifest: did you mean "
+                                   f"'{close[0]}'? (roles in use: {', '.join(sorted(asked))})"))
+    return issues
+
+
+def _escalation_issues(policy: Policy, principals: Principals, doc: YamlDocument) -> list[ConfigIssue]:
+    """Every principal a sign-off escalates to exists (a typo would escalate to nobody)."""
+    known = ", ".join(sorted(p.id for p in principals.principals))
+    issues = []
+    for where, approvals in (("approvals",), policy.approvals), (("rollback", "approvals"), policy.rollback.approvals):
+        for i, person in enumerate(approvals.reminders.escalate_to if approvals else []):
+            if principals.by_id(person) is None:
+                issues.append(issue_at(doc.file, doc.lines, (*where, "reminders", "escalate_to", i),
+                                       f"'{person}' is not in principals.yaml (known: {known})"))
     return issues
 
 

@@ -105,6 +105,10 @@ def _semantic_checks(kind: str, model: BaseModel, doc: YamlDocument) -> list[Con
     if isinstance(model, Policy) and model.approvals.roles and not model.approvals.channels:
         issues.append(issue_at(doc.file, doc.lines, ("approvals", "channels"),
                                "is empty, but approvals.roles needs sign-off: nobody could approve"))
+    rollback = model.rollback.approvals if isinstance(model, Policy) else None
+    if rollback is not None and rollback.roles and not rollback.channels:
+        issues.append(issue_at(doc.file, doc.lines, ("rollback", "approvals", "channels"),
+                               "is empty, but rollback.approvals.roles needs sign-off: nobody could approve"))
     if isinstance(model, ModelManifest):
         issues += _production_name_clashes(model, doc)
     return issues
@@ -149,12 +153,20 @@ def _refine_principals(issues: list[ConfigIssue], doc: YamlDocument) -> list[Con
         people = doc.data.get("principals") if isinstance(doc.data, dict) else None
         if issue.field == "" and match and isinstance(people, list):
             attr, value = match.groups()
-            holders = [i for i, p in enumerate(people) if isinstance(p, dict) and str(p.get(attr)) == value]
+            holders = [i for i, p in enumerate(people) if isinstance(p, dict) and _holds(p.get(attr), value)]
             if len(holders) > 1:
-                path = ("principals", holders[1], attr)
+                path: ConfigPath = ("principals", holders[1], attr)
+                listed = people[holders[1]].get(attr)
+                if isinstance(listed, list):  # local_users: point at the login itself
+                    path += (next(i for i, v in enumerate(listed) if str(v) == value),)
                 issue = issue_at(doc.file, doc.lines, path, f"'{value}' is also the {attr} of principals.{holders[0]}")
         refined.append(issue)
     return refined
+
+
+def _holds(field: Any, value: str) -> bool:
+    """Whether a principal's field (a value, or a list such as local_users) holds ``value``."""
+    return any(str(v) == value for v in field) if isinstance(field, list) else str(field) == value
 
 
 _UNKNOWN_CONTROLS = re.compile(r"tag '(.*)' names unknown control\(s\): .*")
@@ -197,8 +209,9 @@ def _load_file(path: Path, kind: str, doc: YamlDocument | None = None, limits: C
         elif kind == "regulatory":
             found = _refine_regulatory(found, doc)
         doc.issues.extend(found)
-    gates_at = {"policy": ("gates",), "manifest": ("policy_overrides", "gates")}.get(kind)
-    if gates_at:
+    gate_lists: dict[str, list[ConfigPath]] = {"policy": [("gates",), ("recertification", "gates")],
+                                               "manifest": [("policy_overrides", "gates")]}
+    for gates_at in gate_lists.get(kind, []):
         doc.issues.extend(_check_gates(doc, gates_at))
     if kind == "waivers":
         doc.issues.extend(_check_waiver_gates(doc))

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from clearance.core.types import Duration, Identifier, Sha256, StrictModel
 from clearance.identity.sshsig import PublicKey
@@ -60,6 +60,14 @@ class OnWarn(str, Enum):
     REQUIRE_APPROVAL = "require_approval"
 
 
+class OnFailure(str, Enum):
+    """What a failed re-certification does (each also alerts: Slack in the model's channel, a Jira ticket)."""
+
+    NOTIFY = "notify"      # alert only; the certification runs until it expires
+    LAPSE = "lapse"        # alert, and the certification is marked lapsed at once
+    ROLLBACK = "rollback"  # alert, lapse, and roll back to the last certified version whose copy verifies
+
+
 class TimeoutOutcome(str, Enum):
     """What happens when the approval deadline passes without a decision."""
 
@@ -102,6 +110,68 @@ class RoleQuorum(StrictModel):
     min: int = Field(1, ge=1, description="Minimum number of distinct approvers with this role.")
 
 
+def _cron(value: str) -> str:
+    """A five-field cron expression (minute hour day-of-month month day-of-week), as Prefect's CronSchedule takes."""
+    from datetime import datetime
+
+    from cronsim import CronSim, CronSimError
+
+    if len(value.split()) != 5:
+        raise ValueError(f"cron {value!r} must have five fields: minute hour day-of-month month day-of-week")
+    try:
+        CronSim(value, datetime(2026, 1, 1))
+    except CronSimError as exc:
+        raise ValueError(f"cron {value!r}: {exc}") from None
+    return value
+
+
+Cron = Annotated[str, Field(min_length=1, max_length=200, description="Cron expression, e.g. '0 6 * * 1' "
+                                                                      "(06:00 every Monday)."),
+                 AfterValidator(_cron)]
+
+
+def _zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)") from None
+    return value
+
+
+TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_zone)]
+
+
+class Reminders(StrictModel):
+    """Nudging the people a sign-off still needs (driven by the deadline sweep, each one recorded).
+
+    ``after`` the request opened, the approvers still needed are mentioned in the Slack thread and a
+    Jira comment names them (again every ``every``, when set); ``escalate_after`` it opened, the
+    ``escalate_to`` principals are told who has not answered. The deadline then applies as before.
+    """
+
+    after: Duration | None = Field(None, description="First reminder this long after the request opened.")
+    every: Duration | None = Field(None, description="Repeat the reminder this often (unset: once).")
+    escalate_after: Duration | None = Field(None, description="Escalate this long after the request opened.")
+    escalate_to: list[Identifier] = Field(default_factory=list, max_length=50,
+                                          description="Principal ids of the backup group told at escalation.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Reminders:
+        for name in ("after", "every", "escalate_after"):
+            value = getattr(self, name)
+            if value is not None and value.total_seconds() <= 0:
+                raise ValueError(f"{name} must be a positive duration")
+        if self.every is not None and self.after is None:
+            raise ValueError("every needs after (when the first reminder goes)")
+        if self.escalate_after is not None and not self.escalate_to:
+            raise ValueError("escalate_after needs escalate_to (whom to escalate to)")
+        if self.escalate_to and self.escalate_after is None:
+            raise ValueError("escalate_to needs escalate_after (when to escalate)")
+        return self
+
+
 class ApprovalPolicy(StrictModel):
     """Who must sign off, through which channels, and by when."""
 
@@ -115,6 +185,8 @@ class ApprovalPolicy(StrictModel):
         Assurance.CLAIMED, description="Which decisions count: 'verified' (signed, pinned identities only) or "
                                        "'claimed' (also typed names and OS logins). A manifest may only raise it.",
         json_schema_extra={"tighten": "verified is stricter than claimed"})
+    reminders: Reminders = Field(default_factory=Reminders,
+                                 description="Reminders to the people still needed, then escalation.")
 
     @field_validator("timeout")
     @classmethod
@@ -135,6 +207,10 @@ class PromotionTarget(StrictModel):
     """Where a cleared model lands in the object store."""
 
     prefix: str = Field("production", pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]*[A-Za-z0-9]$")
+    downgrades: Literal["refuse", "explicit"] = Field(
+        "explicit", description="A promotion of a version lower than the live one (PEP 440 order): 'refuse' it "
+                                "(go back with `clearance rollback`, which checks the old copy), or allow it only "
+                                "with an explicit, recorded --allow-downgrade ('explicit').")
 
 
 class Notify(StrictModel):
@@ -155,6 +231,60 @@ class Notify(StrictModel):
         return Notify(**(base.model_dump(exclude_none=True) | self.model_dump(exclude_none=True)))
 
 
+class Recertification(StrictModel):
+    """Re-certifying a production model: when, which gates on what data, how long a pass holds, what a fail does.
+
+    ``clearance deploy`` gives each production model a ``recertify-model/<model>`` deployment on
+    ``schedule`` (a manifest may set its own). A run re-checks the live version (``CURRENT.json``) with
+    ``gates`` (their own config: e.g. data_check of the manifest's latest production sample against the
+    training reference, security_scan with today's advisories, waivers as of now, a load test); a pass
+    extends the certification to ``validity`` from then, a fail applies ``on_failure``, and a
+    certification ``validity`` past its last pass with none since lapses (alert and ticket).
+    """
+
+    schedule: Cron = Field("0 6 * * 1", description="When to re-certify (cron, in `timezone`).")
+    timezone: TimeZone = Field("UTC", description="IANA time zone of the schedule.")
+    validity: Duration = Field(timedelta(days=90), description="How long a promotion or a passed re-certification "
+                                                               "certifies the version.")
+    gates: list[GateSpec] = Field(min_length=1, description="Gates of a re-certification, in order.")
+    on_failure: OnFailure = OnFailure.NOTIFY
+
+    @field_validator("validity")
+    @classmethod
+    def _positive_validity(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("must be a positive duration")
+        return value
+
+    @field_validator("gates")
+    @classmethod
+    def _unique_gates(cls, value: list[GateSpec]) -> list[GateSpec]:
+        return _unique_gate_specs(value)
+
+
+class RollbackPolicy(StrictModel):
+    """Who signs off a rollback (``clearance rollback``): often lighter than a promotion, none in an emergency.
+
+    ``approvals`` unset: the tier's own sign-off. ``emergency_roles``: an initiator who holds one of
+    them, and signed the start (verified), rolls back without a sign-off. A rollback by a failed
+    re-certification (``on_failure: rollback``) is authorised by this policy and the failed run's
+    evidence, and takes the same path without waiting for people.
+    """
+
+    approvals: ApprovalPolicy | None = Field(None, description="The rollback sign-off (unset: the tier's).")
+    emergency_roles: list[Identifier] = Field(default_factory=list, max_length=20,
+                                              description="Roles whose verified holders roll back without sign-off.")
+
+
+def _unique_gate_specs(value: list[GateSpec]) -> list[GateSpec]:
+    seen: set[str] = set()
+    for spec in value:
+        if spec.id in seen:
+            raise ValueError(f"gate {spec.id!r} is listed twice")
+        seen.add(spec.id)
+    return value
+
+
 class Policy(StrictModel):
     """The rules for one risk tier (``configs/policies/<tier>.yaml``)."""
 
@@ -170,16 +300,14 @@ class Policy(StrictModel):
         description="Regulatory tags of every model of this tier (e.g. gdpr, eu-ai-act-high-risk, sr-26-02, "
                     "hipaa): each selects the controls of configs/regulatory.yaml that the compliance_review gate "
                     "requires evidence for, together with the manifest's and the gate config's tags.")
+    recertification: Recertification | None = Field(
+        None, description="Scheduled re-certification of production models of this tier (unset: none).")
+    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy, description="Who signs off a rollback.")
 
     @field_validator("gates")
     @classmethod
     def _unique_gates(cls, value: list[GateSpec]) -> list[GateSpec]:
-        seen: set[str] = set()
-        for spec in value:
-            if spec.id in seen:
-                raise ValueError(f"gate {spec.id!r} is listed twice")
-            seen.add(spec.id)
-        return value
+        return _unique_gate_specs(value)
 
     @field_validator("regulatory_tags")
     @classmethod
@@ -289,6 +417,24 @@ class ModelVersion(StrictModel):
                     "<version>/MODEL_CARD.md), read when the manifest has no model_card section.")
     evaluation: Evaluation | None = Field(
         None, description="Columns of the predictions dataset: label, prediction, score, protected attributes.")
+
+
+class ModelRecertification(StrictModel):
+    """A model's own re-certification settings (over its tier's ``recertification``)."""
+
+    schedule: Cron | None = Field(None, description="Its own cron schedule (unset: the tier's).")
+    timezone: TimeZone | None = Field(None, description="IANA time zone of its schedule (unset: the tier's).")
+    production_sample: DatasetRef | None = Field(
+        None, description="Where the latest production sample is (role production_sample; a key ending in / is a "
+                          "folder read whole): data_check of a re-certification compares it with the live version's "
+                          "reference or train data. Not pinned: it is read fresh at every run.")
+
+    @field_validator("production_sample")
+    @classmethod
+    def _sample_role(cls, value: DatasetRef | None) -> DatasetRef | None:
+        if value is not None and value.role != "production_sample":
+            raise ValueError(f"must have role production_sample, not {value.role}")
+        return value
 
 
 class PolicyOverrides(StrictModel):
@@ -465,6 +611,8 @@ class ModelManifest(StrictModel):
         description="Model card: section → text (or list of paragraphs). Sections: intended_use, out_of_scope, "
                     "training_data, evaluation, limitations, ethical_considerations, owner_contact, risk_tier, "
                     "regulatory_tags. Else the version's model_card Markdown file is read.")
+    recertification: ModelRecertification | None = Field(
+        None, description="This model's re-certification schedule and production sample.")
 
     @field_validator("regulatory_tags")
     @classmethod
@@ -535,6 +683,13 @@ class Principals(StrictModel):
                 if value in seen:
                     raise ValueError(f"{attr} {value!r} belongs to two principals")
                 seen.add(value)
+        # One OS login is one person: two principals listing it would make every CLI decision ambiguous.
+        logins: set[str] = set()
+        for person in self.principals:
+            for user in dict.fromkeys(person.local_users):
+                if user in logins:
+                    raise ValueError(f"local_users {user!r} belongs to two principals")
+                logins.add(user)
         return self
 
     def by_id(self, principal_id: str) -> Principal | None:

@@ -11,7 +11,8 @@ Rules (anything else a manifest tries is a :class:`ConfigError` at the offending
   since clearance cannot tell which direction is safer.
 - ``on_warn``: continue → require_approval.
 - approvals: roles may be added, a role's ``min`` only increases, channels only removed,
-  ``timeout`` only shortened, ``timeout_outcome`` approve → reject.
+  ``timeout`` only shortened, ``timeout_outcome`` approve → reject; ``reminders`` may be the model's own
+  (they only nudge people).
 
 Only what a manifest sets explicitly is compared: a default it did not write loosens nothing.
 """
@@ -71,8 +72,8 @@ def effective_policy(policy: Policy, overrides: PolicyOverrides, *, source: str,
     approvals = _approvals(policy.approvals, overrides.approvals, report)
     if report.issues:
         raise ConfigError(report.issues)
-    return Policy(tier=policy.tier, description=policy.description, gates=gates, on_warn=on_warn,
-                  approvals=approvals, promotion=policy.promotion, notify=policy.notify)
+    # a copy: every field the overrides cannot touch (recertification, rollback, tags…) stays the tier's
+    return policy.model_copy(update={"gates": gates, "on_warn": on_warn, "approvals": approvals})
 
 
 # --------------------------------------------------------------------------- gates
@@ -206,8 +207,10 @@ def _approvals(base: ApprovalPolicy, override: ApprovalPolicy | None, report: _R
             report.looser(path + ("assurance",), override.assurance, base.assurance)
         else:
             assurance = override.assurance
-    return ApprovalPolicy(roles=roles, channels=channels, timeout=timeout, timeout_outcome=outcome,
-                          assurance=assurance)
+    # reminders only nudge people (they never count a decision): a manifest may set its own
+    reminders = override.reminders if "reminders" in given else base.reminders
+    return base.model_copy(update={"roles": roles, "channels": channels, "timeout": timeout,
+                                   "timeout_outcome": outcome, "assurance": assurance, "reminders": reminders})
 
 
 # --------------------------------------------------------------------------- formatting

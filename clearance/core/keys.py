@@ -5,6 +5,7 @@
     candidates/<model>/<version>/<file>            written by data scientists; read-only to clearance
     <target>/<model>/<version>/<file>               immutable production copies (target: "production")
     <target>/<model>/CURRENT.json                   the live-version pointer (compare-and-swap)
+    <target>/<model>/CERTIFICATION.json             its certification, cached from the ledger (compare-and-swap)
     <target>/<model>/<version>/NOT-LIVE.json        marks a copy whose pointer move lost or never happened
     evidence/<model>/ledger/<seq:012d>.json         one object per ledger entry (create-only)
     evidence/<model>/<version>/<run>/               one run's evidence:
@@ -66,6 +67,12 @@ def production_key(model: str, version: str, source_key: str, target: str = PROD
 def pointer_key(model: str, target: str = PRODUCTION) -> str:
     """The live-version pointer: ``<target>/<model>/CURRENT.json``."""
     return f"{target}/{model}/CURRENT.json"
+
+
+def certification_key(model: str, target: str = PRODUCTION) -> str:
+    """``<target>/<model>/CERTIFICATION.json``: the live version's certification as last derived from the
+    ledger (a cache the expiry sweep reads; the ledger is the truth, tasks/certification.py)."""
+    return f"{target}/{model}/CERTIFICATION.json"
 
 
 def not_live_key(model: str, version: str, target: str = PRODUCTION) -> str:

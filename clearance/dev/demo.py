@@ -330,12 +330,27 @@ def code_revision() -> str:
 
 
 def next_version(store) -> str:
-    """1.0.0 first, then 1.0.N past the candidates already uploaded (so `make demo` can run again)."""
-    taken = {key.split("/")[2] for key in store.list_keys(keys.candidate_prefix(MODEL))}
-    n = 0
-    while f"1.0.{n}" in taken:
-        n += 1
-    return f"1.0.{n}"
+    """1.0.0 first; then the next patch version above every candidate already uploaded and above the version
+    live in production (so `make demo` can run again, and never promotes a version lower than the live one —
+    a downgrade, which the tiers refuse)."""
+    from packaging.version import InvalidVersion, Version
+
+    from tasks.promotion import read_pointer
+
+    seen = {key.split("/")[2] for key in store.list_keys(keys.candidate_prefix(MODEL))}
+    live = read_pointer(store, keys.PRODUCTION, MODEL).pointer
+    if live is not None:
+        seen.add(live.version)
+    versions = []
+    for name in seen:
+        try:
+            versions.append(Version(name))
+        except InvalidVersion:
+            continue  # a folder someone uploaded by hand under another naming: not ours to continue
+    if not versions:
+        return "1.0.0"
+    top = max(versions)
+    return f"{top.major}.{top.minor}.{top.micro + 1}"
 
 
 def demo_serving() -> dict[str, Any]:
@@ -356,6 +371,7 @@ def write_demo_configs(version: str, files: dict[str, tuple[str, bytes]], today:
     example's ``serving_endpoint``), as :func:`demo_serving` says. Sponsor, operations and model card come with
     the example manifest. ``files`` maps a file name to (key, bytes)."""
     target = STATE / "demo" / "configs"
+    pinned = _pinned_versions(target / "models" / f"{MODEL}.yaml")  # what earlier demos (or the user) pinned
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(REPO / "configs", target, ignore=shutil.ignore_patterns("schemas"))
@@ -370,7 +386,7 @@ def write_demo_configs(version: str, files: dict[str, tuple[str, bytes]], today:
     if endpoint is not None:
         manifest["serving_endpoint"] = endpoint
     manifest["serving"] = demo_serving()
-    manifest["versions"] = {version: {"artifacts": [{"key": key, "sha256": digest, "size": len(body),
+    manifest["versions"] = {**pinned, version: {"artifacts": [{"key": key, "sha256": digest, "size": len(body),
                                                      "format": "joblib"}],
                                       "datasets": datasets,
                                       "requirements": files["requirements.txt"][0],
@@ -380,6 +396,16 @@ def write_demo_configs(version: str, files: dict[str, tuple[str, bytes]], today:
                                       "notes": "trained by make demo"}}
     path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     return target
+
+
+def _pinned_versions(path: Path) -> dict[str, Any]:
+    """The versions an earlier demo manifest pins (kept: a user may have pinned one by hand, and a rollback
+    needs the versions it can go back to); none when there is no readable one."""
+    try:
+        versions = yaml.safe_load(path.read_text()).get("versions")
+    except (OSError, AttributeError, yaml.YAMLError):
+        return {}
+    return dict(versions) if isinstance(versions, dict) else {}
 
 
 def make_identities(configs: Path) -> dict[str, Path]:
@@ -619,6 +645,8 @@ def promote(store: Any, services: Any, env: dict[str, str], version: str, files:
 
     final = wait_for_state(run_id, ENDED, timeout=240)
     print(f"   run finished: {final}")
+    if final == "COMPLETED":
+        recertify(store, env, files)
     audit = clearance("audit", "verify", MODEL, user=INITIATOR, env=env)
     history = clearance("history", MODEL, user=INITIATOR, env=env)
     report_key = keys.run_file(MODEL, version, run_id, keys.REPORT_MD)
@@ -634,6 +662,30 @@ def promote(store: Any, services: Any, env: dict[str, str], version: str, files:
           f"`eval $(make -s env)` to use the CLI here")
     print("stop everything: make down")
     return 0 if final == "COMPLETED" and audit.returncode == 0 else 1
+
+
+#: Where the demo puts "this week's production sample" (the demo manifest's recertification.production_sample).
+PRODUCTION_SAMPLE = f"monitoring/{MODEL}/latest/sample.parquet"
+
+
+def recertify(store: Any, env: dict[str, str], files: dict[str, tuple[str, bytes]]) -> None:
+    """The live version re-certified, as its weekly schedule would do it: the production copy, the latest
+    production sample (here the eval rows, standing in for this week's traffic) against the training data,
+    today's advisories. Its deployment ``recertify-model/<model>`` is made by ``clearance deploy``."""
+    say(f"Re-certifying the live {MODEL} now (what its schedule runs every Monday 06:00 UTC: "
+        "policies/high.yaml recertification)")
+    from tasks.store import ObjectExists
+
+    try:
+        store.put_if_absent(PRODUCTION_SAMPLE, files["eval.parquet"][1], content_type="application/octet-stream")
+    except ObjectExists:
+        pass  # an earlier demo left the same rows there
+    print(f"   production sample: {PRODUCTION_SAMPLE}")
+    deployed = clearance("deploy", user=INITIATOR, env=env)
+    print("  ", (deployed.stdout + deployed.stderr).strip().splitlines()[-1])
+    done = clearance("recertify", MODEL, "--direct", user=INITIATOR, env=env)
+    said = done.stdout.strip() or "\n".join(done.stderr.strip().splitlines()[-3:]) or f"exit {done.returncode}"
+    print(indent(said, "   "))
 
 
 if __name__ == "__main__":

@@ -639,6 +639,16 @@ def service_env(services: Services) -> dict[str, str]:
     }
 
 
+def demo_env(state_dir: Path) -> dict[str, str]:
+    """What ``make demo`` left under ``state_dir/demo`` that the CLI needs to act on the demo's promotions: its
+    config dir (the model pinned with real digests), its advisory database and the service key that signs
+    decisions and ledger entries. Only what exists (before the first demo: nothing)."""
+    demo = Path(state_dir).resolve() / "demo"
+    wanted = {"CLEARANCE_CONFIG_DIR": demo / "configs", "CLEARANCE_ADVISORY_DB": demo / "configs" / "advisories",
+              "CLEARANCE_SERVICE_KEY_FILE": demo / "keys" / "clearance-service"}
+    return {name: str(path) for name, path in wanted.items() if path.exists()}
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m clearance.dev.devservers up|down|status|env [--state-dir DIR]``."""
     import argparse
@@ -672,6 +682,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             for name, value in service_env(known).items():
                 print(f"export {name}={shlex.quote(value)}")
+            for name, value in demo_env(args.state_dir).items():
+                print(f"export {name}={shlex.quote(value)}")
+            # the venv first on PATH, so `clearance` and `prefect` are this checkout's (kept last: "$PATH" expands)
+            print(f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"')
     except ServiceError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -7,7 +7,9 @@ Blocks: :class:`Heading`, :class:`Para`, :class:`Bullets` (items with sub-items)
   values) and every renderer escapes it for its target;
 * :class:`Code`, :class:`Bold` are such text shown as code or in bold (escaped as well);
 * :class:`Link`, :class:`Icon`, :class:`Moment` are structure the builders add, which each
-  renderer writes in its own syntax (a link is only ever written for an http(s) or mailto URL).
+  renderer writes in its own syntax (a link is only ever written for an http(s) or mailto URL);
+* :class:`Mention` is a person the builders want to notify: Slack and Jira write their own mention
+  (only for an id of the expected shape), every other target shows the escaped name.
 
 Builders (:mod:`.gate`, :mod:`.tally`, :mod:`.report`) make documents; renderers
 (:mod:`.markdown`, :mod:`.html`, :mod:`.slack`, :mod:`.jira`) turn them into text.
@@ -53,7 +55,20 @@ class Moment:
     at: datetime
 
 
-Segment = str | Link | Icon | Moment
+@dataclass(frozen=True)
+class Mention:
+    """A person to notify: a channel mentions its own id of them, else the (escaped) label is shown.
+
+    The ids come from ``principals.yaml`` (``slack_id``, ``jira_account_id``); a renderer writes a
+    mention only for an id of the shape it expects, so a hostile id can never become markup.
+    """
+
+    label: str
+    slack_id: str | None = None
+    jira_account_id: str | None = None
+
+
+Segment = str | Link | Icon | Moment | Mention
 Inline = list[Segment]
 Cell = str | Inline
 
@@ -104,7 +119,7 @@ class Document:
 ICONS = {
     "pass": "✅", "done": "✅", "approved": "✅", "warn": "⚠️", "fail": "❌", "rejected": "❌",
     "error": "❗", "skipped": "⚪", "waived": "🟡", "pending": "⏳", "timed_out": "⌛",
-    "promoted": "🚀", "stopped": "⛔",
+    "promoted": "🚀", "stopped": "⛔", "superseded": "⏭️", "reminder": "🔔", "escalated": "📣", "alert": "🚨",
 }
 
 _SAFE_SCHEME = re.compile(r"^(https?://|mailto:)[^\s]+$", re.IGNORECASE)
@@ -152,6 +167,8 @@ class InlineStyle:
     link: Callable[[Link], str]
     icon: Callable[[Icon], str] = icon_character
     moment: Callable[[Moment], str] = iso_moment
+    #: How a mention is written; ``None``: the label, as text (targets without mentions).
+    mention: Callable[[Mention], str] | None = None
 
     def render(self, parts: Inline) -> str:
         """The segments in this target's syntax."""
@@ -167,6 +184,8 @@ class InlineStyle:
                 out.append(self.icon(part))
             elif isinstance(part, Moment):
                 out.append(self.moment(part))
+            elif isinstance(part, Mention):
+                out.append(self.mention(part) if self.mention is not None else self.text(part.label))
             else:
                 out.append(self.text(part))
         return "".join(out)

@@ -26,6 +26,7 @@ from clearance.render.document import (
     Inline,
     InlineStyle,
     Link,
+    Mention,
     Para,
     cell_inline,
     one_line,
@@ -34,7 +35,9 @@ from clearance.render.document import (
 
 ICONS = {"pass": "(/)", "done": "(/)", "approved": "(/)", "promoted": "(/)", "warn": "(!)", "fail": "(x)",
          "rejected": "(x)", "error": "(x)", "stopped": "(x)", "skipped": "(i)", "waived": "(i)", "pending": "(?)",
-         "timed_out": "(x)"}
+         "timed_out": "(x)", "superseded": "(i)", "reminder": "(!)", "escalated": "(!)", "alert": "(x)"}
+#: The shape of an account id written into a ``[~accountid:…]`` mention (Cloud ids: ``557058:f581…``, hex).
+_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,127}$")
 _ALWAYS = frozenset("|{}[]!#")
 _EFFECTS = frozenset("*_+-^~?")
 _ICON_TOKEN = re.compile(r"\((?=(?:/|x|i|y|n|on|off)\))", re.IGNORECASE)
@@ -72,12 +75,20 @@ def link(item: Link) -> str:
     return f"[{escape(item.label)}|{url}]" if item.label else f"[{url}]"
 
 
+def mention(item: Mention) -> str:
+    """``[~accountid:…]`` for an account id of a safe shape; else the label as text."""
+    if item.jira_account_id and _ACCOUNT_ID.fullmatch(item.jira_account_id):
+        return f"[~accountid:{item.jira_account_id}]"
+    return escape(item.label)
+
+
 _INLINE = InlineStyle(
     text=lambda t: escape(t),
     code=lambda t: f"{{{{{escape(t)}}}}}" if t else "",
     bold=lambda t: f"*{escape(t.strip())}*" if t.strip() else "",
     link=lambda item: link(item),
     icon=lambda item: ICONS.get(item.name, ""),  # Jira's own icon tokens, not the shared characters
+    mention=mention,
 )
 
 

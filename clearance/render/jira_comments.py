@@ -19,6 +19,7 @@ from clearance.events import PromotionEvent
 from clearance.render import jira
 from clearance.render.document import Block, Bold, Bullets, Code, Heading, Inline, Link, Para
 from clearance.render.gate import gate_blocks
+from clearance.render.lifecycle import Nudge, alert_blocks, alert_ref, nudge_blocks, superseded_by
 from clearance.render.scorecard import scorecard_blocks
 from clearance.render.tally import sign_off, tally_blocks
 from clearance.settings import JiraSettings
@@ -51,26 +52,67 @@ def tally_comment(record: ApprovalRecord, settings: JiraSettings, now: datetime 
     return _with_marker(blocks, "tally")
 
 
-def outcome_comment(kind: str, status: str, message: str) -> str:
-    """How the promotion ended (promoted, or stopped and why)."""
-    title = "Promoted" if kind == "promoted" else "Stopped"
+_DONE = {"promotion": "Promoted", "recertification": "Re-certified", "rollback": "Rolled back"}
+
+
+def outcome_comment(kind: str, status: str, message: str, action: str = "promotion") -> str:
+    """How the run ended (promoted — re-certified, rolled back —, or stopped and why)."""
+    title = _DONE.get(action, "Promoted") if kind == "promoted" else "Stopped"
     blocks: list[Block] = [Heading(3, [f"{title}: {status or kind}"])]
     if message:
         blocks.append(Para([message]))
     return _with_marker(blocks, f"outcome/{kind}")
 
 
+def reminder_comment(item: Nudge) -> str:
+    """A reminder or escalation: the people still needed mentioned, the roles missing, the deadline."""
+    return _with_marker(nudge_blocks(item), item.ref)
+
+
+def alert_comment(event: PromotionEvent) -> str:
+    """A certification alert (failed re-certification, lapse, rollback): what happened and where to look."""
+    blocks = alert_blocks(event)
+    items: list[Inline] = [[f"{name.replace('_', ' ')}: ", Link(url)] for name, url in sorted(event.links.items())
+                           if url]
+    if items:
+        blocks.append(Bullets([(item, []) for item in items]))
+    return _with_marker(blocks, alert_ref(event))
+
+
+def superseded_comment(record: ApprovalRecord) -> str:
+    """Why the request closed without a decision: a newer version of the model was approved."""
+    request = record.request
+    blocks: list[Block] = [
+        Heading(3, ["Superseded"]),
+        Para(["The sign-off of ", Bold(f"{request.model} {request.version}"), " was closed as superseded by ",
+              superseded_by(record), ": a newer version of the model was approved. Nothing is promoted by this "
+              "request."]),
+    ]
+    return _with_marker(blocks, "superseded")
+
+
 def description(event: PromotionEvent) -> str:
     """The ticket's description: the readiness scorecard first (once the event carries the gate results), then
-    what is promoted, by whom, and where to look."""
+    what is promoted (re-certified, rolled back), by whom, and where to look."""
+    links: list[Inline] = [[f"{name.replace('_', ' ')}: ", Link(url)] for name, url in sorted(event.links.items())]
+    if event.kind == "alert":  # an alert that opens its own ticket (a lapse found by the sweep has no run)
+        digest: list[Inline] = [["Artifact digest: ", Code(event.artifact_digest)]] if event.artifact_digest else []
+        facts: list[Inline] = [["Raised by: ", event.initiator], *digest, ["Run id: ", Code(event.run_id)], *links]
+        return jira.render([*alert_blocks(event), Bullets([(item, []) for item in facts]),
+                            Para(["Opened by clearance for a certification alert."])])
     items: list[Inline] = [["Initiator: ", event.initiator], ["Artifact digest: ", Code(event.artifact_digest)],
                            ["Prefect run id: ", Code(event.run_id)],
-                           ["Evidence: ", Code(run_prefix(event.model, event.version, event.run_id))]]
-    items += [[f"{name.replace('_', ' ')}: ", Link(url)] for name, url in sorted(event.links.items())]
+                           ["Evidence: ", Code(run_prefix(event.model, event.version, event.run_id))], *links]
+    what: Inline
+    if event.action == "recertification":
+        what = ["Re-certify model ", Bold(event.model), " version ", Bold(event.version)]
+    elif event.action == "rollback":
+        what = ["Roll back model ", Bold(event.model), " to version ", Bold(event.version)]
+    else:
+        what = ["Promotion of model ", Bold(event.model), " version ", Bold(event.version)]
     return jira.render([
         *scorecard_blocks(event.gates, level=3),
-        Para(["Promotion of model ", Bold(event.model), " version ", Bold(event.version),
-              f" ({event.tier} risk tier)."]),
+        Para([*what, f" ({event.tier} risk tier)."]),
         Bullets([(item, []) for item in items]),
         Para(["Managed by clearance: status, gate comments and the report follow the pipeline."]),
     ])

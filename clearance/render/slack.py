@@ -25,6 +25,7 @@ from clearance.render.document import (
     Icon,
     Inline,
     Link,
+    Mention,
     Moment,
     Para,
     cell_inline,
@@ -48,8 +49,11 @@ EMOJI = {
     "pass": ":white_check_mark:", "done": ":white_check_mark:", "approved": ":white_check_mark:",
     "warn": ":warning:", "fail": ":x:", "rejected": ":x:", "error": ":exclamation:", "skipped": ":white_circle:",
     "waived": ":large_yellow_circle:", "pending": ":hourglass_flowing_sand:", "timed_out": ":hourglass:",
-    "promoted": ":rocket:", "stopped": ":no_entry:",
+    "promoted": ":rocket:", "stopped": ":no_entry:", "superseded": ":fast_forward:", "reminder": ":bell:",
+    "escalated": ":loudspeaker:", "alert": ":rotating_light:",
 }
+#: The shape of a Slack user id (``U…`` / ``W…``); only such an id is ever written as ``<@…>``.
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _LOOKALIKE = {"*": "\u2217", "_": "\uff3f", "~": "\u223c", "`": "\u02cb"}
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
@@ -103,6 +107,13 @@ def link(item: Link) -> str:
     return f"<{url}|{label}>"
 
 
+def mention(item: Mention) -> str:
+    """``<@U…>`` for a Slack user id of the right shape; else the label as text (no ``@`` that could ping)."""
+    if item.slack_id and _USER_ID.fullmatch(item.slack_id):
+        return f"<@{item.slack_id}>"
+    return escape(item.label)
+
+
 def mrkdwn(parts: Inline | str) -> str:
     """Inline segments as mrkdwn, each escaped for its kind."""
     if isinstance(parts, str):
@@ -119,6 +130,8 @@ def mrkdwn(parts: Inline | str) -> str:
             out.append(EMOJI.get(part.name, ""))
         elif isinstance(part, Moment):
             out.append(slack_date(part.at))
+        elif isinstance(part, Mention):
+            out.append(mention(part))
         else:
             out.append(escape(part))
     return "".join(out)

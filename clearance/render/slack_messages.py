@@ -16,9 +16,21 @@ from typing import Any
 
 from clearance.approvals import ApprovalRecord
 from clearance.core.clock import utcnow
+from clearance.events import PromotionEvent
 from clearance.render import slack
 from clearance.render.document import Bold, Code, Icon, Inline, Link, Moment
 from clearance.render.gate import gate_summary
+from clearance.render.lifecycle import (
+    SUPERSEDED,
+    Nudge,
+    alert_summary,
+    deadline_line,
+    missing_line,
+    nudge_headline,
+    people_line,
+    run_noun,
+    run_title,
+)
 from clearance.render.scorecard import HEADING, factors, scorecard_lines, summary
 from clearance.render.tally import closing_line, identities_line, role_lines, sign_off
 from gates.base import GateResult, Status
@@ -61,12 +73,22 @@ def parse_button_value(value: str) -> tuple[str, str]:
 
 
 def parent_message(*, model: str, version: str, tier: str, initiator: str, links: dict[str, str],
-                   status: str = "gates running") -> tuple[str, list[dict[str, Any]]]:
-    """The one message per promotion; gates, the approval request and the outcome go in its thread."""
-    text = slack.fallback(f"Promotion of {model} {version} ({tier} tier) by {initiator}: {status}")
+                   status: str = "gates running", action: str = "promotion") -> tuple[str, list[dict[str, Any]]]:
+    """The one message per run; gates, the approval request, reminders and the outcome go in its thread.
+
+    A promotion keeps its original layout; a re-certification or rollback is titled by what it does
+    (``Re-certify M V``, ``Roll back M to V``: a rollback's version is its target).
+    """
+    if action == "promotion":
+        text = slack.fallback(f"Promotion of {model} {version} ({tier} tier) by {initiator}: {status}")
+        header = f"Promotion: {model} {version}"
+    else:
+        header = run_title(action, model, version)
+        text = slack.fallback(f"{header} ({tier} tier) by {initiator}: {status}")
+    version_label = "Roll back to" if action == "rollback" else "Version"
     blocks = [
-        {"type": "header", "text": slack.plain(f"Promotion: {model} {version}")},
-        slack.fields([("Model", model), ("Version", version), ("Risk tier", tier), ("Initiator", initiator)]),
+        {"type": "header", "text": slack.plain(header)},
+        slack.fields([("Model", model), (version_label, version), ("Risk tier", tier), ("Initiator", initiator)]),
         slack.section(slack.mrkdwn([Bold("Status:"), " ", status])),
     ]
     if links:
@@ -102,10 +124,48 @@ def gate_reply(result: GateResult) -> tuple[str, list[dict[str, Any]]]:
 
 
 def outcome_reply(kind: str, status: str, message: str) -> tuple[str, list[dict[str, Any]]]:
-    """The end of a promotion as a thread reply."""
+    """The end of a run as a thread reply."""
     text = f"{status}: {message}" if message else status
-    icon = Icon("promoted" if kind == "promoted" else "stopped")
+    icon = Icon("promoted" if kind == "promoted" else SUPERSEDED if status == SUPERSEDED else "stopped")
     return slack.fallback(text), [slack.section(slack.mrkdwn([icon, " ", Bold(status), " ", message]).strip())]
+
+
+# --------------------------------------------------------------------------- reminders and alerts
+
+
+def reminder_reply(item: Nudge) -> tuple[str, list[dict[str, Any]]]:
+    """A reminder or escalation as a thread reply: the people mentioned, the roles missing, the deadline."""
+    people = slack.mrkdwn(people_line(item))
+    lines = [slack.mrkdwn(nudge_headline(item)), people, slack.mrkdwn(missing_line(item))]
+    deadline = deadline_line(item)
+    if deadline is not None:
+        lines.append(slack.mrkdwn(deadline))
+    if item.message:
+        lines.append(slack.mrkdwn(item.message))
+    word = "Escalation" if item.escalation else "Reminder"
+    # The fallback text is what the notification shows: it mentions the same people.
+    text = slack.cut(f"{people} {slack.fallback(f'{word}: {item.title} is waiting for sign-off')}",
+                     slack.FALLBACK_TEXT_LIMIT)
+    return text, [slack.section(*lines)]
+
+
+def alert_message(event: PromotionEvent) -> tuple[str, list[dict[str, Any]]]:
+    """A certification alert as a top-level message in the model's channel (failed, lapsed, rolled back)."""
+    summary = alert_summary(event)
+    model, version, status, message = event.model, event.version, event.status, event.message
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": slack.plain(summary)},
+        slack.section(slack.mrkdwn([Icon("alert"), " ", Bold(summary)]),
+                      *([slack.mrkdwn(message)] if message else [])),
+        slack.fields([("Model", model), ("Version", version), ("Risk tier", event.tier),
+                      ("Status", status or "alert")]),
+    ]
+    context = [slack.mrkdwn([run_noun(event.action, model, version), ": run ", Code(event.run_id)])]
+    if event.links:
+        context.append(_links(event.links))
+    blocks.append(slack.context(*context))
+    text = f"{summary}: {message}" if message else summary
+    return slack.fallback(text), blocks
 
 
 # --------------------------------------------------------------------------- approval message

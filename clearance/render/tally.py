@@ -8,6 +8,7 @@ tally comment, the report's sign-off section) — only lay those facts out; no c
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -122,11 +123,17 @@ def tally_blocks(view: SignOff, level: int = 3) -> list[Block]:
     return blocks
 
 
+def superseded_by(record: ApprovalRecord) -> str:
+    """What superseded a request (``closed_by`` says ``superseded by 2.0.0 (run …)``), without repeating the verb."""
+    names = [re.sub(r"^\s*superseded by\s+", "", who, flags=re.IGNORECASE) for who in record.closed_by]
+    return ", ".join(n for n in names if n) or "a newer approved version"
+
+
 def closing_line(view: SignOff) -> Inline:
-    """``<icon> *Approved* by sam, bea via cli <when>`` for a closed request."""
+    """``<icon> *Approved* by sam, bea via cli <when>`` for a closed request (``*Superseded* by 2.0.0 (run …)``)."""
     record = view.record
-    line: Inline = [Icon(view.outcome.value), " ", Bold(outcome_text(view.outcome).capitalize()),
-                    f" by {', '.join(record.closed_by) or '-'}"]
+    who = superseded_by(record) if view.outcome.value == "superseded" else ", ".join(record.closed_by) or "-"
+    line: Inline = [Icon(view.outcome.value), " ", Bold(outcome_text(view.outcome).capitalize()), f" by {who}"]
     if record.closing_channel:
         line.append(f" via {record.closing_channel.value}")
     if record.closed_at:

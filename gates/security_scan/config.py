@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clearance.core.types import Duration
+from gates.artifact_integrity import known_formats
 from gates.security_scan.callables import DEFAULT_FRAMEWORKS, FRAMEWORKS, CallablePolicy
 from gates.security_scan.model_files import ScanLimits
 from gates.security_scan.posture import ASPECTS
@@ -168,6 +169,11 @@ class SecurityScanConfig(BaseModel):
     secrets: Action = Field(Action.FAIL, json_schema_extra={"tighten": "higher"},
                             description="A secret in the bundle's text files: fail (default) or warn.")
     storage: StorageConfig = Field(default_factory=StorageConfig)
+
+    @field_validator("allowed_formats")
+    @classmethod
+    def _known_formats(cls, value: list[str]) -> list[str]:
+        return known_formats(value)
 
     @field_validator("frameworks")
     @classmethod

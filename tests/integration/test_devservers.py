@@ -85,6 +85,23 @@ def test_up_twice_reuses_then_down_stops(tmp_path: Path) -> None:
         assert env.returncode == 0
         assert f"export CLEARANCE_S3_SECRET_ACCESS_KEY={secret}" in env.stdout
         assert f"export PREFECT_API_URL={services.prefect.api_url}" in env.stdout
+        assert "CLEARANCE_CONFIG_DIR" not in env.stdout  # no demo has run in this state dir yet
+        # after a demo: its configs, advisory db and service key; and a fresh shell finds `clearance` on PATH
+        (state / "demo" / "configs" / "advisories").mkdir(parents=True)
+        (state / "demo" / "keys").mkdir()
+        (state / "demo" / "keys" / "clearance-service").write_text("key")
+        env = cli(state, "env")
+        for name, path in (("CLEARANCE_CONFIG_DIR", "configs"), ("CLEARANCE_ADVISORY_DB", "configs/advisories"),
+                           ("CLEARANCE_SERVICE_KEY_FILE", "keys/clearance-service")):
+            assert f"export {name}={(state / 'demo' / path).resolve()}" in env.stdout
+        shell = subprocess.run(["bash", "--noprofile", "--norc", "-c",
+                                'eval "$1" && command -v clearance && clearance validate --help >/dev/null '
+                                '&& echo "$CLEARANCE_CONFIG_DIR"', "_", env.stdout],
+                               env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, capture_output=True, text=True,
+                               timeout=120)
+        assert shell.returncode == 0, shell.stderr
+        assert shell.stdout.splitlines() == [str(Path(sys.executable).parent / "clearance"),
+                                             str((state / "demo" / "configs").resolve())]
         with urllib.request.urlopen(f"{services.prefect.api_url}/health", timeout=5) as r:
             assert r.read() == b"true"
 

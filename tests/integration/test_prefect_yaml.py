@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.promotion_kit import REPO, make_candidate, wait_state
 
@@ -39,11 +40,17 @@ def test_prefect_yaml_registers_and_runs_the_promotion(s3, tmp_path, monkeypatch
     log = tmp_path / "prefect.log"
     env = dict(os.environ) | {"CLEARANCE_HOME": str(REPO), "PREFECT_WORKER_QUERY_SECONDS": "1"}
 
-    # What `clearance deploy` registers, read back as the reference.
-    register_deployments("clearance-yaml-reference")
+    # What `clearance deploy` registers (but the per-model re-certifications, which come from the configs),
+    # read back as the reference.
+    registered = register_deployments("clearance-yaml-reference")
+    assert set(registered.names) == {"promote-model/promote-model", "approval-deadlines/every-minute",
+                                     "rollback-model/rollback-model", "recertify-model/recertify-model"}
     with get_client(sync_client=True) as client:
-        reference = {name: _deployment(client, name)
-                     for name in ("promote-model/promote-model", "approval-deadlines/every-minute")}
+        reference = {name: _deployment(client, name) for name in registered.names}
+    # prefect.yaml names the same deployments, no more (each entry's flow is checked below, by the ids).
+    listed = yaml.safe_load((REPO / "deploy" / "prefect.yaml").read_text())["deployments"]
+    assert sorted(entry["name"] for entry in listed) == sorted(name.split("/")[1] for name in registered.names)
+    assert not any("schedules" in entry for entry in listed if entry["name"] == "recertify-model")
 
     ensure_work_pool(YAML_POOL)
     done = _prefect("--no-prompt", "deploy", "--all", "--prefect-file", "deploy/prefect.yaml", env=env, log=log)
@@ -58,9 +65,20 @@ def test_prefect_yaml_registers_and_runs_the_promotion(s3, tmp_path, monkeypatch
             assert got.parameter_openapi_schema == ref.parameter_openapi_schema
             assert got.job_variables["env"]["CLEARANCE_CONFIG_DIR"] == f"{REPO}/configs"
             assert got.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
+            assert got.tags == ref.tags and got.description == ref.description
+            assert (got.global_concurrency_limit and got.global_concurrency_limit.limit) == \
+                (ref.global_concurrency_limit and ref.global_concurrency_limit.limit)
+            assert (got.concurrency_options and got.concurrency_options.collision_strategy) == \
+                (ref.concurrency_options and ref.concurrency_options.collision_strategy)
+        on_demand = _deployment(client, "recertify-model/recertify-model")
+        assert client.read_deployment_schedules(on_demand.id) == [] and on_demand.parameters == {}
         sweep = _deployment(client, "approval-deadlines/every-minute")
         schedules = client.read_deployment_schedules(sweep.id)
         assert [s.schedule.interval.total_seconds() for s in schedules] == [60]
+        # one sweep at a time; ticks piled up while no worker ran are cancelled, not all started at once
+        assert sweep.global_concurrency_limit is not None and sweep.global_concurrency_limit.limit == 1
+        assert sweep.concurrency_options is not None
+        assert sweep.concurrency_options.collision_strategy.value == "CANCEL_NEW"
         # Keep the session's other suspended runs away from this test's worker.
         client.pause_deployment(sweep.id)
 

@@ -302,3 +302,27 @@ def test_history_shows_how_every_run_ended(configs, monkeypatch) -> None:
         assert re.search(rf"{kind}\s+│\s+why {kind}", rows[run_id[:8]]), rows[run_id[:8]]
     assert re.search(r"gate-failed\s+│\s+gate artifact_integrity fail: promotion stopped", rows[gate_run[:8]])
     assert "in progress (last: approval-requested)" in rows[waiting[:8]]
+
+
+def test_history_of_an_unknown_model_is_an_error_naming_it(configs, monkeypatch) -> None:
+    use_store(monkeypatch, MemoryStore())
+    monkeypatch.setattr("tasks.recovery.recover_before_reading", lambda model: [])
+    result = runner.invoke(app, ["history", "churn-clasifier"])
+    assert result.exit_code == 1
+    assert "no model 'churn-clasifier': not in" in result.stderr and "known: churn-classifier" in result.stderr
+    known = runner.invoke(app, ["history", "churn-classifier"])  # configured, never run: not an error
+    assert known.exit_code == 0 and "churn-classifier has no runs yet" in known.stdout
+
+
+def test_status_shows_the_runs_ledger_entries_as_a_table_not_json(configs, monkeypatch) -> None:
+    store = MemoryStore()
+    use_store(monkeypatch, store)
+    run_id = stopped_at_gate(store)
+    import clearance.app.cli
+
+    monkeypatch.setattr(clearance.app.cli.console, "width", 250)
+    result = runner.invoke(app, ["status", run_id])
+    assert result.exit_code == 0, result.output
+    assert "{" not in result.stdout.split("ledger entries")[1].split("\n\n")[0]  # no raw JSON payloads
+    assert re.search(r"│\s*\d+\s*│ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d │ gate-failed\s*│ version 1\.0\.0; reason gate "
+                     r"artifact_integrity fail", result.stdout), result.stdout

@@ -112,7 +112,7 @@ def test_unknown_key_lists_the_allowed_keys(cwd: Path) -> None:
     """)
     assert messages(path, "policy") == [
         "configs/policies/high.yaml:5: approvals.rolez: unknown key (allowed: roles, channels, timeout, "
-        "timeout_outcome, assurance)",
+        "timeout_outcome, assurance, reminders)",
     ]
 
 
@@ -121,7 +121,7 @@ def test_unknown_top_level_key(cwd: Path) -> None:
     [message] = messages(path, "policy")
     assert message == ("configs/policies/high.yaml:7: gatess: unknown key "
                        "(allowed: tier, description, gates, on_warn, approvals, promotion, notify, "
-                       "regulatory_tags)")
+                       "regulatory_tags, recertification, rollback)")
 
 
 def test_notify_names_real_slack_channel_ids_and_jira_project_keys(cwd: Path) -> None:
@@ -333,7 +333,7 @@ def test_every_issue_is_reported_not_just_the_first(cwd: Path) -> None:
         "starting with a letter or digit (got 'Churn Model')",
         "configs/models/churn.yaml:4: extra: unknown key (allowed: name, owner, authors, risk_tier, intended_use, "
         "kpi, serving_endpoint, serving, versions, policy_overrides, notify, sponsor, regulatory_tags, operations, "
-        "personal_data, model_card)",
+        "personal_data, model_card, recertification)",
         "configs/models/churn.yaml:9: versions.1.0.0.artifacts.0.sha256: must be a SHA-256: 64 lower-case hex "
         "characters (got 'ABC')",
         "configs/models/churn.yaml:10: versions.1.0.0.artifacts.0.size: must be >= 0",
@@ -400,7 +400,7 @@ def test_example_configs_load_cleanly() -> None:
     assert isinstance(configs, ConfigSet)
     assert set(configs.policies) == {"low", "medium", "high"}
     assert set(configs.manifests) == {"churn-classifier"}
-    assert {p.id for p in configs.principals.principals} == {"dana", "sam", "bea", "carl", "sol"}
+    assert {p.id for p in configs.principals.principals} == {"dana", "sam", "bea", "carl", "sol", "pia"}
     assert validate_paths([EXAMPLES]) == []
     assert validate_paths(sorted(EXAMPLES.rglob("*.yaml"))) == []
 
@@ -470,7 +470,7 @@ def test_manifest_name_tier_owner_authors(configs: Path) -> None:
               - key: candidates/fraud/2/model.onnx
                 sha256: "1111111111111111111111111111111111111111111111111111111111111111"
     """)
-    known = "bea, carl, dana, sam, sol"
+    known = "bea, carl, dana, pia, sam, sol"
     assert [str(i) for i in validate_paths([configs])] == [
         "configs/models/fraud.yaml:1: name: 'fraud-scorer' does not match the file name fraud.yaml "
         "(a model lives in models/<name>.yaml)",
@@ -544,13 +544,16 @@ def test_quorum_that_can_never_be_met(configs: Path) -> None:
     high = configs / "policies" / "high.yaml"
     high.write_text(high.read_text().replace("security: {min: 1}", "security: {min: 3}")
                     .replace("business: {min: 1}", "business: {min: 1}\n    legal: {min: 1}"))
-    security = _line_of(high, "security: {min: 3}")
+    security = _line_of(high, "security: {min: 3}", after=0)
     legal = _line_of(high, "legal: {min: 1}")
+    rollback = _line_of(high, "security: {min: 3}", after=_line_of(high, "\nrollback:".strip()))
     assert [str(i) for i in validate_paths([configs])] == [
         f"configs/policies/high.yaml:{security}: approvals.roles.security.min: needs 3 approver(s) with role "
         "security but 2 principal(s) (sam, sol) may approve with it: the quorum can never be met",
         f"configs/policies/high.yaml:{legal}: approvals.roles.legal.min: needs 1 approver(s) with role legal "
         "but no principal(s) may approve with it: the quorum can never be met",
+        f"configs/policies/high.yaml:{rollback}: rollback.approvals.roles.security.min: needs 3 approver(s) with "
+        "role security but 2 principal(s) (sam, sol) may approve with it: the quorum can never be met",
     ]
 
 
@@ -636,10 +639,13 @@ def test_validate_paths_reports_duplicate_keys_and_schema_errors_together(cwd: P
     ]
 
 
-def _line_of(path: Path, needle: str) -> int:
+def _line_of(path: Path, needle: str, after: int | None = None) -> int:
+    """The line of the only ``needle`` in ``path`` (with ``after``: of the first one after that line)."""
     lines = path.read_text().splitlines()
-    hits = [i + 1 for i, line in enumerate(lines) if needle in line]
-    assert len(hits) == 1, f"{needle!r} found {len(hits)} times in {path}"
+    hits = [i + 1 for i, line in enumerate(lines) if needle in line and i + 1 > (after or 0)]
+    if after is None:
+        assert len(hits) == 1, f"{needle!r} found {len(hits)} times in {path}"
+    assert hits, f"{needle!r} not found after line {after} in {path}"
     return hits[0]
 
 
@@ -815,7 +821,7 @@ def test_waiver_cross_file_rules(configs: Path) -> None:
             approved_by: zoe
             expires_at: 2030-01-31T00:00:00Z
     """)
-    known_people = "bea, carl, dana, sam, sol"
+    known_people = "bea, carl, dana, pia, sam, sol"
     expected = [
         f"{path}:7: waivers.0.approved_by: 'dana' is an author of churn-classifier: "
         "nobody may waive checks of their own model",
@@ -871,3 +877,135 @@ def test_waiver_schema_rejects_what_the_loader_rejects(tmp_path: Path) -> None:
         assert not schema.is_valid({"waivers": [item | bad]}), bad
     missing = {k: v for k, v in item.items() if k != "expires_at"}
     assert not schema.is_valid({"waivers": [missing]})
+
+
+# --------------------------------------------------------------------------- lifecycle sections (issue 16)
+
+
+def test_a_bad_cron_is_named_with_its_line(cwd: Path) -> None:
+    path = write("configs/policies/high.yaml", GOOD_POLICY + """
+    recertification:
+      schedule: "61 6 * * *"
+      gates:
+        - id: artifact_integrity
+    """)
+    assert messages(path, "policy") == [
+        "configs/policies/high.yaml:9: recertification.schedule: cron '61 6 * * *': Bad minute",
+    ]
+
+
+def test_a_cron_with_four_fields_says_which_five_it_needs(cwd: Path) -> None:
+    path = write("configs/policies/high.yaml", GOOD_POLICY + """
+    recertification:
+      schedule: "0 6 * *"
+      timezone: Mars/Olympus
+      gates:
+        - id: artifact_integrity
+    """)
+    assert messages(path, "policy") == [
+        "configs/policies/high.yaml:9: recertification.schedule: cron '0 6 * *' must have five fields: minute hour "
+        "day-of-month month day-of-week",
+        "configs/policies/high.yaml:10: recertification.timezone: 'Mars/Olympus' is not an IANA time zone (e.g. UTC, "
+        "Europe/Berlin)",
+    ]
+
+
+def test_recertification_gates_are_checked_like_the_promotion_gates(cwd: Path) -> None:
+    path = write("configs/policies/high.yaml", GOOD_POLICY + """
+    recertification:
+      gates:
+        - id: data_chek
+        - id: artifact_integrity
+          config: {allowed_formats: joblib}
+    """)
+    found = messages(path, "policy")
+    assert found[0] == f"configs/policies/high.yaml:10: recertification.gates.0.id: unknown gate 'data_chek' (known: " \
+                       f"{known_gates()})"
+    assert found[1].startswith("configs/policies/high.yaml:12: recertification.gates.1.config.allowed_formats: ")
+    assert len(found) == 2
+
+
+def test_reminders_must_say_when_and_to_whom(cwd: Path) -> None:
+    path = write("configs/policies/high.yaml", GOOD_POLICY + """
+      reminders:
+        every: 8h
+        escalate_to: [pia]
+    """)
+    [problem] = messages(path, "policy")
+    assert problem.startswith("configs/policies/high.yaml:8: approvals.reminders: ")
+    assert "every needs after" in problem
+
+
+def test_escalation_to_an_unknown_principal_fails_the_config_dir(configs: Path) -> None:
+    high = configs / "policies" / "high.yaml"
+    high.write_text(high.read_text().replace("escalate_to: [pia]", "escalate_to: [pia, piaa]"))
+    line = _line_of(high, "escalate_to: [pia, piaa]")
+    [issue] = validate_paths([configs])
+    assert str(issue).startswith(f"configs/policies/high.yaml:{line}: approvals.reminders.escalate_to.1: 'piaa' is "
+                                 "not in principals.yaml (known: bea, carl, dana, pia, sam, sol)")
+
+
+def test_a_production_sample_must_have_its_role(cwd: Path) -> None:
+    manifest = yaml.safe_load((EXAMPLES / "models" / "churn-classifier.yaml").read_text())
+    manifest["recertification"]["production_sample"]["role"] = "eval"
+    path = Path("configs/models/churn-classifier.yaml")
+    path.parent.mkdir(parents=True)
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    [problem] = messages(path, "manifest")
+    assert "recertification.production_sample: must have role production_sample, not eval" in problem
+
+
+def test_the_shipped_tiers_recertify_and_say_who_signs_off_a_rollback() -> None:
+    for tier in ("low", "medium", "high"):
+        policy = load_policy(EXAMPLES / "policies" / f"{tier}.yaml")
+        assert policy.recertification is not None, tier
+        assert [g.id for g in policy.recertification.gates][:2] == ["artifact_integrity", "data_check"]
+    high = load_policy(EXAMPLES / "policies" / "high.yaml")
+    assert high.rollback.approvals is not None and high.rollback.approvals.roles == {"security": {"min": 1}} \
+        or high.rollback.approvals.roles["security"].min == 1
+    assert high.rollback.emergency_roles == ["sre"]
+    assert high.approvals.reminders.escalate_to == ["pia"]
+
+
+# --------------------------------------------------------------------------- gaps `validate` used to let through
+
+
+def test_one_os_login_for_two_principals_is_named_where_it_repeats(configs: Path) -> None:
+    people = configs / "principals.yaml"
+    people.write_text(people.read_text().replace("local_users: [sol]", "local_users: [solo, sam]"))
+    line = _line_of(people, "local_users: [solo, sam]")
+    [issue] = validate_paths([configs])
+    assert str(issue) == (f"configs/principals.yaml:{line}: principals.4.local_users.1: 'sam' is also the local_users "
+                          "of principals.1")
+
+
+def test_a_misspelt_role_is_caught_with_the_role_it_was_meant_to_be(configs: Path) -> None:
+    people = configs / "principals.yaml"
+    people.write_text(people.read_text().replace("roles: [security]\n\n  - id: bea", "roles: [securty]\n\n  - id: bea"))
+    line = _line_of(people, "roles: [securty]")
+    assert [str(i) for i in validate_paths([configs])] == [
+        f"configs/principals.yaml:{line}: principals.1.roles.0: role 'securty' is asked for by no policy or manifest: "
+        "did you mean 'security'? (roles in use: business, security, sre)",
+    ]
+
+
+def test_a_role_kept_for_later_is_not_a_mistake(configs: Path) -> None:
+    # carl's `compliance` is near no role a policy asks for: it is left alone (the shipped configs validate)
+    assert validate_paths([configs]) == []
+    people = configs / "principals.yaml"
+    people.write_text(people.read_text().replace("roles: [compliance]", "roles: [compliance, auditor]"))
+    assert validate_paths([configs]) == []
+
+
+@pytest.mark.parametrize("gate", ["artifact_integrity", "security_scan"])
+def test_an_unknown_format_in_allowed_formats_is_an_error(cwd: Path, gate: str) -> None:
+    path = write("configs/policies/high.yaml", f"""
+        tier: high
+        gates:
+          - id: {gate}
+            config:
+              allowed_formats: [joblib, jobilb]
+    """)
+    [problem] = messages(path, "policy")
+    assert problem.startswith("configs/policies/high.yaml:5: gates.0.config.allowed_formats: ")
+    assert "unknown format(s) 'jobilb' (known: " in problem and "joblib" in problem.split("known:")[1]

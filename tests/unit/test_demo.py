@@ -319,3 +319,42 @@ def test_the_demo_costs_pass_the_high_tier_budget_at_the_offered_rate(files, tmp
     result = run_gate("cost", inputs, spec.config)
     assert result.status is Status.PASS, [(c.id, c.status, c.message) for c in result.checks]
     assert result.metrics["cost.instances_needed"] == 1
+
+
+# --------------------------------------------------------------------------- running the demo again
+
+
+def _live(store, version: str) -> None:
+    from tasks.promotion import ProductionPointer
+
+    pointer = ProductionPointer(model=demo.MODEL, version=version, artifact_digest="d" * 64, artifacts={},
+                                run_id="r")
+    store.put_if_absent(keys.pointer_key(demo.MODEL), pointer.model_dump_json().encode())
+
+
+def test_the_next_demo_version_is_above_every_candidate_and_the_live_version() -> None:
+    from tests.fakes.memory_store import MemoryStore
+
+    store = MemoryStore()
+    assert demo.next_version(store) == "1.0.0"
+    for version in ("1.0.0", "1.0.1", "1.0.10"):  # 1.0.10 sorts below 1.0.2 as text, not as a version
+        store.put_if_absent(keys.candidate_key(demo.MODEL, version, "model.joblib"), b"x")
+    store.put_if_absent(keys.candidate_key(demo.MODEL, "hand-made", "model.joblib"), b"x")  # not a version: ignored
+    assert demo.next_version(store) == "1.0.11"
+    _live(store, "1.1.0")  # a user promoted 1.1.0 by hand: the demo must not promote 1.0.11 over it
+    assert demo.next_version(store) == "1.1.1"
+
+
+def test_running_the_demo_again_keeps_the_versions_already_pinned(files, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(demo, "STATE", tmp_path / "state")
+    first = {name: (keys.candidate_key(demo.MODEL, "1.0.0", name), body) for name, body in files.items()}
+    configs = demo.write_demo_configs("1.0.0", first)
+    manifest_file = configs / "models" / f"{demo.MODEL}.yaml"
+    raw = yaml.safe_load(manifest_file.read_text())
+    raw["versions"]["1.1.0"] = raw["versions"]["1.0.0"] | {"notes": "pinned by hand"}  # the user's own pin
+    manifest_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    second = {name: (keys.candidate_key(demo.MODEL, "1.1.1", name), body) for name, body in files.items()}
+    configs = demo.write_demo_configs("1.1.1", second)
+    versions = load_config_dir(configs).manifests[demo.MODEL].versions
+    assert list(versions) == ["1.0.0", "1.1.0", "1.1.1"]
+    assert versions["1.1.0"].notes == "pinned by hand"

@@ -16,16 +16,33 @@ import pytest
 from markdown_it import MarkdownIt
 
 from clearance.approvals import ApprovalRecord, ApprovalRequest, Decision, Outcome, Refusal, RefusalReason, Vote
-from clearance.config.schema import Channel
+from clearance.config.schema import Channel, Principal, Principals
 from clearance.events import PromotionEvent
 from clearance.render import jira, slack
 from clearance.render.document import Heading, one_line
 from clearance.render.gate import gate_blocks
 from clearance.render.html import to_html
-from clearance.render.jira_comments import description, gate_comment, outcome_comment, tally_comment
+from clearance.render.jira_comments import (
+    alert_comment,
+    description,
+    gate_comment,
+    outcome_comment,
+    reminder_comment,
+    superseded_comment,
+    tally_comment,
+)
+from clearance.render.lifecycle import nudge
 from clearance.render.markdown import render, to_markdown
 from clearance.render.report import build_report
-from clearance.render.slack_messages import approval_message, gate_reply, outcome_reply, parent_message, reject_modal
+from clearance.render.slack_messages import (
+    alert_message,
+    approval_message,
+    gate_reply,
+    outcome_reply,
+    parent_message,
+    reject_modal,
+    reminder_reply,
+)
 from clearance.settings import JiraSettings
 from gates.base import CheckResult, GateResult, Status
 from tests.fakes.slack_server import _block_kit_problems
@@ -80,7 +97,21 @@ def world(h: str) -> dict[str, Any]:
                            artifact_digest=DIGEST, links={"prefect_run": OUR_URL})
     report = dict(model="churn", version="1.0.0", tier="high", run_id="r1", initiator=h, artifact_digest=DIGEST,
                   results=[gate], eligible={"security": [h, "sol"], "business": [h]})
-    return dict(gate=gate, pending=pending, closed=closed, event=event, report=report, h=h)
+    superseded = ApprovalRecord(request=request, decisions=[approve], outcome=Outcome.SUPERSEDED, closed_at=NOW,
+                                closed_by=[f"superseded by {h}"])
+    reminder = nudge(PromotionEvent(kind="reminder", run_id="r1", model="churn", version="1.0.0", tier="high",
+                                    initiator=h, record=pending, status="reminder-1", message=h,
+                                    mentions=["bea", h]), _people(h), NOW)
+    alert = PromotionEvent(kind="alert", action="recertification", run_id="r1", model="churn", version="1.0.0",
+                           tier="high", initiator=h, status=h, message=h, links={"prefect_run": OUR_URL})
+    return dict(gate=gate, pending=pending, closed=closed, event=event, report=report, h=h, superseded=superseded,
+                reminder=reminder, alert=alert)
+
+
+def _people(h: str) -> Principals:
+    """A principal with a hostile name and hostile-looking channel ids (no mention may be written for them)."""
+    return Principals.model_construct(principals=[Principal.model_construct(
+        id="bea", name=h, slack_id="<!channel>", jira_account_id="x]|[~admin", roles=["business"])])
 
 
 def slack_messages(w: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -95,6 +126,11 @@ def slack_messages(w: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
         approval_message(w["closed"], [w["gate"]], now=NOW),
         outcome_reply("stopped", "rejected", h),
         ("", modal["blocks"]),
+        parent_message(model="churn", version="1.0.0", tier="high", initiator=h, links={}, status=h, action="rollback"),
+        approval_message(w["superseded"], [w["gate"]], now=NOW),
+        outcome_reply("stopped", "superseded", h),
+        reminder_reply(w["reminder"]),
+        alert_message(w["alert"]),
     ]
 
 
@@ -129,16 +165,20 @@ def test_slack_never_carries_a_mention_link_or_formatting_from_user_text(h: str)
     assert slack.escape(h) in "\n".join(shown)  # the text is shown (escaped), not dropped
 
 
-_OURS_IN_JIRA = re.compile(r"\{\{clearance-ref: [^{}]*\}\}$|\{\{(?:[^{}\\]|\\.)*\}\}|\[https://prefect\.example/[^\]|]*\]",
-                           re.MULTILINE)
-_OUR_HEADINGS = ("h3. (x) Gate data_check", "h3. Sign-off: ", "h3. Stopped: ")
+_OURS_IN_JIRA = re.compile(r"\{\{clearance-ref: [^{}]*\}\}$|\{\{(?:[^{}\\]|\\.)*\}\}|\[https://prefect\.example/[^\]|]*\]"
+                           r"|^h3\. \(!\) ", re.MULTILINE)  # the last: the reminder's own warning icon
+_OUR_HEADINGS = ("h3. (x) Gate data_check", "h3. Sign-off: ", "h3. Stopped: ", "h3. Superseded",
+                 "h3. (!) *Reminder 1*: ", "h3. (x) Re-certification of churn 1.0.0: ")
 
 
 def jira_bodies(w: dict[str, Any]) -> list[str]:
     settings = JiraSettings(url="https://jira.example", project="CLR", email="bot@example.com", api_token="x")
     return [gate_comment(w["gate"]), tally_comment(w["pending"], settings, now=NOW),
             tally_comment(w["closed"], settings, now=NOW), description(w["event"]),
-            outcome_comment("stopped", "rejected", w["h"]), "|" + jira.wiki_cell(w["h"]) + "|"]
+            outcome_comment("stopped", "rejected", w["h"]), "|" + jira.wiki_cell(w["h"]) + "|",
+            superseded_comment(w["superseded"]), reminder_comment(w["reminder"]), alert_comment(w["alert"]),
+            description(w["alert"]), description(w["event"].model_copy(update={"action": "rollback"})),
+            tally_comment(w["superseded"], settings, now=NOW)]
 
 
 @pytest.mark.parametrize("h", HOSTILE)
