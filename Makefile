@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test unit lint down env shell schema lock clean bench
+.PHONY: install demo demo-fail test unit lint down env shell schema lock clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,17 +20,29 @@ install: $(STAMP)
 demo: install
 	$(PY) -m clearance.dev.demo
 
-## Lint and type check first (seconds), then every test in two sessions side by side: tests/unit (pure:
-## they start no server) in the background at a lower priority, and the integration, security and fault tests in
-## one session that starts one Prefect server and one SeaweedFS (mostly waiting on them). The unit
-## session's output follows when both are done. pytest exits 5 when it collected nothing: a failure here.
+## The other path: a candidate whose eval data drifted, stopped at data_check before anyone is asked.
+demo-fail: install
+	$(PY) -m clearance.dev.demo --fail
+
+## Lint and type check first (seconds), then every test in three sessions side by side: tests/unit (pure: they
+## start no server) in the background at a lower priority, and the server-backed tests split in two halves of
+## about the same length, each a session with its own Prefect server and SeaweedFS (one of each per session;
+## they mostly wait on them and on the flow runs they start). SECOND_HALF is the faults, the security tests and
+## the channel/CLI integration files; the first half is the rest of tests/integration. The other sessions'
+## output follows when all are done. pytest exits 5 when it collected nothing: a failure here.
 UNIT_LOG := .unit-tests.log
+SECOND_LOG := .second-half-tests.log
+SECOND_HALF := tests/faults tests/security tests/integration/test_devservers.py \
+	tests/integration/test_slack_approvals.py tests/integration/test_jira_promotion.py \
+	tests/integration/test_cli_errors.py tests/integration/test_channel_lifecycle.py
 test: install lint
 	@nice -n 10 $(PY) -m pytest tests/unit -p no:cacheprovider > $(UNIT_LOG) 2>&1 & unit=$$!; \
-	$(PY) -m pytest --ignore=tests/unit; rc=$$?; \
+	$(PY) -m pytest $(SECOND_HALF) -p no:cacheprovider > $(SECOND_LOG) 2>&1 & second=$$!; \
+	$(PY) -m pytest tests/integration $(addprefix --ignore=,$(filter tests/integration/%,$(SECOND_HALF))); rc=$$?; \
+	wait $$second; src=$$?; echo "==> second half (run alongside, output from $(SECOND_LOG))"; cat $(SECOND_LOG); \
 	wait $$unit; urc=$$?; echo "==> tests/unit (run alongside, output from $(UNIT_LOG))"; cat $(UNIT_LOG); \
-	if [ $$urc -eq 5 ] || [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
-	if [ $$urc -ne 0 ]; then exit $$urc; fi; exit $$rc
+	if [ $$urc -eq 5 ] || [ $$rc -eq 5 ] || [ $$src -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
+	if [ $$urc -ne 0 ]; then exit $$urc; fi; if [ $$src -ne 0 ]; then exit $$src; fi; exit $$rc
 
 unit: install
 	$(PY) -m pytest tests/unit

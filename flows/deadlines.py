@@ -6,6 +6,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from clearance.core.clock import utcnow
 from tasks.certification import lapse_expired
 from tasks.crashes import sweep_crashes
 from tasks.deadlines import expire_overdue, recover_ended_runs
@@ -65,7 +66,12 @@ def lapse_expired_task() -> int:
     return len(lapsed)
 
 
-@flow(name="approval-deadlines")
+def _sweep_name() -> str:
+    """``sweep 14:07 UTC``: one run a minute, named so a person scanning the run list knows it at a glance."""
+    return f"sweep {utcnow():%H:%M} UTC"
+
+
+@flow(name="approval-deadlines", flow_run_name=_sweep_name)
 def approval_deadlines() -> list[str]:
     """Run every minute (deployment ``approval-deadlines/every-minute``): crash promotions whose process is gone
     (tasks/crashes.py), then wake runs whose deadline passed."""

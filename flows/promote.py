@@ -123,6 +123,16 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     the live one is refused unless the tier allows downgrades and ``allow_downgrade`` is set (recorded). Once
     approved, the sign-offs of older versions of the model still waiting are closed as superseded
     (tasks/supersede.py); a run whose own sign-off is superseded stops as ``superseded``.
+
+    Args:
+        model: The model's name, as in configs/models/<model>.yaml.
+        version: The version to promote, as pinned in the model's manifest (e.g. 1.0.4).
+        dry_run: Run every gate and name who would have to approve; write nothing outside this run's evidence.
+        initiator: Who starts the promotion (a principal id). Typed here it is only a claimed identity; the
+            CLI signs it with `clearance promote --key`.
+        initiator_proof: The signed start statement `clearance promote --key` makes; leave empty in the UI.
+        allow_downgrade: Promote although the version is lower than the live one (only where the tier's
+            promotion.downgrades is explicit; recorded in the ledger).
     """
     log = get_run_logger()
     run_context = FlowRunContext.get()

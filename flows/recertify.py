@@ -93,7 +93,11 @@ def _record_crash(flow, flow_run, state) -> None:
 
 @flow(name="recertify-model", persist_result=True, on_failure=[_record_crash], on_crashed=[_record_crash])
 def recertify_model(model: str) -> RecertificationResult:
-    """Re-certify ``model``'s live version with its tier's ``recertification`` gates; apply ``on_failure``."""
+    """Re-certify ``model``'s live version with its tier's ``recertification`` gates; apply ``on_failure``.
+
+    Args:
+        model: The model whose live version (production/<model>/CURRENT.json) is re-certified.
+    """
     log = get_run_logger()
     run_context = FlowRunContext.get()
     if run_context is None or run_context.flow_run is None:

@@ -105,6 +105,15 @@ def rollback_model(model: str, to_version: str | None = None, reason: str = "", 
     initiator holding one of the policy's ``emergency_roles`` needs no sign-off. ``automatic``: started by the
     failed re-certification run ``trigger_run`` whose policy says ``on_failure: rollback`` — that is the authority,
     no person signs off.
+
+    Args:
+        model: The model to roll back, as in configs/models/<model>.yaml.
+        to_version: The earlier certified version to go back to (empty: the newest one whose copy verifies).
+        reason: Why (shown to the approvers, recorded in the ledger).
+        initiator: Who asks for the rollback (a principal id; typed here it is only a claimed identity).
+        initiator_proof: The signed start statement `clearance rollback --key` makes; leave empty in the UI.
+        automatic: Set only by a failed re-certification run (checked against its ledger entry).
+        trigger_run: The re-certification run that failed, for an automatic rollback.
     """
     log = get_run_logger()
     run_context = FlowRunContext.get()

@@ -20,7 +20,8 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from clearance.approvals import ApprovalRecord, ApprovalRequest, Vote
-from clearance.config.schema import Assurance, Principals
+from clearance.config.schema import Principals
+from clearance.render.signoff_form import form_markdown
 from clearance.settings import get_settings
 from tasks.signoff import refresh_record, store_time, submit_form_decision
 
@@ -37,8 +38,9 @@ class SignOffForm(RunInput):
     decisions refuse it.
     """
 
-    approver: str | None = Field(None, description="Your principal id from principals.yaml.")
-    decision: Literal["approve", "reject"] | None = Field(None, description="Approve or reject this version.")
+    approver: str = Field("", description="Your principal id from principals.yaml.")
+    decision: Literal["", "approve", "reject"] = Field(
+        "", description="approve or reject this version (empty: only re-check the record).")
     comment: str = Field("", description="Why (required to reject).")
 
 
@@ -62,8 +64,8 @@ def wait_for_sign_off(key: str, request: ApprovalRequest, principals: Principals
         wait_number += 1
         pause_key = f"sign-off-{wait_number}"
         remaining = (request.deadline - store_time()).total_seconds()  # the deadline's clock: the store's
-        form = SignOffForm.with_initial_data(
-            description=_form_description(request), approver=None, decision=None, comment="")
+        form = SignOffForm.with_initial_data(description=form_markdown(record, store_time()), approver="",
+                                             decision="", comment="")
         try:
             if suspend:
                 # No timeout on the suspension itself: the deadline is applied by re-reading the
@@ -77,14 +79,26 @@ def wait_for_sign_off(key: str, request: ApprovalRequest, principals: Principals
         if answer.approver or answer.decision:
             problem = _form_problem(answer)
             if problem:
-                get_run_logger().warning("Prefect UI sign-off form ignored: %s", problem)
+                tell_refused(f"Prefect UI sign-off form ignored: {problem}")
                 continue
             assert answer.approver and answer.decision, "_form_problem requires both approver and decision"
             refusal = submit_form_decision(request.run_id, principals, answer.approver, Vote(answer.decision),
                                            answer.comment, request.artifact_digest, pause_key)
             if refusal is not None:
-                get_run_logger().warning("Prefect UI decision by %r not counted (%s): %s", answer.approver,
-                                         refusal.reason.value, refusal.message)
+                tell_refused(f"Prefect UI decision by {answer.approver!r} not counted ({refusal.reason.value}): "
+                             f"{refusal.message}")
+
+
+def tell_refused(message: str) -> None:
+    """A submission that did not count is said where the person looks: a warning in the run's log and a
+    ``sign-off-refused`` artifact on the run page (the form itself only shows the latest tally when reopened)."""
+    from prefect.artifacts import create_markdown_artifact
+
+    from clearance.render.markdown import escape
+
+    get_run_logger().warning(message)
+    create_markdown_artifact(key="sign-off-refused", markdown=f"**Not counted.** {escape(message)}",
+                             description="the last sign-off form submission that did not count")
 
 
 def _form_problem(answer: SignOffForm) -> str | None:
@@ -94,17 +108,3 @@ def _form_problem(answer: SignOffForm) -> str | None:
     if answer.decision == "reject" and not answer.comment.strip():
         return "a rejection needs a reason in 'comment'"
     return None
-
-
-def _form_description(request: ApprovalRequest) -> str:
-    roles = ", ".join(f"{n} × {role}" for role, n in sorted(request.required_roles.items()))
-    return (
-        f"## Sign-off: {request.model} {request.version} ({request.tier} tier)\n\n"
-        f"Needed: {roles}. Not eligible: {', '.join(request.excluded_principals)}.\n\n"
-        f"Artifact digest `{request.artifact_digest}`, deadline {request.deadline.isoformat()}.\n\n"
-        "Enter your principal id and your decision. Leave both empty to just re-check the record.\n\n"
-        + ("This tier counts only verified decisions: a typed principal id is not one, so decide with a "
-           "signed CLI decision or a pinned channel instead."
-           if request.assurance is Assurance.VERIFIED else
-           "The principal id you type is recorded as a claimed identity.")
-    )

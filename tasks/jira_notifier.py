@@ -23,7 +23,7 @@ from tasks.jira_client import JiraConfigError, JiraUnavailable
 from tasks.jira_plan import ISSUE_OP, ops_for, ticket_info
 from tasks.jira_tracking import JiraTracker
 from tasks.store import Store
-from tasks.wiring import config_set, object_store
+from tasks.wiring import object_store, principals_for_mentions
 
 log = logging.getLogger("clearance.jira")
 
@@ -53,12 +53,8 @@ class JiraNotifier:
                                   "successful call") from None
 
     def _principals(self) -> Principals | None:
-        """The configured principals (to mention people by account id); ``None``: names are written as text."""
-        try:
-            return config_set(self.config_dir).principals
-        except Exception as exc:  # noqa: BLE001 — a mention is a courtesy; the reminder is still written
-            log.warning("Jira: principals not available to mention people (%s); names are written instead", exc)
-            return None
+        """The configured principals (to mention people); ``None``: names are written as text."""
+        return principals_for_mentions(self.config_dir, "Jira")
 
 
 def flush_pending(settings: JiraSettings, store: Store, client: JIRA | None = None) -> list[str]:

@@ -55,7 +55,7 @@ from tasks.channels import register_notifier
 from tasks.evidence import stored_gate_results
 from tasks.secret_blocks import get_slack_settings, load_slack_settings
 from tasks.store import PreconditionFailed, Store, read_json_state, update_json_state
-from tasks.wiring import config_set, object_store
+from tasks.wiring import config_set, object_store, principals_for_mentions
 
 log = logging.getLogger("clearance.slack")
 
@@ -284,12 +284,8 @@ class SlackNotifier:
         update_state(self.store, key, lambda s: s.setdefault("alerts", {}).__setitem__(ref, posted))
 
     def _principals(self) -> Principals | None:
-        """The configured principals (to mention people by Slack id); ``None``: names are shown as text."""
-        try:
-            return config_set(self.config_dir).principals
-        except Exception as exc:  # noqa: BLE001 — a mention is a courtesy; the reminder is still posted
-            log.warning("Slack: principals not available to mention people (%s); names are shown instead", exc)
-            return None
+        """The configured principals (to mention people); ``None``: names are shown as text."""
+        return principals_for_mentions(self.config_dir, "Slack")
 
     # ----------------------------------------------------------------- pieces
 

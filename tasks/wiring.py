@@ -10,10 +10,12 @@ restart and without re-parsing YAML on every request.
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
 from clearance.config import ConfigSet, load_config_dir
+from clearance.config.schema import Principals
 from clearance.settings import Settings, get_settings
 from tasks.object_store import ObjectStore
 
@@ -54,3 +56,15 @@ def config_set(config_dir: Path | str | None = None) -> ConfigSet:
     with _lock:
         _configs[key] = (signature, loaded)
     return loaded
+
+
+def principals_for_mentions(config_dir: Path | str | None, channel: str) -> Principals | None:
+    """The configured principals, for a channel that mentions people by their id there (a reminder's
+    ``<@U…>`` in Slack, ``[~accountid:…]`` in Jira); ``None`` when the configs cannot be read — a mention
+    is a courtesy, so the channel then writes names as text, and says why in the log."""
+    try:
+        return config_set(config_dir).principals
+    except Exception as exc:  # noqa: BLE001 — the message is still written, with names
+        logging.getLogger(f"clearance.{channel.lower()}").warning(
+            "%s: principals not available to mention people (%s); names are written instead", channel, exc)
+        return None

@@ -207,12 +207,17 @@ def promote(
     console.print(f"run [bold]{run.id}[/bold] ({run.name}) started by {initiator}")
     console.print(f"follow it: {run_url(str(run.id)) or 'the Prefect UI (no UI URL configured)'}")
     console.print(f"decide on it: clearance approve {run.id} | clearance reject {run.id} --reason ...")
-    if not wait:
-        return
-    _so_far(f"run {run.id} was started and goes on without this command (`clearance status {run.id}`)")
-    state = _final_state(str(run.id))
+    if wait:
+        report_end(str(run.id), f"`clearance status {run.id}`")
+
+
+def report_end(run_id: str, where: str) -> None:
+    """``--wait``: wait until the run ends, say how and why (Prefect's state and message), exit 1 unless it
+    completed. ``where`` tells the person where to look should this command stop waiting first."""
+    _so_far(f"run {run_id} was started and goes on without this command ({where})")
+    state = _final_state(run_id)
     why = (state.message or "").strip()
-    console.print(Text(f"run {run.id} ended {state.name}" + (f": {why}" if why else "")))
+    console.print(Text(f"run {run_id} ended {state.name}" + (f": {why}" if why else "")))
     if not state.is_completed():
         raise typer.Exit(EXIT_REFUSED)
 
@@ -660,11 +665,13 @@ app.command()(rollback)  # clearance rollback MODEL [--to VERSION] --reason … 
 
 
 @app.command()
-def demo() -> None:
-    """What `make demo` runs: a real promotion end to end on local servers."""
+def demo(fail: Annotated[bool, typer.Option(
+        "--fail", help="The other path: a candidate whose eval data drifted, stopped at data_check.")] = False
+         ) -> None:
+    """What `make demo` runs: a real promotion end to end on local servers (`--fail`: one stopped by a gate)."""
     from clearance.dev.demo import main as run_demo
 
-    raise typer.Exit(run_demo())
+    raise typer.Exit(run_demo(["--fail"] if fail else []))
 
 
 @app.command()

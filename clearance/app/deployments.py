@@ -95,11 +95,11 @@ ONE_SWEEP_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=Concurr
 
 
 def _deploy(flow, entrypoint: str, name: str, pool: str, env: dict[str, str], description: str,
-            **schedule) -> str:
+            tags: list[str] | None = None, **schedule) -> str:
     """Register one flow of this source tree as a deployment on ``pool``; returns its full name."""
     flow.from_source(source=str(REPO_ROOT), entrypoint=entrypoint).deploy(
         name=name, work_pool_name=pool, job_variables={"env": env, "working_dir": str(REPO_ROOT)},
-        description=description, tags=TAGS, build=False, push=False, print_next_steps=False, **schedule,
+        description=description, tags=tags or TAGS, build=False, push=False, print_next_steps=False, **schedule,
     )
     return f"{flow.name}/{name}"
 
@@ -375,7 +375,7 @@ def register_deployments(pool: str = "clearance") -> Registration:
         _deploy(promote_model, "flows/promote.py:promote_model", "promote-model", pool, env,
                 "Gate, sign off and promote one model version (clearance)."),
         _deploy(approval_deadlines, "flows/deadlines.py:approval_deadlines", "every-minute", pool, env,
-                SWEEP_DESCRIPTION, interval=60, concurrency_limit=ONE_SWEEP_AT_A_TIME),
+                SWEEP_DESCRIPTION, tags=[*TAGS, "sweep"], interval=60, concurrency_limit=ONE_SWEEP_AT_A_TIME),
     ]
     skipped = []
     if (REPO_ROOT / ROLLBACK_ENTRYPOINT.split(":")[0]).exists():

@@ -65,15 +65,8 @@ def recertify(
                       highlight=False)
     cli.console.print(f"follow it: {run_url(str(run.id)) or 'the Prefect UI (no UI URL configured)'}", markup=False,
                       highlight=False)
-    if not wait:
-        return
-    cli._so_far(f"run {run.id} was started and goes on without this command (`clearance status --model {model}`)")
-    state = cli._final_state(str(run.id))
-    why = (state.message or "").strip()
-    cli.console.print(f"run {run.id} ended {state.name}" + (f": {why}" if why else ""), markup=False,
-                      highlight=False)
-    if not state.is_completed():
-        raise typer.Exit(cli.EXIT_REFUSED)
+    if wait:
+        cli.report_end(str(run.id), f"`clearance status --model {model}`")
 
 
 def result_line(result: Any) -> str:

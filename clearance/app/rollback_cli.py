@@ -33,11 +33,11 @@ def rollback(
         EXIT_INVALID,
         EXIT_REFUSED,
         _configs,
-        _final_state,
         _principal_id_or_user,
         _so_far,
         console,
         err,
+        report_end,
     )
     from clearance.settings import get_settings
     from tasks.prefect_runs import run_url
@@ -75,14 +75,8 @@ def rollback(
     console.print(Text(f"rollback run {run.id} ({run.name}) of {model} to {target.version} started by {initiator}"))
     console.print(f"follow it: {run_url(str(run.id)) or 'the Prefect UI (no UI URL configured)'}")
     console.print(f"decide on it: clearance approve {run.id} | clearance reject {run.id} --reason ...")
-    if not wait:
-        return
-    _so_far(f"run {run.id} was started and goes on without this command (`clearance status {run.id}`)")
-    state = _final_state(str(run.id))
-    why = (state.message or "").strip()
-    console.print(Text(f"run {run.id} ended {state.name}" + (f": {why}" if why else "")))
-    if not state.is_completed():
-        raise typer.Exit(EXIT_REFUSED)
+    if wait:
+        report_end(str(run.id), f"`clearance status {run.id}`")
 
 
 def _target(model: str, to: str | None, prefix: str):

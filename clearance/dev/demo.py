@@ -545,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=Path, metavar="DIR",
                         help="only write model.joblib, train.parquet, eval.parquet, predictions.parquet, "
                              "requirements.txt, contract.yaml and MODEL_CARD.md into DIR")
+    parser.add_argument("--fail", action="store_true",
+                        help="the other path: a candidate whose eval data drifted, stopped at data_check")
     args = parser.parse_args(argv or [])
     if args.files is not None:
         for path in write_files(args.files):
@@ -565,7 +567,11 @@ def main(argv: list[str] | None = None) -> int:
 
     say("Training an example model into candidates/, with its train and eval data and its predictions")
     version = next_version(store)
-    files = {name: (keys.candidate_key(MODEL, version, name), body) for name, body in demo_files().items()}
+    bodies = demo_files()
+    if args.fail:
+        say("Making the eval data drift (tenure three years longer than in training): data_check must stop it")
+        bodies["eval.parquet"] = drift(bodies["eval.parquet"])
+    files = {name: (keys.candidate_key(MODEL, version, name), body) for name, body in bodies.items()}
     for file_key, body in files.values():
         store.put_if_absent(file_key, body, content_type="application/octet-stream")
     model_file = STATE / "demo" / f"model-{version}.joblib"
@@ -576,16 +582,53 @@ def main(argv: list[str] | None = None) -> int:
     print(f"   {endpoint} (allowlisted for the load generator: CLEARANCE_LOAD_TEST_ALLOWED_HOSTS=127.0.0.1)")
     env["CLEARANCE_LOAD_TEST_ALLOWED_HOSTS"] = os.environ["CLEARANCE_LOAD_TEST_ALLOWED_HOSTS"] = "127.0.0.1"
     try:
-        return promote(store, services, env, version, files, endpoint)
+        return promote(store, services, env, version, files, endpoint, drifted=args.fail)
     finally:
         stop_model_server(server)
         print(f"   model server at {endpoint} stopped")
 
 
+def start_run(version: str, people: dict[str, Path], env: dict[str, str]) -> str | None:
+    """``clearance promote`` of ``version`` as the initiator, signed; the run id (``None``: it did not start, and
+    why is printed)."""
+    started = clearance("promote", MODEL, version, "--key", str(people[INITIATOR]), user=INITIATOR, env=env)
+    match = re.search(r"run ([0-9a-f-]{36})", started.stdout)
+    if started.returncode or match is None:
+        print((started.stdout + started.stderr).strip())
+        return None
+    print(f"   run {match.group(1)}")
+    return match.group(1)
+
+
+def show_stopped_run(run_id: str, env: dict[str, str]) -> int:
+    """The ``--fail`` scenario's end: the run stops at data_check by itself (no one is asked to sign off), and
+    ``clearance status`` shows which check stopped it and why. Exit 0 when it was stopped as it should be."""
+    final = wait_for_state(run_id, ENDED, timeout=240)
+    status = clearance("status", run_id, "--model", MODEL, user=INITIATOR, env=env)
+    say(f"The run ended {final}: stopped at a gate, before anyone was asked to sign off")
+    print((status.stdout + status.stderr).strip())
+    print(f"\nnothing was copied to production; `clearance history {MODEL}` lists the run as gate-failed")
+    return 0 if final == "FAILED" and "stopped by:" in status.stdout and "data_check" in status.stdout else 1
+
+
+def drift(eval_parquet: bytes) -> bytes:
+    """The eval data as a candidate trained on last year's customers would see this year's: tenure three years
+    longer (within the contract's range, so only the drift check can tell)."""
+    import io
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(eval_parquet))
+    longer = pc.min_element_wise(pc.add(table["tenure_months"], 36), 120)
+    return parquet_bytes(table.set_column(table.schema.get_field_index("tenure_months"), "tenure_months", longer))
+
+
 def promote(store: Any, services: Any, env: dict[str, str], version: str, files: dict[str, tuple[str, bytes]],
-            endpoint: str) -> int:
+            endpoint: str, drifted: bool = False) -> int:
     """The demo's promotion of ``version`` (its files uploaded, its model served at ``endpoint``): configs,
-    deployment, worker, the run, the sign-off, the result; returns the exit code."""
+    deployment, worker, the run, the sign-off, the result; returns the exit code. ``drifted``: the second
+    scenario, a candidate whose eval data drifted, stopped at data_check (:func:`show_stopped_run`)."""
     from clearance.settings import get_settings
 
     key, _ = files["model.joblib"]
@@ -616,13 +659,11 @@ def promote(store: Any, services: Any, env: dict[str, str], version: str, files:
     say(f"Promoting {MODEL} {version} as {INITIATOR}, signed with her SSH key (high tier: gates artifact_integrity, "
         "data_check, security_scan, load_test, cost and compliance_review; verified people only, security + "
         "business)")
-    started = clearance("promote", MODEL, version, "--key", str(people[INITIATOR]), user=INITIATOR, env=env)
-    match = re.search(r"run ([0-9a-f-]{36})", started.stdout)
-    if started.returncode or match is None:
-        print((started.stdout + started.stderr).strip())
-        return started.returncode or 1
-    run_id = match.group(1)
-    print(f"   run {run_id}")
+    run_id = start_run(version, people, env)
+    if run_id is None:
+        return 1
+    if drifted:
+        return show_stopped_run(run_id, env)
     if wait_for_state(run_id, {"PAUSED", *ENDED}, timeout=240) != "PAUSED":
         status = clearance("status", run_id, "--model", MODEL, user=INITIATOR, env=env)
         print(f"   the run ended before sign-off:\n{(status.stdout + status.stderr).strip()}")

@@ -192,3 +192,26 @@ def start_signed_run(candidate: Candidate, version: str, key: Path | None, *, us
         args += ["--key", str(key)]
     out = open(log, "wb") if log else subprocess.DEVNULL
     return subprocess.Popen(args, env=cli_env(candidate, user), cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+
+
+def slack_for_principals(channel: str):
+    """A local Slack (tests/fakes/slack_server.py) with ``channel`` and every principal of :data:`PRINCIPALS` as a
+    user (Slack id → e-mail), started; the caller stops it."""
+    from tests.fakes.slack_server import FakeSlack
+
+    users: dict[str, str | None] = {str(p["slack_id"]): str(p["email"]) for p in PRINCIPALS}
+    return FakeSlack(channels=(channel,), users=users).start()
+
+
+def stop_worker(proc: subprocess.Popen, grace: float = 30) -> None:
+    """Stop a ``prefect worker`` started with ``start_new_session=True``: SIGTERM, then after ``grace`` seconds
+    SIGKILL to its whole process group (it and the flow runs it started), so no worker outlives its test and
+    keeps picking up the session's scheduled runs."""
+    import signal
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.promotion_kit import decide, make_candidate, wait_for_request, wait_state
+from tests.integration.promotion_kit import decide, make_candidate, stop_worker, wait_for_request, wait_state
 
 pytestmark = pytest.mark.integration
 POOL = "clearance-tests"
@@ -29,8 +29,7 @@ def worker(prefect_service, s3_service, tmp_path_factory):
     proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", POOL],
                             env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
     yield log
-    proc.terminate()
-    proc.wait(timeout=30)
+    stop_worker(proc)
 
 
 def start_deployment_run(cand, monkeypatch) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.promotion_kit import REPO, make_candidate, wait_state
+from tests.integration.promotion_kit import REPO, make_candidate, stop_worker, wait_state
 
 pytestmark = pytest.mark.integration
 YAML_POOL = "clearance"  # the pool named in deploy/prefect.yaml
@@ -94,8 +94,7 @@ def test_prefect_yaml_registers_and_runs_the_promotion(s3, tmp_path, monkeypatch
         try:
             final = wait_state(str(run.id), {"COMPLETED", "FAILED", "CRASHED"}, timeout=240)
         finally:
-            worker.terminate()
-            worker.wait(timeout=30)
+            stop_worker(worker)
     assert final == "COMPLETED", log.read_text()[-4000:]
     dry = json.loads(s3.get_bytes(f"evidence/{cand.model}/1.0.0/{run.id}/dry-run.json")[0])
     assert dry["eligible"] == {"business": ["bea"], "security": ["sam", "sol"]}

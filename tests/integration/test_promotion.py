@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import time
 
 import pytest
 
@@ -195,6 +197,12 @@ def test_gate_failure_stops_before_sign_off(s3, tmp_path):
 def test_prefect_ui_form_counts_as_a_channel(s3, tmp_path):
     from uuid import UUID
 
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactCollectionFilter,
+        ArtifactCollectionFilterFlowRunId,
+        ArtifactCollectionFilterKey,
+    )
     from prefect.flow_runs import resume_flow_run
 
     cand = make_candidate(tmp_path, s3)
@@ -203,10 +211,44 @@ def test_prefect_ui_form_counts_as_a_channel(s3, tmp_path):
     wait_for_request(s3, run_id)
     resume_flow_run(UUID(run_id), run_input={"approver": "sam", "decision": "approve", "comment": "via UI"})
     wait_state(run_id, {"PAUSED"})  # one role still missing: the run waits again
+    # the reopened form shows the tally: sam counted, business still needed
+    key, form = _form_text(run_id)
+    assert re.search(r"\| security \| 1 \| sam \| 0 \|", form) and re.search(r"\| business \| 1 \| - \| 1 \|", form)
+    # the initiator approving her own model through the form: refused, and said on the run page and the form
+    resume_flow_run(UUID(run_id), run_input={"approver": "dana", "decision": "approve", "comment": ""})
+    wait_state(run_id, {"PAUSED"})
+    _, form = _form_text(run_id, not_of=key)
+    assert "Last refused:" in form and "self_approval" in form
+    with get_client(sync_client=True) as client:
+        artifact = client.read_latest_artifacts(artifact_filter=ArtifactCollectionFilter(
+            key=ArtifactCollectionFilterKey(any_=["sign-off-refused"]),
+            flow_run_id=ArtifactCollectionFilterFlowRunId(any_=[UUID(run_id)])))
+    assert artifact and "self_approval" in str(artifact[0].data)
     assert decide(s3, cand, run_id, "bea").accepted
     assert finish(proc) == 0
     record = json.loads(s3.get_bytes(f"evidence/{cand.model}/1.0.0/{run_id}/approvals.json")[0])
     assert {(d["principal"], d["channel"]) for d in record["decisions"]} == {("sam", "prefect-ui"), ("bea", "cli")}
+
+
+def _form_text(run_id: str, not_of: str | None = None) -> tuple[str, str]:
+    """The key and the description the Prefect UI shows above the sign-off form of the run's current pause (one
+    other than the pause whose key is ``not_of``: the run has paused again since)."""
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.input.run_input import read_flow_run_input
+
+    deadline = time.monotonic() + 30
+    text = None
+    while text is None and time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(run_id)).state
+        keyset = state.state_details.run_input_keyset if state else None
+        key = keyset["description"] if keyset else None
+        text = read_flow_run_input(key, flow_run_id=UUID(run_id)) if key and key != not_of else None
+        if text is None:
+            time.sleep(0.3)
+    return str(key), str(text)
 
 
 def test_server_restart_while_waiting(s3, tmp_path, prefect_service):

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.fakes.slack_server import FakeSlack
-from tests.integration.promotion_kit import PRINCIPALS, Candidate, make_candidate
+from tests.integration.promotion_kit import PRINCIPALS, Candidate, make_candidate, slack_for_principals
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +41,7 @@ POLICY: dict[str, Any] = {
 
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
-    users: dict[str, str | None] = {str(p["slack_id"]): str(p["email"]) for p in PRINCIPALS}
-    fake = FakeSlack(channels=(CHANNEL,), users=users).start()
+    fake = slack_for_principals(CHANNEL)
     yield fake
     fake.stop()
 

@@ -28,6 +28,7 @@ from tests.integration.promotion_kit import (
     find_run,
     finish,
     make_candidate,
+    slack_for_principals,
     start_direct_run,
     wait_for_request,
 )
@@ -43,8 +44,7 @@ POLICY["approvals"] |= {"timeout": "4h", "reminders": {"after": "30m", "every": 
 
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
-    users: dict[str, str | None] = {str(p["slack_id"]): str(p["email"]) for p in PRINCIPALS}
-    fake = FakeSlack(channels=(CHANNEL,), users=users).start()
+    fake = slack_for_principals(CHANNEL)
     yield fake
     fake.stop()
 

@@ -194,6 +194,10 @@ def test_two_typed_names_do_not_approve_a_verified_tier_promotion(s3, tmp_path) 
         assert not s3.list_keys(f"production/{cand.model}/")
     finally:
         proc.terminate()
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # never mask what the test found with a hung shutdown
+            proc.kill()
+            proc.wait(timeout=30)
         if run_id is not None:
             _cancel(run_id)

@@ -244,9 +244,9 @@ def fake():
 
 
 def test_slack_posts_a_reminder_once_in_the_thread_and_an_alert_in_the_models_channel(fake, monkeypatch):
-    import tasks.slack
+    import tasks.wiring
 
-    monkeypatch.setattr(tasks.slack, "config_set", lambda _dir=None: type("C", (), {"principals": PRINCIPALS})())
+    monkeypatch.setattr(tasks.wiring, "config_set", lambda _dir=None: type("C", (), {"principals": PRINCIPALS})())
     store = MemoryStore()
     notifier = SlackNotifier(SlackSettings(bot_token=fake.bot_token, base_url=fake.base_url, default_channel=CHANNEL,
                                            max_retries=1), store, config_dir="/nonexistent")

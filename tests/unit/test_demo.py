@@ -358,3 +358,22 @@ def test_running_the_demo_again_keeps_the_versions_already_pinned(files, tmp_pat
     versions = load_config_dir(configs).manifests[demo.MODEL].versions
     assert list(versions) == ["1.0.0", "1.1.0", "1.1.1"]
     assert versions["1.1.0"].notes == "pinned by hand"
+
+
+def test_the_fail_scenarios_drifted_eval_data_fails_data_check_on_tenure_alone(files, tmp_path):
+    """`make demo-fail`: the drifted eval data still meets its contract; only the drift check can stop it."""
+    from tasks.preflight import local_gate_inputs
+
+    (tmp_path / "train.parquet").write_bytes(files["train.parquet"])
+    (tmp_path / "eval.parquet").write_bytes(demo.drift(files["eval.parquet"]))
+    contract = tmp_path / "contract.yaml"
+    contract.write_text(yaml.safe_dump(demo.example_contract("train")))
+    config = load_config_dir(demo.REPO / "configs").policies["high"].gate("data_check")
+    assert config is not None
+    inputs = local_gate_inputs(datasets={"train": tmp_path / "train.parquet", "eval": tmp_path / "eval.parquet"},
+                               every_contract=contract, evidence_dir=tmp_path / "evidence")
+    result = run_gate("data_check", inputs, config.config)
+    assert result.status is Status.FAIL
+    failed = {c.id for c in result.checks if c.status is Status.FAIL}
+    assert failed and all(check.endswith(":tenure_months") for check in failed), failed
+    assert "contract:eval" not in failed and not [c for c in failed if c.startswith("contract")]
