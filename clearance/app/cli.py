@@ -204,9 +204,17 @@ def promote(
     run = run_deployment("promote-model/promote-model", parameters=params, timeout=0)
     # sync context (no event loop), so Prefect's dual API returned the FlowRun, not a coroutine
     assert not inspect.isawaitable(run), "run_deployment returned a coroutine outside an event loop"
-    console.print(f"run [bold]{run.id}[/bold] ({run.name}) started by {initiator}")
+    what = "dry run" if dry_run else "run"
+    console.print(Text.assemble(f"{what} ", (str(run.id), "bold"), f" ({run.name}) started by {initiator}"))
+    if _configs().principals.by_id(initiator) is None:
+        err.print(Text(f"note: {initiator!r} is no principal of {get_settings().config_dir}/principals.yaml (not in "
+                       "anyone's local_users, no --key): the run records it only as a claimed name"))
     console.print(f"follow it: {run_url(str(run.id)) or 'the Prefect UI (no UI URL configured)'}")
-    console.print(f"decide on it: clearance approve {run.id} | clearance reject {run.id} --reason ...")
+    if dry_run:
+        console.print("a dry run evaluates every gate and names who would approve; nobody is asked, nothing is "
+                      f"promoted (`clearance status {run.id}` once it ends)")
+    else:
+        console.print(f"decide on it: clearance approve {run.id} | clearance reject {run.id} --reason ...")
     if wait:
         report_end(str(run.id), f"`clearance status {run.id}`")
 

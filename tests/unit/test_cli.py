@@ -212,6 +212,9 @@ def test_promote_wait_says_how_the_run_ended_and_why(configs, monkeypatch, state
 def test_promote_wait_reports_prefect_going_down_while_waiting(configs, monkeypatch, prefect_down) -> None:
     import prefect.deployments
 
+    monkeypatch.setenv("USER", "dana")  # a principal: no note about a claimed initiator on stderr
+    monkeypatch.setenv("LOGNAME", "dana")
+
     monkeypatch.setattr(prefect.deployments, "run_deployment",
                         lambda name, parameters, timeout: SimpleNamespace(id=uuid.UUID(int=7), name="x", state=None))
     line = one_line_error(runner.invoke(app, ["promote", "churn-classifier", "1.0.0", "--wait"]))
@@ -326,3 +329,20 @@ def test_status_shows_the_runs_ledger_entries_as_a_table_not_json(configs, monke
     assert "{" not in result.stdout.split("ledger entries")[1].split("\n\n")[0]  # no raw JSON payloads
     assert re.search(r"│\s*\d+\s*│ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d │ gate-failed\s*│ version 1\.0\.0; reason gate "
                      r"artifact_integrity fail", result.stdout), result.stdout
+
+
+def test_a_dry_run_by_a_non_principal_says_so_and_suggests_no_decision(configs, monkeypatch) -> None:
+    import prefect.deployments
+
+    monkeypatch.setenv("USER", "root")
+    monkeypatch.setenv("LOGNAME", "root")
+    params: list = []
+    monkeypatch.setattr(prefect.deployments, "run_deployment",
+                        lambda name, parameters, timeout: params.append(parameters) or
+                        SimpleNamespace(id=uuid.UUID(int=9), name="calm-lynx", state=None))
+    result = runner.invoke(app, ["promote", "churn-classifier", "1.0.0", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert params[0]["dry_run"] is True and params[0]["initiator"] == "root"
+    assert f"dry run {uuid.UUID(int=9)} (calm-lynx) started by root" in result.stdout
+    assert "nobody is asked, nothing is promoted" in result.stdout and "clearance approve" not in result.stdout
+    assert "'root' is no principal" in result.stderr and "claimed name" in result.stderr
