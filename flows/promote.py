@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Literal, NotRequired, TypedDict
 
 from prefect import flow, get_run_logger, task
@@ -25,7 +26,7 @@ from clearance.core.ledger_kinds import LedgerKind
 from clearance.core.versions import compare_versions
 from clearance.events import PromotionEvent
 from clearance.ledger import LedgerEntry
-from clearance.render.report import build_report
+from clearance.render.report import RunFacts, build_report
 from flows.signoff import wait_for_sign_off
 from gates.base import GateInputs, GateResult, Status
 from gates.waivers import apply_waivers
@@ -80,6 +81,7 @@ class ReportFields(TypedDict):
     artifact_digest: str
     results: list[GateResult]
     record: NotRequired[ApprovalRecord]
+    facts: NotRequired[RunFacts]
 
 
 class PromotionResult(BaseModel):
@@ -179,7 +181,8 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
     summary = dict(run_id=run_id, model=model, version=version, artifact_digest=digest,
                    gates={r.gate_id: r.status for r in results}, evidence_prefix=prefix)
     report = ReportFields(model=model, version=version, tier=ctx.policy.tier, run_id=run_id, initiator=who,
-                          artifact_digest=digest, results=results)
+                          artifact_digest=digest, results=results,
+                          facts=run_facts(ctx, run_context.flow_run.start_time, starter.assurance.value, seen_pointer))
 
     stopper = next((r for r in results if r.stops_promotion), None)
     if stopper is None and _warnings_need_people(ctx, results):
@@ -415,6 +418,17 @@ def _announcer(ctx: PromotionContext, run_id: str, initiator: str, digest: str, 
                                        links=links, notify=notify, **details))
 
     return tell
+
+
+def run_facts(ctx: PromotionContext, started_at: datetime | None, assurance: str, seen: PointerState) -> RunFacts:
+    """What the report tells an auditor besides gates and sign-off: start, configs, what was live, the model."""
+    kpi = ctx.manifest.kpi
+    live = seen.pointer
+    return RunFacts(started_at=started_at, initiator_assurance=assurance, config_digest=ctx.config_digest,
+                    previous_version=live.version if live else None, previous_run=live.run_id if live else None,
+                    owner=ctx.manifest.owner, intended_use=ctx.manifest.intended_use,
+                    kpi=f"{kpi.metric}: {kpi.baseline} → {kpi.target}" + (f" (owner {kpi.owner})" if kpi.owner else "")
+                    if kpi else "")
 
 
 def certification_terms(ctx: PromotionContext) -> dict[str, str]:

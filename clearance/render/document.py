@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -50,7 +50,7 @@ class Icon:
 
 @dataclass(frozen=True)
 class Moment:
-    """A point in time (Slack shows it in the reader's time zone; elsewhere ISO 8601)."""
+    """A point in time (Slack shows it in the reader's time zone; elsewhere UTC to the second)."""
 
     at: datetime
 
@@ -150,8 +150,10 @@ def icon_character(item: Icon) -> str:
 
 
 def iso_moment(item: Moment) -> str:
-    """A moment as ISO 8601 (targets that cannot localise time)."""
-    return item.at.isoformat()
+    """A moment as a person reads it, in UTC to the second (``2026-11-25 12:00:00 UTC``), for targets that
+    cannot localise time; the microseconds and offsets are in the stored JSON, where a machine reads them."""
+    at = item.at if item.at.tzinfo is not None else item.at.replace(tzinfo=UTC)
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 @dataclass(frozen=True)

@@ -97,9 +97,10 @@ def identities_line(view: SignOff) -> Inline | None:
 
 
 def decision_line(decision: Decision) -> Inline:
-    """``approve by `sam` (verified) via slack at <when>: comment``."""
+    """``approve by `sam` (verified, security) via slack at <when>: comment`` (the roles the person held)."""
+    roles = f", {'/'.join(decision.roles)}" if decision.roles else ""
     line: Inline = [f"{decision.vote.value} by ", Code(decision.principal),
-                    f" ({decision.assurance.value}) via {decision.channel.value} at ", Moment(decision.at)]
+                    f" ({decision.assurance.value}{roles}) via {decision.channel.value} at ", Moment(decision.at)]
     return line + ([f": {decision.comment}"] if decision.comment else [])
 
 

@@ -166,7 +166,7 @@ def test_a_reminder_mentions_the_people_still_needed_in_slack_and_jira():
     body = ops["reminder/2"]["body"]
     assert ops["reminder/2"]["kind"] == "comment" and body.endswith("{{clearance-ref: reminder/2}}")
     assert "[~accountid:557058:f58131cb-b67d]" in body and jira.escape(HOSTILE) in body
-    assert "Still needed: business (1)" in body and record.request.deadline.isoformat() in body
+    assert "Still needed: business (1)" in body and f"{record.request.deadline:%Y-%m-%d %H:%M:%S} UTC" in body
     no_jira_injection(body)
     # Without the configs the people are named, never mentioned.
     body = by_id(ops_for(reminder, JiraSettings(project="CLR"), None, now=NOW))["reminder/2"]["body"]

@@ -46,13 +46,14 @@ class _Collect(HTMLParser):
 def test_markdown_has_the_summary_each_gate_and_the_sign_off() -> None:
     md = to_markdown(report())
     assert md.startswith("# churn 1.0.0: REJECTED\n\n- tier: **high** · run: `r1` · initiator: `dana`\n")
+    assert "- live before: nothing\n" in md and "## How to check this report" in md
     assert "| data_check | blocking | warn | psi:eval:age |" in md
     assert "### ⚠️ Gate data_check v1.0.0: **WARN** (blocking)" in md
     assert "| psi:eval:age | warn | 0.12 | {\"warn\": 0.1, \"fail\": 0.25} | eval.age: PSI 0.1200 \\| shifted |" in md
     assert "| eval.rows | 1000 |" in md
     assert "## Sign-off: rejected\n" in md and "| security | 1 | sam | 0 |" in md and "Rejected by: bea" in md
-    assert "- approve by `sam` (claimed) via cli at 2026-11-25T12:00:00+00:00\n" in md
-    assert "- reject by `bea` (claimed) via cli at 2026-11-25T12:00:00+00:00: KPI reviewed\n" in md
+    assert "- approve by `sam` (claimed, security) via cli at 2026-11-25 12:00:00 UTC\n" in md
+    assert "- reject by `bea` (claimed, business) via cli at 2026-11-25 12:00:00 UTC: KPI reviewed\n" in md
 
 
 def test_html_is_self_contained_and_says_the_same() -> None:
@@ -82,3 +83,33 @@ def test_text_from_people_and_data_is_escaped_in_both_renderings() -> None:
     shown.feed(markdown_to_html(md))
     assert "script" not in shown.tags and "img" not in shown.tags
     assert EVIL in "".join(shown.text)
+
+
+def test_the_report_answers_who_when_what_and_how_to_check() -> None:
+    from datetime import UTC, datetime
+
+    from clearance.approvals import Refusal, RefusalReason
+    from clearance.config.schema import Channel
+    from clearance.render.report import RunFacts
+
+    record = ApprovalRecord(request=request())
+    decided(record, person("sam", "security"))
+    record.refusals.append(Refusal(principal="dana", identity="os:dana", channel=Channel.CLI, vote=Vote.APPROVE,
+                                   reason=RefusalReason.SELF_APPROVAL, message="dana authored churn",
+                                   at=datetime(2026, 11, 25, 12, 5, 7, 123456, tzinfo=UTC)))
+    facts = RunFacts(started_at=datetime(2026, 11, 25, 11, 58, 1, 999999, tzinfo=UTC), initiator_assurance="verified",
+                     config_digest="c" * 64, previous_version="0.9.0", previous_run="run-0", owner="dana",
+                     intended_use=EVIL, kpi="monthly_churn_rate: 0.042 → 0.036 (owner dana)")
+    md = to_markdown(build_report(model="churn", version="1.0.0", tier="high", run_id="r1", initiator="dana",
+                                  artifact_digest=DIGEST, results=[], outcome="promoted", record=record, facts=facts,
+                                  written_at=datetime(2026, 11, 25, 12, 30, tzinfo=UTC),
+                                  production={"production/churn/1.0.0/model.joblib": "a" * 64}))
+    assert "initiator: `dana` (verified)" in md
+    assert "- started: 2026-11-25 11:58:01 UTC\n" in md and "- report written: 2026-11-25 12:30:00 UTC\n" in md
+    assert f"- config digest: `{'c' * 64}`" in md and "- live before: `0.9.0` (run `run-0`)" in md
+    assert "## The model" in md and "- KPI: monthly_churn_rate: 0.042 → 0.036 (owner dana)" in md
+    assert "<script>" not in md  # the intended use is the manifest's text: escaped
+    assert "approve by `sam` (claimed, security)" in md
+    assert "refused `os:dana` via cli at 2026-11-25 12:05:07 UTC (self_approval): dana authored churn" in md
+    assert "not a file's sha256" in md and "clearance audit verify MODEL" in md
+    assert ".123456" not in md and "+00:00" not in md  # no raw timestamps for people
