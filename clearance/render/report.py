@@ -47,9 +47,9 @@ ARTIFACT_DIGEST_MEANING = ("The artifact digest is not a file's sha256: it is th
                            "keys, no spaces) — what the approvers approved. Each file's own sha256 is pinned in "
                            "the manifest and listed under Production.")
 HOW_TO_CHECK = ("This report is one file of the run's evidence bundle (bundle.json: the sha256 of every evidence "
-                "file and the run's ledger entries); the run's closing ledger entry records the bundle's sha256. "
-                "`clearance audit verify MODEL` re-checks the ledger's hash chain and signatures, every gate result "
-                "and bundle against it, and every decision's proof — without trusting the bucket.")
+                "file and the run's ledger entries); the run's closing ledger entry records the bundle's sha256. ",
+                " re-checks the ledger's hash chain and signatures, every gate result and bundle against it, and "
+                "every decision's proof — without trusting the bucket.")
 
 
 def build_report(*, model: str, version: str, tier: str, run_id: str, initiator: str, artifact_digest: str,
@@ -93,7 +93,7 @@ def build_report(*, model: str, version: str, tier: str, run_id: str, initiator:
         add(Bullets([([Code(key), " sha256 ", Code(digest)], []) for key, digest in production.items()]))
     add(Heading(2, ["How to check this report"]))
     add(Para([ARTIFACT_DIGEST_MEANING]))
-    add(Para([HOW_TO_CHECK]))
+    add(Para([HOW_TO_CHECK[0], Code(f"clearance audit verify {model}"), HOW_TO_CHECK[1]]))
     return report
 
 

@@ -111,5 +111,5 @@ def test_the_report_answers_who_when_what_and_how_to_check() -> None:
     assert "<script>" not in md  # the intended use is the manifest's text: escaped
     assert "approve by `sam` (claimed, security)" in md
     assert "refused `os:dana` via cli at 2026-11-25 12:05:07 UTC (self_approval): dana authored churn" in md
-    assert "not a file's sha256" in md and "clearance audit verify MODEL" in md
+    assert "not a file's sha256" in md and "`clearance audit verify churn` re-checks" in md
     assert ".123456" not in md and "+00:00" not in md  # no raw timestamps for people
