@@ -98,22 +98,11 @@ def machine() -> str:
 
 
 def write_configs(root: Path, models: list[str], own: dict[str, str]) -> None:
-    import yaml
+    """Write (or rewrite) these models' manifests, ``own[model]`` their own cron; the others stay as they are."""
+    from tests.integration.promotion_kit import write_recertification_configs
 
-    (root / "policies").mkdir(parents=True, exist_ok=True)
-    (root / "models").mkdir(exist_ok=True)
-    policy = {"tier": "high", "gates": [{"id": "artifact_integrity", "config": {"allowed_formats": ["joblib"]}}],
-              "recertification": RECERTIFICATION}
-    (root / "policies" / "high.yaml").write_text(yaml.safe_dump(policy))
-    (root / "principals.yaml").write_text(yaml.safe_dump({"principals": PRINCIPALS}))
-    for model in models:
-        manifest: dict[str, Any] = {
-            "name": model, "owner": "dana", "risk_tier": "high",
-            "versions": {"1.0.0": {"artifacts": [{"key": f"candidates/{model}/1.0.0/model.joblib",
-                                                  "sha256": "0" * 64, "size": 1, "format": "joblib"}]}}}
-        if model in own:
-            manifest["recertification"] = {"schedule": own[model]}
-        (root / "models" / f"{model}.yaml").write_text(yaml.safe_dump(manifest))
+    write_recertification_configs(root, models, RECERTIFICATION, {m: {"schedule": c} for m, c in own.items()},
+                                  principals=PRINCIPALS, replace=False)
 
 
 def load(root: Path, count: int):

@@ -215,3 +215,30 @@ def stop_worker(proc: subprocess.Popen, grace: float = 30) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+
+
+def write_recertification_configs(root: Path, models: list[str], recertification: dict[str, Any],
+                                  own: dict[str, dict[str, Any]] | None = None,
+                                  principals: list[dict[str, Any]] | None = None, replace: bool = True) -> Path:
+    """A config dir of many models on tier ``high`` (re-certifying with ``recertification`` unless it is {}): one
+    manifest per model (``own[model]`` as its ``recertification`` section). ``replace`` first removes the
+    manifests written before (the configs *are* these models); otherwise only these models' files change."""
+    (root / "policies").mkdir(parents=True, exist_ok=True)
+    (root / "models").mkdir(exist_ok=True)
+    for old in (root / "models").glob("*.yaml") if replace else ():
+        old.unlink()
+    policy: dict[str, Any] = {"tier": "high", "gates": [{"id": "artifact_integrity",
+                                                         "config": {"allowed_formats": ["joblib"]}}]}
+    if recertification:
+        policy["recertification"] = recertification
+    (root / "policies" / "high.yaml").write_text(yaml.safe_dump(policy))
+    (root / "principals.yaml").write_text(yaml.safe_dump({"principals": principals or PRINCIPALS}))
+    for model in models:
+        manifest: dict[str, Any] = {
+            "name": model, "owner": "dana", "risk_tier": "high",
+            "versions": {"1.0.0": {"artifacts": [{"key": f"candidates/{model}/1.0.0/model.joblib",
+                                                  "sha256": "0" * 64, "size": 1, "format": "joblib"}]}}}
+        if own and model in own:
+            manifest["recertification"] = own[model]
+        (root / "models" / f"{model}.yaml").write_text(yaml.safe_dump(manifest))
+    return root

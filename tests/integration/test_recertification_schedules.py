@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.integration.promotion_kit import PRINCIPALS
+from tests.integration.promotion_kit import write_recertification_configs
 
 pytestmark = pytest.mark.integration
 
@@ -25,28 +24,10 @@ RECERTIFICATION = {"schedule": "0 6 * * 1", "timezone": "Europe/Berlin", "validi
 
 def write_configs(root: Path, models: list[str], recertification: dict[str, Any] | None = None,
                   own: dict[str, dict[str, Any]] | None = None) -> Path:
-    """A config dir: tier ``high`` (re-certifying unless ``recertification`` is {}), one manifest per model
-    (``own[model]`` as its ``recertification`` section)."""
-    (root / "policies").mkdir(parents=True, exist_ok=True)
-    (root / "models").mkdir(exist_ok=True)
-    for old in (root / "models").glob("*.yaml"):
-        old.unlink()
-    policy: dict[str, Any] = {"tier": "high", "gates": [{"id": "artifact_integrity",
-                                                         "config": {"allowed_formats": ["joblib"]}}]}
-    recert = RECERTIFICATION if recertification is None else recertification
-    if recert:
-        policy["recertification"] = recert
-    (root / "policies" / "high.yaml").write_text(yaml.safe_dump(policy))
-    (root / "principals.yaml").write_text(yaml.safe_dump({"principals": PRINCIPALS}))
-    for model in models:
-        manifest: dict[str, Any] = {
-            "name": model, "owner": "dana", "risk_tier": "high",
-            "versions": {"1.0.0": {"artifacts": [{"key": f"candidates/{model}/1.0.0/model.joblib",
-                                                  "sha256": "0" * 64, "size": 1, "format": "joblib"}]}}}
-        if own and model in own:
-            manifest["recertification"] = own[model]
-        (root / "models" / f"{model}.yaml").write_text(yaml.safe_dump(manifest))
-    return root
+    """The config dir of exactly these models (tier ``high`` re-certifying as :data:`RECERTIFICATION` unless
+    ``recertification`` says otherwise; {}: not at all)."""
+    return write_recertification_configs(root, models, RECERTIFICATION if recertification is None else
+                                         recertification, own)
 
 
 def put_pointer(store, model: str) -> None:
