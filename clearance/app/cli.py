@@ -428,13 +428,14 @@ def status(run_id: Annotated[Optional[str], typer.Argument()] = None,
         if model is None:
             err.print("give a RUN id or --model")
             raise typer.Exit(EXIT_INVALID)
-        started = [e for e in read_ledger(store, model) if e.kind == LedgerKind.STARTED]
+        ledger = read_ledger(store, model)
+        started = [e for e in ledger if e.kind == LedgerKind.STARTED]
         if not started:
             err.print(f"no runs of {model} in the ledger")
             raise typer.Exit(EXIT_REFUSED)
         run_id = started[-1].payload["run"]
         _print_pointer(store, model)
-        print_certification(console, store, model)
+        print_certification(console, store, model, entries=ledger)
     found, entries = _ledger_of_run(store, run_id, model)
     if entries:
         console.print(_ledger_table(entries, title=f"ledger entries of run {run_id}"))
@@ -586,7 +587,7 @@ def history(model: str) -> None:
                      Text(outcome), Text(why[:120]))
     console.print(runs)
     _print_pointer(_store(), model)
-    print_certification(console, _store(), model)
+    print_certification(console, _store(), model, entries=entries)
 
 
 @audit_app.command("verify")

@@ -141,8 +141,10 @@ def certification_blocks(model: str, entries: Sequence[LedgerEntry], live_versio
     return blocks
 
 
-def print_certification(console: Console, store: Any, model: str, prefix: str | None = None) -> None:
-    """Print ``model``'s certification (read from its ledger and pointer) as plain text, markup off."""
+def print_certification(console: Console, store: Any, model: str, prefix: str | None = None,
+                        entries: Sequence[LedgerEntry] | None = None) -> None:
+    """Print ``model``'s certification (from its ledger and pointer) as plain text, markup off. ``entries``: the
+    ledger as the caller already read it (else it is read here)."""
     from clearance.render import text
     from tasks.ledger import read_ledger
     from tasks.promotion import read_pointer
@@ -156,7 +158,8 @@ def print_certification(console: Console, store: Any, model: str, prefix: str | 
         from clearance.core.clock import utcnow
 
         now = utcnow()
-    blocks = certification_blocks(model, read_ledger(store, model), pointer.version if pointer else None, now)
+    ledger = read_ledger(store, model) if entries is None else entries
+    blocks = certification_blocks(model, ledger, pointer.version if pointer else None, now)
     console.print(text.render(blocks), markup=False, highlight=False)
 
 
