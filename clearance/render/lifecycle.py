@@ -31,22 +31,20 @@ _NUMBERED = re.compile(r"(reminder|escalation)-(\d{1,6})")
 _WORD = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
+#: By a run's action: how its title and how a sentence names it (a rollback's version is its target).
+_NAMES = {"recertification": ("Re-certify {model} {version}", "Re-certification of {model} {version}"),
+          "rollback": ("Roll back {model} to {version}", "Rollback of {model} to {version}"),
+          "promotion": ("Promote {model} {version}", "Promotion of {model} {version}")}
+
+
 def run_title(action: str, model: str, version: str) -> str:
-    """``Promote M V``, ``Re-certify M V`` or ``Roll back M to V`` (a rollback's version is its target)."""
-    if action == "recertification":
-        return f"Re-certify {model} {version}"
-    if action == "rollback":
-        return f"Roll back {model} to {version}"
-    return f"Promote {model} {version}"
+    """``Promote M V``, ``Re-certify M V`` or ``Roll back M to V`` (anything else reads as a promotion)."""
+    return _NAMES.get(action, _NAMES["promotion"])[0].format(model=model, version=version)
 
 
 def run_noun(action: str, model: str, version: str) -> str:
     """``Promotion of M V``, ``Re-certification of M V`` or ``Rollback of M to V`` (in a sentence)."""
-    if action == "recertification":
-        return f"Re-certification of {model} {version}"
-    if action == "rollback":
-        return f"Rollback of {model} to {version}"
-    return f"Promotion of {model} {version}"
+    return _NAMES.get(action, _NAMES["promotion"])[1].format(model=model, version=version)
 
 
 def is_superseded(record: ApprovalRecord | None) -> bool:
