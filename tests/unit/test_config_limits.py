@@ -7,7 +7,6 @@ size and the setting to raise, and must happen without parsing (the parser is ma
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,6 @@ from clearance.settings import get_settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "configs"
 MB10 = 10 * 1000 * 1000
-
-
-@pytest.fixture
-def configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the example configs in ./configs (so issues name configs/… as a user sees them)."""
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(EXAMPLES, tmp_path / "configs")
-    return Path("configs")
 
 
 @pytest.fixture

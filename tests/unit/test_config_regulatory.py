@@ -15,14 +15,6 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "configs"
 
 
-@pytest.fixture
-def configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the example configs in ./configs (relative, so issues name configs/…), free to break."""
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(EXAMPLES, tmp_path / "configs")
-    return Path("configs")
-
-
 def issues(path: Path) -> list[str]:
     return [str(issue) for issue in validate_paths([path])]
 
