@@ -9,15 +9,21 @@ from prefect.cache_policies import NO_CACHE
 from clearance.core.clock import utcnow
 from tasks.certification import lapse_expired
 from tasks.crashes import sweep_crashes
-from tasks.deadlines import expire_overdue, recover_ended_runs
+from tasks.deadlines import expire_overdue, recover_ended_runs, waiting_promotion_runs
 from tasks.evidence import store
 from tasks.reminders import send_due_reminders
 
 
+@task(name="read-waiting-promotions", cache_policy=NO_CACHE)
+def waiting_runs_task() -> list[str]:
+    """The paused promote-model runs, read once per sweep for the deadlines and the reminders."""
+    return waiting_promotion_runs()
+
+
 @task(name="expire-overdue-approvals", cache_policy=NO_CACHE)
-def expire_overdue_task() -> list[str]:
+def expire_overdue_task(run_ids: list[str]) -> list[str]:
     """Close overdue sign-offs in the approvals records and wake their runs."""
-    return expire_overdue(store())
+    return expire_overdue(store(), run_ids=run_ids)
 
 
 @task(name="sweep-crashed-runs", cache_policy=NO_CACHE)
@@ -47,9 +53,9 @@ def recover_ended_runs_task() -> list[int]:
 
 
 @task(name="send-due-reminders", cache_policy=NO_CACHE)
-def send_due_reminders_task() -> int:
+def send_due_reminders_task(run_ids: list[str]) -> int:
     """Remind the people waiting sign-offs still need, and escalate those nobody answered (tasks/reminders.py)."""
-    sent = send_due_reminders(store())
+    sent = send_due_reminders(store(), run_ids=run_ids)
     for nudge in sent:
         get_run_logger().info("Sent %s %d of run %s (%s %s) to %s", nudge.kind, nudge.number, nudge.run_id,
                               nudge.model, nudge.version, ", ".join(nudge.to))
@@ -76,9 +82,10 @@ def approval_deadlines() -> list[str]:
     """Run every minute (deployment ``approval-deadlines/every-minute``): crash promotions whose process is gone
     (tasks/crashes.py), then wake runs whose deadline passed."""
     sweep_crashes_task(return_state=True)  # its failure (Prefect or the store down) must not stop the rest
-    woken = expire_overdue_task()
+    waiting = waiting_runs_task()
+    woken = expire_overdue_task(waiting)
     recover_ended_runs_task()  # after the crash sweep, which sets Crashed the runs this then closes
-    send_due_reminders_task(return_state=True)  # a channel or ledger problem must not fail the sweep
+    send_due_reminders_task(waiting, return_state=True)  # a channel or ledger problem must not fail the sweep
     lapse_expired_task(return_state=True)  # likewise
     if woken:
         get_run_logger().info("Deadline passed for %d run(s): %s", len(woken), ", ".join(woken))

@@ -46,10 +46,11 @@ def waiting_promotion_runs(limit: int = 200) -> list[str]:
     return [str(run.id) for run in runs]
 
 
-def expire_overdue(store: Store) -> list[str]:
-    """Close every waiting run's request that is past its deadline and wake the run; returns their ids."""
+def expire_overdue(store: Store, run_ids: list[str] | None = None) -> list[str]:
+    """Close every waiting run's request that is past its deadline and wake the run; returns their ids.
+    ``run_ids``: the waiting runs as the caller read them (default: asked of Prefect here)."""
     woken = []
-    for run_id in waiting_promotion_runs():
+    for run_id in waiting_promotion_runs() if run_ids is None else run_ids:
         try:
             key = record_key_for_run(store, run_id)
         except UnknownRunError:
