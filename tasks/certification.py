@@ -36,12 +36,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from clearance.config import ConfigSet
-from clearance.core.keys import LEDGER_KEY_WIDTH, PRODUCTION, certification_key, ledger_prefix, pointer_key
+from clearance.core.keys import PRODUCTION, certification_key, ledger_prefix, pointer_key
 from clearance.core.ledger_kinds import LedgerKind
 from clearance.events import PromotionEvent
 from clearance.ledger import LedgerEntry
 from clearance.ledger.certification import CERTIFICATION_KINDS, CertificationState, certification_state
-from tasks.ledger import put_next, read_ledger
+from tasks.ledger import append_unless, read_ledger, seq_of
 from tasks.promotion import ProductionPointer
 from tasks.signing import ServiceSigner, require_signer
 from tasks.store import ObjectNotFound, Store, update_json_state
@@ -52,7 +52,6 @@ log = logging.getLogger("clearance.certification")
 
 #: The sweep looks at one slice of the models per minute, each model every ``SLICES`` minutes.
 SLICES = 10
-_MAX_APPEND_ATTEMPTS = 20
 
 
 class CertificationRecord(BaseModel):
@@ -119,7 +118,7 @@ def cached_certification(store: Store, model: str, prefix: str = PRODUCTION) -> 
 
 def head_seq(store: Store, model: str) -> int:
     """The ledger head's sequence number (0 for an empty ledger): one listing, no entry read."""
-    seqs = [_seq_of(key) for key in store.list_keys(ledger_prefix(model))]
+    seqs = [seq_of(key) for key in store.list_keys(ledger_prefix(model))]
     return max((s for s in seqs if s is not None), default=0)
 
 
@@ -271,26 +270,10 @@ def append_once(store: Store, model: str, kind: LedgerKind, payload: dict[str, A
     after ``after`` changed the certification meanwhile (a lapse by another sweep, a re-certification, a
     promotion, a rollback): then nothing (``None``). Create-only: of two sweeps one wins the sequence
     number, the other reads what it lost to and stops."""
-    signer = signer or require_signer(purpose="sign the ledger entry")
     require_conditional_writes(store)
-    tail: dict[int, LedgerEntry] = {}
-    for _ in range(_MAX_APPEND_ATTEMPTS):
-        for key in store.list_keys(ledger_prefix(model)):
-            seq = _seq_of(key)
-            if seq is not None and seq >= max(after, 1) and seq not in tail:
-                tail[seq] = LedgerEntry.model_validate(store.get_json(key))
-        if any(e.seq > after and e.kind in CERTIFICATION_KINDS for e in tail.values()):
-            return None
-        head = tail[max(tail)] if tail else None
-        entry = put_next(store, model, head, LedgerKind(kind).value, payload, signer=signer, witnesses=witnesses)
-        if entry is not None:
-            return entry
-    raise RuntimeError(f"could not append to the ledger of {model}: {_MAX_APPEND_ATTEMPTS} writers raced ahead")
-
-
-def _seq_of(key: str) -> int | None:
-    name = key.rsplit("/", 1)[-1].removesuffix(".json")
-    return int(name) if len(name) == LEDGER_KEY_WIDTH and name.isdigit() else None
+    return append_unless(store, model, LedgerKind(kind).value, payload, after=after,
+                         settled=lambda e: e.kind in CERTIFICATION_KINDS,
+                         signer=signer or require_signer(purpose="sign the ledger entry"), witnesses=witnesses)
 
 
 # --------------------------------------------------------------------------- a re-certification run that failed

@@ -9,11 +9,13 @@ fatal: the ledger is the truth.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from clearance.core.keys import ledger_key, ledger_prefix
+from clearance.core.keys import LEDGER_KEY_WIDTH, ledger_key, ledger_prefix
 from clearance.core.ledger_kinds import LedgerKind
 from clearance.identity.sshsig import PublicKey
 from clearance.identity.statements import SERVICE_NAMESPACE
@@ -31,6 +33,45 @@ from tasks.store_probe import require_conditional_writes
 from tasks.witness import Witness, configured_witnesses, publish_head
 
 _MAX_APPEND_ATTEMPTS = 20
+
+
+def lost_race_pause(attempt: int) -> None:
+    """After losing a sequence number to another writer: a short random pause, growing with each loss, so
+    writers that keep colliding spread out instead of losing to each other in lock step (under load, one thread
+    could otherwise lose every one of its attempts)."""
+    time.sleep(random.uniform(0, min(0.005 * 2 ** attempt, 0.5)))  # noqa: S311 — jitter, not a secret
+
+
+def seq_of(key: str) -> int | None:
+    """The sequence number of a ledger entry's object key (``None``: not an entry's key)."""
+    name = key.rsplit("/", 1)[-1].removesuffix(".json")
+    return int(name) if len(name) == LEDGER_KEY_WIDTH and name.isdigit() else None
+
+
+def append_unless(store: Store, model: str, kind: str, payload: dict[str, Any], *, after: int,
+                  settled: Callable[[LedgerEntry], bool], signer: ServiceSigner,
+                  witnesses: Sequence[Witness] | None = None) -> LedgerEntry | None:
+    """Append ``kind`` after the ledger head unless an entry after seq ``after`` (the head as the caller read it)
+    already ``settled`` what the caller wanted; then nothing (``None``).
+
+    Create-only at the next sequence number: a writer that loses the number reads the entries it lost to and
+    asks again, so two writers never both append what only one may (the closing entry of a run, one lapse).
+    """
+    floor = max(after, 1)
+    tail: dict[int, LedgerEntry] = {}
+    for attempt in range(_MAX_APPEND_ATTEMPTS):
+        for key in store.list_keys(ledger_prefix(model)):
+            seq = seq_of(key)
+            if seq is not None and seq >= floor and seq not in tail:
+                tail[seq] = LedgerEntry.model_validate(store.get_json(key))
+        if any(e.seq > after and settled(e) for e in tail.values()):
+            return None
+        head = tail[max(tail)] if tail else None
+        entry = put_next(store, model, head, kind, payload, signer=signer, witnesses=witnesses)
+        if entry is not None:
+            return entry
+        lost_race_pause(attempt)  # another writer took this seq: read what it wrote, check again
+    raise RuntimeError(f"could not append to the ledger of {model}: {_MAX_APPEND_ATTEMPTS} writers raced ahead")
 
 
 def read_ledger(store: Store, model: str) -> list[LedgerEntry]:
@@ -79,11 +120,12 @@ def append_entry(store: Store, model: str, kind: LedgerKind, payload: dict[str, 
     kind_value = LedgerKind(kind).value
     signer = signer or require_signer(purpose="sign the ledger entry")
     require_conditional_writes(store)
-    for _ in range(_MAX_APPEND_ATTEMPTS):
+    for attempt in range(_MAX_APPEND_ATTEMPTS):
         entry = put_next(store, model, last_entry(store, model), kind_value, payload, signer=signer,
                          witnesses=witnesses)
         if entry is not None:
             return entry
+        lost_race_pause(attempt)
     raise RuntimeError(f"could not append to the ledger of {model}: {_MAX_APPEND_ATTEMPTS} writers raced ahead")
 
 

@@ -53,12 +53,10 @@ from clearance.approvals import ApprovalRecord
 from clearance.core.clock import utcnow
 from clearance.core.keys import (
     BUNDLE,
-    LEDGER_KEY_WIDTH,
     PRODUCTION,
     REPORT_HTML,
     REPORT_MD,
     approvals_key,
-    ledger_prefix,
     pointer_key,
     run_prefix,
 )
@@ -68,7 +66,7 @@ from clearance.render.html import to_html
 from clearance.render.markdown import to_markdown
 from clearance.render.report import build_report
 from tasks.bundle import seal
-from tasks.ledger import put_next, read_ledger
+from tasks.ledger import append_unless, read_ledger
 from tasks.promotion import ProductionPointer, clear_not_live, mark_not_live, read_pointer
 from tasks.signing import ServiceSigner, require_signer
 from tasks.store import ObjectExists, ObjectNotFound, ObjectStoreError, Store
@@ -85,7 +83,6 @@ _CLOSING = frozenset(kind.value for kind in TERMINAL)
 _LIVE = frozenset(kind.value for kind in LIVE)
 #: Intents: entries written before a run moves the pointer (a promotion's, a rollback's).
 _INTENTS = frozenset({LedgerKind.PROMOTING.value, LedgerKind.ROLLING_BACK.value})
-_MAX_APPEND_ATTEMPTS = 20
 
 #: ``run id → its Prefect state type`` (``None``: unknown — Prefect unreachable, or no such run).
 RunStates = Callable[[str], StateType | None]
@@ -419,27 +416,9 @@ def append_closing(store: Store, model: str, run_id: str, kind: LedgerKind, payl
     """
     kind = LedgerKind(kind)
     closing = {kind.value} if kind in LIVE else _CLOSING
-    signer = signer or require_signer(purpose="sign the ledger entry")
-    floor = max(after, 1)
-    tail: dict[int, LedgerEntry] = {}
-    for _ in range(_MAX_APPEND_ATTEMPTS):
-        for key in store.list_keys(ledger_prefix(model)):
-            seq = _seq_of(key)
-            if seq is not None and seq >= floor and seq not in tail:
-                tail[seq] = LedgerEntry.model_validate(store.get_json(key))
-        if any(e.seq > after and e.payload.get("run") == run_id and e.kind in closing for e in tail.values()):
-            return None
-        head = tail[max(tail)] if tail else None
-        entry = put_next(store, model, head, kind.value, payload, signer=signer, witnesses=witnesses)
-        if entry is None:
-            continue  # another writer took this seq: read what it wrote, check again
-        return entry
-    raise RuntimeError(f"could not append to the ledger of {model}: {_MAX_APPEND_ATTEMPTS} writers raced ahead")
-
-
-def _seq_of(key: str) -> int | None:
-    name = key.rsplit("/", 1)[-1].removesuffix(".json")
-    return int(name) if len(name) == LEDGER_KEY_WIDTH and name.isdigit() else None
+    return append_unless(store, model, kind.value, payload, after=after,
+                         settled=lambda e: e.payload.get("run") == run_id and e.kind in closing,
+                         signer=signer or require_signer(purpose="sign the ledger entry"), witnesses=witnesses)
 
 
 # --------------------------------------------------------------------------- pointers, states, clocks
