@@ -2,8 +2,11 @@
 
 Why: most mistakes worth catching span files (a manifest naming a tier with no policy, an
 author who is not a principal, a quorum nobody can meet once authors are excluded, a waiver
-approved by the model's own author); they are checked here, after each file passed
-:mod:`~clearance.config.files`. All problems of all files are reported together.
+approved by the model's own author); they are checked here, after each file went through
+:mod:`~clearance.config.files`. All problems of all files are reported together: a file that failed its
+schema still takes part with the fields (principals.yaml: the entries) that passed
+(:mod:`~clearance.config.partial`), so one mistake does not hide the others; a rule whose inputs are
+broken says nothing rather than something that is only a consequence.
 
 Layout of a config directory::
 
@@ -24,10 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from clearance.config.files import _issue_order, _load_file, _Loaded
-from clearance.config.issues import ConfigError, ConfigIssue, ConfigPath, LineMap, display_path, issue_at
+from clearance.config.issues import ConfigError, ConfigIssue, ConfigPath, LineMap, display_path, dotted, issue_at
 from clearance.config.limits import ConfigLimits, current_limits, size_text
-from clearance.config.schema import ModelManifest, Policy, Principals
+from clearance.config.partial import People, asked_roles, people_of
+from clearance.config.schema import ApprovalPolicy, ModelManifest, Policy, Principals
 from clearance.config.tighten import effective_policy as _tighten
 from clearance.config.yaml_source import YamlDocument
 from gates.compliance_review.regulatory import RegulatoryMap
@@ -141,12 +147,13 @@ def _collect_dir(config_dir: Path, limits: ConfigLimits | None = None) -> tuple[
     if too_big:
         return None, too_big
 
-    people = _load_file(root / "principals.yaml", "principals", limits=limits)
-    issues += people.issues
-    principals: Principals | None = people.model
+    people_file = _load_file(root / "principals.yaml", "principals", limits=limits)
+    issues += people_file.issues
+    people = people_of(people_file.doc, people_file.parsed)  # what of it holds, even if some entries are broken
 
+    asked: set[str] | None = set()  # the roles policies and manifests ask for (None: a file cannot say)
     policies: dict[str, _Loaded] = {}
-    broken_tiers: set[str] = set()  # policy files that exist but failed: don't cascade "no policy"
+    broken_tiers: set[str] = set()  # policy files whose tier cannot be read: don't cascade "no policy"
     if not (root / "policies").is_dir():
         issues.append(ConfigIssue(display_path(root / "policies"), None, "",
                                   "directory not found (one policies/<tier>.yaml per risk tier)"))
@@ -154,47 +161,34 @@ def _collect_dir(config_dir: Path, limits: ConfigLimits | None = None) -> tuple[
         for path in _yaml_files(root / "policies"):
             loaded = _load_file(path, "policy", limits=limits)
             issues += loaded.issues
-            if loaded.model is None:
+            asked = _also(asked, asked_roles(loaded.doc.data, _POLICY_ROLES))
+            issues += _policy_issues(loaded, path, people)
+            if not loaded.intact("tier"):
                 broken_tiers.add(path.stem)
                 continue
-            policy: Policy = loaded.model
-            if policy.tier != path.stem:
-                issues.append(issue_at(loaded.doc.file, loaded.doc.lines, ("tier",),
-                                       f"'{policy.tier}' does not match the file name {path.name} "
-                                       f"(a policy lives in policies/<tier>.yaml)"))
-            policies.setdefault(policy.tier, loaded)
-            if principals is not None:
-                issues += _quorum_issues(policy, principals, loaded.doc, excluded=set(), prefix=())
-                if policy.rollback.approvals is not None:  # a rollback sign-off nobody can give is as stuck
-                    rollback = policy.model_copy(update={"approvals": policy.rollback.approvals})
-                    issues += _quorum_issues(rollback, principals, loaded.doc, excluded=set(), prefix=("rollback",),
-                                             overridden=set(policy.rollback.approvals.roles))
-                issues += _escalation_issues(policy, principals, loaded.doc)
+            policies.setdefault(loaded.view.tier, loaded)
 
     manifests: dict[str, _Loaded] = {}
-    broken_models: set[str] = set()  # manifest files that exist but failed: don't cascade "no model"
+    broken_models: set[str] = set()  # manifest files whose name cannot be read: don't cascade "no model"
     models_dir = root / "models"
     for path in _yaml_files(models_dir) if models_dir.is_dir() else []:
         loaded = _load_file(path, "manifest", limits=limits)
         issues += loaded.issues
-        if loaded.model is None:
+        asked = _also(asked, asked_roles(loaded.doc.data, [("policy_overrides", "approvals", "roles")]))
+        if not loaded.intact("name"):
             broken_models.add(path.stem)
             continue
-        found = _manifest_issues(loaded, path, policies, broken_tiers, principals)
-        issues += found
-        if loaded.model.name in manifests:
-            continue
-        manifests[loaded.model.name] = loaded
+        issues += _manifest_issues(loaded, path, policies, broken_tiers, people)
+        manifests.setdefault(loaded.view.name, loaded)
 
-    if principals is not None and not broken_tiers and not broken_models:
-        issues += _unused_role_issues(people, policies, manifests)
+    if people is not None and asked is not None:
+        issues += _unused_role_issues(people_file.doc, people, asked)
 
     waivers: _Loaded | None = None
     if (root / "waivers.yaml").is_file():
         waivers = _load_file(root / "waivers.yaml", "waivers", limits=limits)
         found = list(waivers.issues)
-        if waivers.parsed is not None:  # an unknown gate does not hide the other waivers' problems
-            found += _waiver_issues(waivers, manifests, broken_models, principals)
+        found += _waiver_issues(waivers, manifests, broken_models, people)
         issues += sorted(found, key=_issue_order)
 
     regulatory: _Loaded | None = None
@@ -208,9 +202,10 @@ def _collect_dir(config_dir: Path, limits: ConfigLimits | None = None) -> tuple[
         prices = _load_file(root / "prices.yaml", "prices", limits=limits)
         issues += prices.issues
 
+    principals = people.model if people is not None else None
     if issues or principals is None:
         return None, issues
-    docs = [people.doc] + [x.doc for x in (*policies.values(), *manifests.values())]
+    docs = [people_file.doc] + [x.doc for x in (*policies.values(), *manifests.values())]
     docs += [waivers.doc] if waivers else []
     docs += [regulatory.doc] if regulatory else []
     docs += [prices.doc] if prices else []
@@ -265,8 +260,9 @@ def _tag_issues(policies: dict[str, _Loaded], manifests: dict[str, _Loaded], reg
         found: list[tuple[ConfigPath, Any]] = [
             (("regulatory_tags", i), tag) for i, tag in enumerate(tags if isinstance(tags, list) else [])]
         found += _gate_tag_paths(doc.data, gates_at)
+        reported = {issue.field for issue in doc.issues}  # a tag the schema refused is not also "unknown"
         for path, tag in found:
-            if not isinstance(tag, str) or tag in known:
+            if not isinstance(tag, str) or tag in known or dotted(path) in reported:
                 continue
             why = (f"unknown regulatory tag '{tag}' ({mapping_file} knows: {shown})" if regulatory is not None
                    else f"regulatory tag '{tag}' but there is no {mapping_file} to say which controls it selects")
@@ -275,46 +271,86 @@ def _tag_issues(policies: dict[str, _Loaded], manifests: dict[str, _Loaded], reg
 
 
 def _waiver_issues(loaded: _Loaded, manifests: dict[str, _Loaded], broken_models: set[str],
-                   principals: Principals | None) -> list[ConfigIssue]:
-    """Each waiver is for a known model and approved by a known principal who did not author that model."""
+                   people: People | None) -> list[ConfigIssue]:
+    """Each waiver is for a known model and approved by a known principal who did not author that model (each
+    waiver that is valid on its own: one broken waiver does not hide the others' problems)."""
     doc = loaded.doc
+    items = doc.data.get("waivers") if isinstance(doc.data, dict) and "" not in loaded.broken else None
     issues = []
-    known_people = ", ".join(sorted(p.id for p in principals.principals)) if principals else ""
-    for i, waiver in enumerate(loaded.parsed.waivers):
+    for i, raw in enumerate(items if isinstance(items, list) else []):
+        try:
+            waiver = Waiver.model_validate(raw)
+        except (ValidationError, ValueError, TypeError):
+            continue  # its own issues are reported
         at = ("waivers", i)
         manifest = manifests.get(waiver.model)
         if manifest is None and waiver.model not in broken_models:
             issues.append(issue_at(doc.file, doc.lines, at + ("model",),
                                    f"no model '{waiver.model}' in models/ "
                                    f"(known: {', '.join(sorted(manifests)) or 'none'})"))
-        if principals is None:
+        if people is None:
             continue
-        if principals.by_id(waiver.approved_by) is None:
+        if people.lacks(waiver.approved_by):
             issues.append(issue_at(doc.file, doc.lines, at + ("approved_by",),
-                                   f"'{waiver.approved_by}' is not in principals.yaml (known: {known_people})"))
-        elif manifest is not None and waiver.approved_by in manifest.model.authors:
+                                   f"'{waiver.approved_by}' is not in principals.yaml (known: {people.known()})"))
+        elif manifest is not None and manifest.intact("authors") and waiver.approved_by in manifest.view.authors:
             issues.append(issue_at(doc.file, doc.lines, at + ("approved_by",),
                                    f"'{waiver.approved_by}' is an author of {waiver.model}: "
                                    f"nobody may waive checks of their own model"))
     return issues
 
 
+_POLICY_ROLES: list[ConfigPath] = [("approvals", "roles"), ("rollback", "approvals", "roles"),
+                                   ("rollback", "emergency_roles")]
+
+
+def _also(asked: set[str] | None, more: set[str] | None) -> set[str] | None:
+    return None if asked is None or more is None else asked | more
+
+
+def _policy_issues(loaded: _Loaded, path: Path, people: People | None) -> list[ConfigIssue]:
+    """Tier matches the file name; every quorum can be met and every escalation reaches a principal (each
+    rule where the fields it reads are intact)."""
+    if not loaded.intact():
+        return []
+    policy: Policy = loaded.view
+    doc = loaded.doc
+    issues = []
+    if loaded.intact("tier") and policy.tier != path.stem:
+        issues.append(issue_at(doc.file, doc.lines, ("tier",), f"'{policy.tier}' does not match the file name "
+                                                               f"{path.name} (a policy lives in policies/<tier>.yaml)"))
+    if people is None:
+        return issues
+    if loaded.intact("approvals"):
+        issues += _quorum_issues(policy, people, doc, excluded=set(), prefix=())
+        issues += _escalation_issues(("approvals",), policy.approvals, people, doc)
+    if loaded.intact("rollback") and policy.rollback.approvals is not None:  # a rollback nobody can sign is stuck
+        rollback = policy.model_copy(update={"approvals": policy.rollback.approvals})
+        issues += _quorum_issues(rollback, people, doc, excluded=set(), prefix=("rollback",),
+                                 overridden=set(policy.rollback.approvals.roles))
+        issues += _escalation_issues(("rollback", "approvals"), policy.rollback.approvals, people, doc)
+    return issues
+
+
 def _manifest_issues(loaded: _Loaded, path: Path, policies: dict[str, _Loaded], broken_tiers: set[str],
-                     principals: Principals | None) -> list[ConfigIssue]:
-    """Name matches the file, the tier has a policy, people exist, overrides only tighten."""
-    manifest: ModelManifest = loaded.model
+                     people: People | None) -> list[ConfigIssue]:
+    """Name matches the file, the tier has a policy, people exist, overrides only tighten (each rule where the
+    fields it reads, of the manifest and of its tier's policy, are intact)."""
+    manifest: ModelManifest = loaded.view
     doc = loaded.doc
     issues = []
     if manifest.name != path.stem:
         issues.append(issue_at(doc.file, doc.lines, ("name",), f"'{manifest.name}' does not match the file name "
                                                                f"{path.name} (a model lives in models/<name>.yaml)"))
-    if principals is not None:
-        known = ", ".join(sorted(p.id for p in principals.principals))
-        people = [(("owner",), manifest.owner)] + [(("authors", i), a) for i, a in enumerate(manifest.authors)]
-        for field_path, person in people:
-            if principals.by_id(person) is None:
+    if people is not None:
+        named: list[tuple[ConfigPath, str]] = [(("owner",), manifest.owner)] if loaded.intact("owner") else []
+        named += [(("authors", i), a) for i, a in enumerate(manifest.authors)] if loaded.intact("authors") else []
+        for field_path, person in named:
+            if people.lacks(person):
                 issues.append(issue_at(doc.file, doc.lines, field_path,
-                                       f"'{person}' is not in principals.yaml (known: {known})"))
+                                       f"'{person}' is not in principals.yaml (known: {people.known()})"))
+    if not loaded.intact("risk_tier"):
+        return issues
     tier = policies.get(manifest.risk_tier)
     if tier is None:
         if manifest.risk_tier not in broken_tiers:
@@ -322,29 +358,32 @@ def _manifest_issues(loaded: _Loaded, path: Path, policies: dict[str, _Loaded], 
                                    f"no policy for tier '{manifest.risk_tier}' "
                                    f"(known: {', '.join(sorted(policies)) or 'none'})"))
         return issues
+    if not loaded.intact("policy_overrides") or not tier.intact("gates", "on_warn", "approvals"):
+        return issues  # what the overrides would tighten, or the overrides themselves, have their own issues
     try:
-        effective = _tighten(tier.model, manifest.policy_overrides, source=doc.file, lines=doc.lines)
+        effective = _tighten(tier.view, manifest.policy_overrides, source=doc.file, lines=doc.lines)
     except ConfigError as exc:
         return issues + exc.issues
-    if principals is not None:
-        issues += _quorum_issues(effective, principals, doc, excluded=set(manifest.authors),
+    if people is not None and loaded.intact("authors"):
+        issues += _quorum_issues(effective, people, doc, excluded=set(manifest.authors),
                                  prefix=("policy_overrides",),
                                  overridden=set(manifest.policy_overrides.approvals.roles)
                                  if manifest.policy_overrides.approvals else set())
     return issues
 
 
-def _quorum_issues(policy: Policy, principals: Principals, doc: YamlDocument, *, excluded: set[str],
+def _quorum_issues(policy: Policy, people: People, doc: YamlDocument, *, excluded: set[str],
                    prefix: ConfigPath, overridden: set[str] | None = None) -> list[ConfigIssue]:
     """Every required role is held by at least ``min`` people who may approve, or no run could finish.
 
     For a manifest, the model's authors are excluded (they may not approve their own model);
-    the issue is put on the override that asks for the role, else on ``authors``.
+    the issue is put on the override that asks for the role, else on ``authors``. A broken entry of
+    principals.yaml counts as holding the roles it might hold (:class:`~clearance.config.partial.People`).
     """
     issues = []
     for role, quorum in policy.approvals.roles.items():
-        holders = [p.id for p in principals.principals if role in p.roles]
-        eligible = [p for p in holders if p not in excluded]
+        holders = people.holders(role)
+        eligible = [p.label for p in holders if p.id is None or p.id not in excluded]
         if len(eligible) >= quorum.min:
             continue
         who = f" ({', '.join(eligible)})" if eligible else ""
@@ -353,7 +392,7 @@ def _quorum_issues(policy: Policy, principals: Principals, doc: YamlDocument, *,
         if prefix and role not in (overridden or set()):
             if len(holders) < quorum.min:
                 continue  # the tier policy itself cannot be met: reported on the policy file
-            blocked = sorted(set(holders) & excluded)
+            blocked = sorted({p.id for p in holders if p.id is not None} & excluded)
             path: ConfigPath = ("authors",)
             message = (f"the {policy.tier} tier needs {quorum.min} {role} approver(s); with "
                        f"{', '.join(blocked) or 'nobody'} excluded as author(s), {len(eligible)} remain: "
@@ -364,50 +403,33 @@ def _quorum_issues(policy: Policy, principals: Principals, doc: YamlDocument, *,
     return issues
 
 
-def _roles_asked_for(policy: Policy | None) -> set[str]:
-    """Every role a policy (or a manifest's overrides, as a partial policy) gives meaning to."""
-    if policy is None:
-        return set()
-    asked = set(policy.approvals.roles) | set(policy.rollback.emergency_roles)
-    if policy.rollback.approvals is not None:
-        asked |= set(policy.rollback.approvals.roles)
-    return asked
-
-
-def _unused_role_issues(people: _Loaded, policies: dict[str, _Loaded], manifests: dict[str, _Loaded]
-                        ) -> list[ConfigIssue]:
+def _unused_role_issues(doc: YamlDocument, people: People, asked: set[str]) -> list[ConfigIssue]:
     """A principal's role that no policy or manifest asks for but that is one letter or two from one that is: a
     typo (``securty``) that would leave the person unable to approve anything, found here rather than when a
-    sign-off can never close. A role near none in use is kept for later and left alone."""
-    asked: set[str] = set()
-    for loaded in policies.values():
-        asked |= _roles_asked_for(loaded.model)
-    for loaded in manifests.values():
-        overrides = loaded.model.policy_overrides.approvals if loaded.model else None
-        asked |= set(overrides.roles) if overrides else set()
+    sign-off can never close. A role near none in use is kept for later and left alone. ``asked`` is read from
+    the YAML of every policy and manifest, broken or not (a broken one's roles still count as asked for)."""
     issues = []
-    for i, person in enumerate(people.model.principals if people.model else []):
+    for i, person in people.valid:
         for j, role in enumerate(person.roles):
             if role in asked:
                 continue
             close = difflib.get_close_matches(role, sorted(asked), n=1, cutoff=0.75)
             if not close:
                 continue  # a role kept for later (or for waivers' approvers) is not a mistake
-            issues.append(issue_at(people.doc.file, people.doc.lines, ("principals", i, "roles", j),
+            issues.append(issue_at(doc.file, doc.lines, ("principals", i, "roles", j),
                                    f"role '{role}' is asked for by no policy or manifest: did you mean "
                                    f"'{close[0]}'? (roles in use: {', '.join(sorted(asked))})"))
     return issues
 
 
-def _escalation_issues(policy: Policy, principals: Principals, doc: YamlDocument) -> list[ConfigIssue]:
+def _escalation_issues(where: ConfigPath, approvals: ApprovalPolicy, people: People, doc: YamlDocument
+                       ) -> list[ConfigIssue]:
     """Every principal a sign-off escalates to exists (a typo would escalate to nobody)."""
-    known = ", ".join(sorted(p.id for p in principals.principals))
     issues = []
-    for where, approvals in (("approvals",), policy.approvals), (("rollback", "approvals"), policy.rollback.approvals):
-        for i, person in enumerate(approvals.reminders.escalate_to if approvals else []):
-            if principals.by_id(person) is None:
-                issues.append(issue_at(doc.file, doc.lines, (*where, "reminders", "escalate_to", i),
-                                       f"'{person}' is not in principals.yaml (known: {known})"))
+    for i, person in enumerate(approvals.reminders.escalate_to):
+        if people.lacks(person):
+            issues.append(issue_at(doc.file, doc.lines, (*where, "reminders", "escalate_to", i),
+                                   f"'{person}' is not in principals.yaml (known: {people.known()})"))
     return issues
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from clearance.config.issues import ConfigError, ConfigIssue, ConfigPath, dotted, issue_at
 from clearance.config.limits import ConfigLimits
 from clearance.config.messages import issues_from_validation
+from clearance.config.partial import broken_fields, identity_clashes, salvage
 from clearance.config.schema import ModelManifest, Policy, PriceTable, Principals, Waivers
 from clearance.config.yaml_source import YamlDocument, read_yaml
 from clearance.core.keys import production_key
@@ -41,10 +42,21 @@ class _Loaded:
     doc: YamlDocument
     model: Any = None
     parsed: Any = None  # the model as the schema accepted it, even if other rules then failed
+    partial: Any = None  # when the schema did not: the model of the top-level fields that passed on their own
+    broken: frozenset[str] = frozenset({""})  # top-level fields with an issue ("": the whole file)
 
     @property
     def issues(self) -> list[ConfigIssue]:
         return self.doc.issues
+
+    @property
+    def view(self) -> Any:
+        """The model the rules across files read: whole, else salvaged (read only :meth:`intact` fields)."""
+        return self.parsed if self.parsed is not None else self.partial
+
+    def intact(self, *names: str) -> bool:
+        """Whether these top-level fields of :attr:`view` can be relied on (no issue is under them)."""
+        return self.view is not None and "" not in self.broken and not self.broken.intersection(names)
 
 
 def _check_gates(doc: YamlDocument, prefix: ConfigPath) -> list[ConfigIssue]:
@@ -99,17 +111,19 @@ def _check_waiver_gates(doc: YamlDocument) -> list[ConfigIssue]:
     return issues
 
 
-def _semantic_checks(kind: str, model: BaseModel, doc: YamlDocument) -> list[ConfigIssue]:
-    """Rules within one file that the schema cannot express."""
+def _semantic_checks(model: BaseModel, doc: YamlDocument, broken: frozenset[str]) -> list[ConfigIssue]:
+    """Rules within one file that the schema cannot express (each where the fields it reads are not
+    ``broken``: the model may be the part of the file that passed, see :func:`~clearance.config.partial.salvage`)."""
     issues = []
-    if isinstance(model, Policy) and model.approvals.roles and not model.approvals.channels:
+    policy = model if isinstance(model, Policy) else None
+    if policy is not None and "approvals" not in broken and policy.approvals.roles and not policy.approvals.channels:
         issues.append(issue_at(doc.file, doc.lines, ("approvals", "channels"),
                                "is empty, but approvals.roles needs sign-off: nobody could approve"))
-    rollback = model.rollback.approvals if isinstance(model, Policy) else None
+    rollback = policy.rollback.approvals if policy is not None and "rollback" not in broken else None
     if rollback is not None and rollback.roles and not rollback.channels:
         issues.append(issue_at(doc.file, doc.lines, ("rollback", "approvals", "channels"),
                                "is empty, but rollback.approvals.roles needs sign-off: nobody could approve"))
-    if isinstance(model, ModelManifest):
+    if isinstance(model, ModelManifest) and not broken & {"name", "versions"}:
         issues += _production_name_clashes(model, doc)
     return issues
 
@@ -145,28 +159,7 @@ def _production_name_clashes(manifest: ModelManifest, doc: YamlDocument) -> list
     return issues
 
 
-def _refine_principals(issues: list[ConfigIssue], doc: YamlDocument) -> list[ConfigIssue]:
-    """Point "x belongs to two principals" (a whole-file error) at the second holder's line."""
-    refined = []
-    for issue in issues:
-        match = re.fullmatch(r"(\w+) '(.*)' belongs to two principals", issue.message)
-        people = doc.data.get("principals") if isinstance(doc.data, dict) else None
-        if issue.field == "" and match and isinstance(people, list):
-            attr, value = match.groups()
-            holders = [i for i, p in enumerate(people) if isinstance(p, dict) and _holds(p.get(attr), value)]
-            if len(holders) > 1:
-                path: ConfigPath = ("principals", holders[1], attr)
-                listed = people[holders[1]].get(attr)
-                if isinstance(listed, list):  # local_users: point at the login itself
-                    path += (next(i for i, v in enumerate(listed) if str(v) == value),)
-                issue = issue_at(doc.file, doc.lines, path, f"'{value}' is also the {attr} of principals.{holders[0]}")
-        refined.append(issue)
-    return refined
-
-
-def _holds(field: Any, value: str) -> bool:
-    """Whether a principal's field (a value, or a list such as local_users) holds ``value``."""
-    return any(str(v) == value for v in field) if isinstance(field, list) else str(field) == value
+_CLASH = re.compile(r"\w+ '.*' belongs to two principals")
 
 
 _UNKNOWN_CONTROLS = re.compile(r"tag '(.*)' names unknown control\(s\): .*")
@@ -200,25 +193,30 @@ def _load_file(path: Path, kind: str, doc: YamlDocument | None = None, limits: C
     if doc.data is None and doc.issues:
         return loaded
     model_cls = _KINDS[kind]
+    failed: frozenset[str] = frozenset()
     try:
         loaded.model = model_cls.model_validate(doc.data)
     except ValidationError as exc:
         found = issues_from_validation(exc.errors(), model_cls, doc.file, doc.lines)
-        if kind == "principals":
-            found = _refine_principals(found, doc)
+        if kind == "principals":  # every clash, at its second holder (the schema names only the first)
+            found = [i for i in found if not (i.field == "" and _CLASH.fullmatch(i.message))] + identity_clashes(doc)
         elif kind == "regulatory":
             found = _refine_regulatory(found, doc)
         doc.issues.extend(found)
+        loaded.partial, failed = salvage(model_cls, doc.data)
     gate_lists: dict[str, list[ConfigPath]] = {"policy": [("gates",), ("recertification", "gates")],
                                                "manifest": [("policy_overrides", "gates")]}
     for gates_at in gate_lists.get(kind, []):
         doc.issues.extend(_check_gates(doc, gates_at))
     if kind == "waivers":
         doc.issues.extend(_check_waiver_gates(doc))
-    if loaded.model is not None:
-        doc.issues.extend(_semantic_checks(kind, loaded.model, doc))
+    broken = broken_fields(doc.issues) | failed
+    whole_or_part = loaded.model if loaded.model is not None else loaded.partial
+    if whole_or_part is not None and "" not in broken:  # a schema error elsewhere does not hide these
+        doc.issues.extend(_semantic_checks(whole_or_part, doc, broken))
     doc.issues.sort(key=_issue_order)
     loaded.parsed = loaded.model
+    loaded.broken = broken_fields(doc.issues) | failed
     if doc.issues:
         loaded.model = None
     return loaded
