@@ -23,6 +23,7 @@ from clearance.render.document import (
     Para,
     cell_inline,
     icon_character,
+    iso_moment,
     safe_url,
 )
 
@@ -58,7 +59,7 @@ def _link(item: Link) -> str:
 
 _INLINE = InlineStyle(text=lambda t: escape(t), code=lambda t: f"<code>{escape(t)}</code>",
                      bold=lambda t: f"<strong>{escape(t)}</strong>", link=_link,
-                     moment=lambda m: f"<time>{escape(m.at.isoformat())}</time>")
+                     moment=lambda m: f'<time datetime="{escape(m.at.isoformat())}">{escape(iso_moment(m))}</time>')
 
 
 def inline(parts: Inline) -> str:
