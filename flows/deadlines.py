@@ -1,5 +1,7 @@
-"""The every-minute sweep: promotions whose process died are noticed (tasks/crashes.py), and suspended
-promotions past their approval deadline get the policy's outcome."""
+"""The sweep as a Prefect flow: promotions whose process died are noticed (tasks/crashes.py), and suspended
+promotions past their approval deadline get the policy's outcome. `clearance worker` runs the same steps
+in-process every minute (clearance/app/sweeper.py: no process or flow run per minute); this flow is for running
+the sweep by hand, or on a schedule of one's own, as a visible Prefect run."""
 
 from __future__ import annotations
 
@@ -79,8 +81,7 @@ def _sweep_name() -> str:
 
 @flow(name="approval-deadlines", flow_run_name=_sweep_name)
 def approval_deadlines() -> list[str]:
-    """Run every minute (deployment ``approval-deadlines/every-minute``): crash promotions whose process is gone
-    (tasks/crashes.py), then wake runs whose deadline passed."""
+    """Crash promotions whose process is gone (tasks/crashes.py), then wake runs whose deadline passed."""
     sweep_crashes_task(return_state=True)  # its failure (Prefect or the store down) must not stop the rest
     waiting = waiting_runs_task()
     woken = expire_overdue_task(waiting)

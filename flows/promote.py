@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, NotRequired, TypedDict
 
 from prefect import flow, get_run_logger, task
@@ -27,6 +27,7 @@ from clearance.core.versions import compare_versions
 from clearance.events import PromotionEvent
 from clearance.ledger import LedgerEntry
 from clearance.render.report import RunFacts, build_report
+from clearance.settings import get_settings
 from flows.signoff import wait_for_sign_off
 from gates.base import GateInputs, GateResult, Status
 from gates.waivers import apply_waivers
@@ -58,7 +59,7 @@ from tasks.promotion import (
     read_pointer,
 )
 from tasks.recovery import append_closing, close_after_failure, configured_prefixes, recover_model
-from tasks.signoff import open_approval, opened_request, refresh_record
+from tasks.signoff import open_approval, opened_request, refresh_record, sign_off_opens_at
 from tasks.storage_posture import read_storage_postures
 from tasks.store_probe import require_conditional_writes
 from tasks.supersede import supersede_older
@@ -195,7 +196,8 @@ def promote_model(model: str, version: str, dry_run: bool = False, initiator: st
 
     request = build_request(run_id=run_id, manifest=ctx.manifest, version=version, policy=ctx.policy,
                             initiator=who, artifact_digest=digest,
-                            evidence_digest=sha256_json([r.digest() for r in results]), opened_at=store_time(),
+                            evidence_digest=sha256_json([r.digest() for r in results]),
+                            opened_at=sign_off_opens_at(),  # once per run: the resumed pass builds the same request
                             initiator_assurance=starter.assurance)
     eligible = eligible_approvers(request, ctx.principals)
     if dry_run:
@@ -337,9 +339,18 @@ def sign_off(ctx: PromotionContext, request: ApprovalRequest, eligible: dict[str
     return wait_for_sign_off(key, stored, ctx.principals)
 
 
-@task(name="check-object-store", cache_policy=NO_CACHE)
 def check_object_store() -> None:
-    """The store must enforce If-None-Match / If-Match (tasks/store_probe.py), or the run fails with why."""
+    """The store must enforce If-None-Match / If-Match (tasks/store_probe.py), or the run fails with why.
+
+    Once per run for as long as a process trusts a passed check (``CLEARANCE_S3_PROBE_TTL_SECONDS``): the
+    pass of a deployment run resumed within it reuses the check, one resumed later probes the store again.
+    """
+    ttl = timedelta(seconds=get_settings().s3_probe_ttl_seconds)
+    _probe_object_store.with_options(cache_expiration=ttl)()
+
+
+@task(name="check-object-store", persist_result=True, cache_key_fn=per_run_key)
+def _probe_object_store() -> None:
     require_conditional_writes(store())
 
 
@@ -388,9 +399,10 @@ def close_run(model: str, run_id: str, kind: LedgerKind, payload: dict, after: i
     return entry
 
 
-@task(name="recover-open-runs", cache_policy=NO_CACHE)
+@task(name="recover-open-runs", persist_result=True, cache_key_fn=per_run_key)
 def recover_open_runs(model: str, prefix: str) -> list[int]:
-    """Close what earlier runs of ``model`` left open (tasks/recovery.py); never fails this run."""
+    """Close what earlier runs of ``model`` left open (tasks/recovery.py); never fails this run. Once per run:
+    a resumed pass leaves it to the sweep (``clearance sweep``), which closes the same runs."""
     log = get_run_logger()
     try:
         closed = recover_model(store(), model, prefixes=(prefix,))

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from clearance.config.schema import ModelVersion
@@ -237,9 +236,10 @@ def fetch_candidate_files_task(model: str, version: str, entry: ModelVersion, ru
                             settings.advisory_max_age.total_seconds())
 
 
-@task(name="discard-candidate-files", cache_policy=NO_CACHE)
+@task(name="discard-candidate-files", persist_result=True, cache_key_fn=per_run_key)
 def discard_candidate_files(run_id: str) -> None:
-    """Remove the run's local copy of the candidate (the gates that read it have decided)."""
+    """Remove the run's local copy of the candidate (the gates that read it have decided); once per run, like
+    the fetch: a resumed pass fetches nothing, so it has nothing to remove."""
     shutil.rmtree(candidate_folder(run_id), ignore_errors=True)
 
 

@@ -24,6 +24,7 @@ from prefect import task
 from clearance.config.schema import DatasetRef, ModelVersion
 from clearance.settings import Settings, get_settings
 from gates.data_check.models import DatasetLocator, FilesystemSpec, dataset_digest
+from tasks.caching import per_run_key
 
 DATA_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz")
 CHUNK = 8 << 20
@@ -114,7 +115,30 @@ def locate_datasets(version: ModelVersion, settings: Settings | None = None) -> 
     return {ref.role: locate_dataset(ref, settings) for ref in version.datasets}
 
 
-@task(name="locate-datasets", persist_result=False)  # locators carry S3 keys: never persisted
+@task(name="locate-datasets", persist_result=True, cache_key_fn=per_run_key)
+def located_datasets_task(version: ModelVersion) -> dict[str, DatasetLocator]:
+    """Prefect task around :func:`locate_datasets` with the process settings, persisted without the store's
+    keys (:func:`without_keys`): a resumed run gets the same locators back instead of hashing every file again."""
+    return {role: without_keys(locator) for role, locator in locate_datasets(version, get_settings()).items()}
+
+
 def locate_datasets_task(version: ModelVersion) -> dict[str, DatasetLocator]:
-    """Prefect task around :func:`locate_datasets` with the process settings."""
-    return locate_datasets(version, get_settings())
+    """The version's datasets located once per run (:func:`located_datasets_task`), with the keys of the
+    process's settings put back on the S3 ones for the gate that reads them."""
+    return {role: with_keys(locator, get_settings()) for role, locator in located_datasets_task(version).items()}
+
+
+def without_keys(locator: DatasetLocator) -> DatasetLocator:
+    """The locator without S3 credentials (what may be persisted as a task result)."""
+    spec = locator.filesystem.model_copy(update={"access_key": None, "secret_key": None})
+    return locator.model_copy(update={"filesystem": spec})
+
+
+def with_keys(locator: DatasetLocator, settings: Settings) -> DatasetLocator:
+    """The locator with the settings' S3 credentials back: every S3 dataset is read with them
+    (:func:`filesystem_spec`), so they are what :func:`without_keys` took."""
+    if locator.filesystem.kind != "s3":
+        return locator
+    keys = filesystem_spec(settings)
+    spec = locator.filesystem.model_copy(update={"access_key": keys.access_key, "secret_key": keys.secret_key})
+    return locator.model_copy(update={"filesystem": spec})

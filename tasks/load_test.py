@@ -38,7 +38,7 @@ from clearance.config.schema import DatasetRef, ModelManifest, Serving
 from gates.base import parse_gate_config
 from gates.load_test.config import LoadTestConfig
 from tasks.caching import per_run_key
-from tasks.load_generator import LoadPlan, LoadRun, LoadTarget, run_load
+from tasks.load_generator.models import LoadPlan, LoadRun, LoadTarget
 
 #: Most rows sampled into the body pool, whatever the manifest asks (the pool is held in memory).
 MAX_SAMPLE = 100_000
@@ -223,6 +223,8 @@ def run_load_test(manifest: ModelManifest, version: str, locators: dict[str, Any
         plan = load_plan(gate_config(raw_config))
         bodies = request_bodies(manifest, version, locators) if target.method != "GET" else [b""]
         evidence_dir.mkdir(parents=True, exist_ok=True)
+        from tasks.load_generator.run import run_load  # NumPy and HDR histograms: only when a load runs
+
         run = run_load(target, plan, bodies, evidence_dir)
     except Exception as exc:  # noqa: BLE001 — the gate reports it as an error check; the flow goes on
         message = str(exc) if isinstance(exc, LoadSetupError) else f"{type(exc).__name__}: {exc}"

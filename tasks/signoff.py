@@ -24,6 +24,16 @@ from tasks.evidence import store
 from tasks.signing import own_public_keys
 
 
+@task(name="sign-off-opens-at", persist_result=True, cache_key_fn=per_run_key)
+def sign_off_opens_at() -> datetime:
+    """When this run's sign-off opens, by the store's clock, read once per run.
+
+    A resumed deployment run re-runs the flow from the top; taking the time again would build a
+    different request, and every task keyed on it (``open-approval-request`` first) would run again.
+    """
+    return store_time()
+
+
 @task(name="open-approval-request", persist_result=True, cache_key_fn=per_run_key)
 def open_approval(request: ApprovalRequest) -> str:
     """Create the run's approvals record and its run index; returns the record key."""

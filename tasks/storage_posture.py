@@ -41,7 +41,6 @@ from collections.abc import Callable
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from clearance.settings import Settings, get_settings
 from gates.security_scan.posture import (
@@ -51,6 +50,7 @@ from gates.security_scan.posture import (
     anonymous_read_statements,
     public_acl_grants,
 )
+from tasks.caching import per_run_key
 from tasks.object_store import ObjectStore
 from tasks.store import (
     AccessDenied,
@@ -263,7 +263,9 @@ def read_promotion_postures(settings: Settings | None = None) -> list[BucketPost
     return postures
 
 
-@task(name="read-storage-posture", cache_policy=NO_CACHE)  # the posture now, never a remembered one
+@task(name="read-storage-posture", persist_result=True, cache_key_fn=per_run_key)
 def read_storage_postures() -> list[BucketPosture]:
-    """Prefect task around :func:`read_promotion_postures` with the process settings."""
+    """Prefect task around :func:`read_promotion_postures` with the process settings: the posture as this run
+    reads it (every run reads it afresh; a resumed pass gets the same one back, so the gate judging it is not
+    run again)."""
     return read_promotion_postures(get_settings())

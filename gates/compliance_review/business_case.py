@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from gates.base import CheckResult, Status
+
+if TYPE_CHECKING:  # NumPy is imported by the metrics when they are computed: reading a KPI needs none of it
+    import numpy as np
+    import numpy.typing as npt
 
 ECE_BINS = 10
 MAX_TEXT_CHARS = 1000
@@ -123,6 +124,8 @@ def check_kpi(manifest: dict[str, Any], *, today: date) -> list[CheckResult]:
 
 def _average_ranks(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """1-based ranks of ``values``, ties sharing the mean of their ranks."""
+    import numpy as np
+
     order = np.argsort(values, kind="mergesort")
     ordered = values[order]
     n = ordered.shape[0]
@@ -136,6 +139,8 @@ def _average_ranks(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 def binary_metrics(y_true: npt.ArrayLike, score: npt.ArrayLike, threshold: float) -> dict[str, float | int | None]:
     """AUC, precision and recall at ``threshold``, and ECE (10 bins) of binary labels and scores."""
+    import numpy as np
+
     truth = np.asarray(y_true)
     scores = np.asarray(score, dtype=np.float64)
     if truth.ndim != 1 or truth.shape[0] == 0:

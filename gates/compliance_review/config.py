@@ -13,9 +13,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gates.compliance_review.fairness import DEFAULT_MIN_GROUP_SIZE
 from gates.compliance_review.model_card import SECTIONS
 from gates.security_scan.config import Action
+
+# Here, not in fairness.py (which the gate imports when it runs): reading a config must not load NumPy and Arrow.
+DEFAULT_MIN_GROUP_SIZE = 30
 
 ModelCardSection = Literal[
     "intended_use", "out_of_scope", "training_data", "evaluation", "limitations",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -19,8 +19,10 @@ from clearance.core.clock import utcnow
 from gates.base import GateInputs
 from gates.compliance_review.config import ComplianceReviewConfig
 from gates.compliance_review.model_card import ModelCard
-from gates.data_check.models import DatasetLocator
-from gates.data_check.reader import DatasetReader, DatasetReadError
+from gates.data_check.models import DatasetLocator, DatasetReadError
+
+if TYPE_CHECKING:  # the reader pulls in Arrow: imported when a dataset is opened, not with the gate
+    from gates.data_check.reader import DatasetReader
 
 MAX_ECHO_CHARS = 80
 
@@ -106,6 +108,8 @@ class Review:
                 locator = to_locator(role, self.inputs.datasets.get(role))
                 if locator.sha256:
                     self.digests[f"dataset:{role}"] = locator.sha256
+                from gates.data_check.reader import DatasetReader
+
                 self._readers[role] = DatasetReader(locator)
             except DatasetReadError as exc:
                 self._readers[role] = exc

@@ -43,9 +43,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gates.base import CheckResult, Status
+from gates.compliance_review.config import DEFAULT_MIN_GROUP_SIZE
 
 NULL_GROUP = "<null>"
-DEFAULT_MIN_GROUP_SIZE = 30
 
 IntArray = npt.NDArray[np.int64]
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from clearance.core.clock import aware_now
@@ -22,13 +21,6 @@ from gates.compliance_review.business_case import binary_metrics, check_kpi, com
 from gates.compliance_review.config import ComplianceReviewConfig, Levels
 from gates.compliance_review.context import Review, echo
 from gates.compliance_review.evidence import MAX_GROUPS, bounded, write_table
-from gates.compliance_review.fairness import (
-    FairnessResult,
-    FairnessThresholds,
-    Limits,
-    fairness_from_table,
-    judge_fairness,
-)
 from gates.compliance_review.lineage import check_lineage
 from gates.compliance_review.model_card import (
     REQUIRED_BY_TIER,
@@ -37,17 +29,14 @@ from gates.compliance_review.model_card import (
     read_model_card,
     section_written,
 )
-from gates.compliance_review.personal_data import (
-    ColumnPII,
-    Declaration,
-    judge_personal_data,
-    scan_column,
-    scannable,
-)
 from gates.compliance_review.readiness import Facts, score_readiness
 from gates.compliance_review.regulatory import RegulatoryMap, judge_controls
-from gates.data_check.reader import DatasetReadError
+from gates.data_check.models import DatasetReadError
 from gates.evidence import evidence_directory, status_counts
+
+if TYPE_CHECKING:  # NumPy and Arrow come with these: imported by the concerns that need them, when they run
+    from gates.compliance_review.fairness import FairnessResult, FairnessThresholds
+    from gates.compliance_review.personal_data import ColumnPII, Declaration
 
 PREDICTIONS = "predictions"
 EVALUATION_METRICS = ("auc", "precision", "recall", "ece")
@@ -94,6 +83,8 @@ def _model_card(r: Review, _: list[CheckResult]) -> list[CheckResult]:
 
 
 def _thresholds(r: Review) -> FairnessThresholds:
+    from gates.compliance_review.fairness import FairnessThresholds, Limits
+
     def limits(levels: Levels) -> Limits:
         return Limits(warn=levels.warn, fail=levels.fail)
 
@@ -161,6 +152,8 @@ def _fairness(r: Review, _: list[CheckResult]) -> list[CheckResult]:
     table, error = _columns(r, [label, prediction, *attributes, *([score] if score else [])], "fairness")
     if error is not None:
         return [error]
+    from gates.compliance_review.fairness import fairness_from_table, judge_fairness
+
     try:
         result = fairness_from_table(table, label=label, prediction=prediction, attributes=attributes, score=score,
                                      min_group_size=cfg.min_group_size, intersections=intersections)
@@ -183,6 +176,8 @@ def _fairness(r: Review, _: list[CheckResult]) -> list[CheckResult]:
 
 
 def _declarations(r: Review) -> dict[str, Declaration]:
+    from gates.compliance_review.personal_data import Declaration
+
     raw = r.manifest.get("personal_data")
     declared: dict[str, Declaration] = {}
     if not isinstance(raw, dict):
@@ -199,6 +194,8 @@ def _declarations(r: Review) -> dict[str, Declaration]:
 
 def _scan(reader: Any, name: str, sample: int | None) -> ColumnPII:
     """One column's scan; a column of a type no detector reads (floats, booleans…) is not read at all."""
+    from gates.compliance_review.personal_data import ColumnPII, scan_column, scannable
+
     data_type = reader.schema.field(name).type
     if not scannable(data_type, name):
         rows = reader.num_rows
@@ -213,6 +210,8 @@ def _personal_data(r: Review, _: list[CheckResult]) -> list[CheckResult]:
     roles = r.roles()
     if not roles:
         return _skipped("personal_data", "personal data: no datasets were given to scan")
+    from gates.compliance_review.personal_data import judge_personal_data
+
     errors: list[CheckResult] = []
     results: dict[str, list[ColumnPII]] = {}
     for role in roles:
@@ -293,6 +292,8 @@ def _metrics(r: Review, _: list[CheckResult]) -> list[CheckResult]:
     table, error = _columns(r, [label, column], "business:metrics")
     if error is not None:
         return [error]
+    import numpy as np
+
     try:
         y_true = table.column(label)
         values = table.column(column)

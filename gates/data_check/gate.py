@@ -2,7 +2,8 @@
 
 Why its own module: importing it registers the gate (``gates/builtin.py`` imports the package,
 whose ``__init__`` imports this), and it stays a few lines; the work of one evaluation is in
-:mod:`~gates.data_check.run`. The check ids the gate reports are listed in the package docstring.
+:mod:`~gates.data_check.run`, imported when the gate runs: it pulls in Arrow, pandas and NumPy, which a
+promotion whose policy has no data_check should never load. The check ids are listed in the package docstring.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pydantic import BaseModel
 
 from gates.base import GateInputs, GateResult, register_gate
 from gates.data_check.models import DataCheckConfig
-from gates.data_check.run import _Run
 
 
 @register_gate
@@ -27,4 +27,6 @@ class DataCheckGate:
 
     def evaluate(self, inputs: GateInputs, config: BaseModel) -> GateResult:
         assert isinstance(config, DataCheckConfig)
+        from gates.data_check.run import _Run
+
         return _Run(inputs, config, gate_id=self.id, gate_version=self.version).run()

@@ -74,6 +74,18 @@ class DatasetLocator(BaseModel):
     error_kind: Literal["not_found", "unreadable", "unreachable"] | None = None
 
 
+class DatasetReadError(Exception):
+    """A dataset could not be read; ``kind`` is not_found, unreadable or unreachable.
+
+    Here rather than beside the reader (:mod:`gates.data_check.reader`, which re-exports it): code that
+    only catches it need not import Arrow.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 def dataset_digest(file_sha256: dict[str, str]) -> str:
     """The digest of a dataset: a single file's own SHA-256 (what ``sha256sum`` prints), else the
     SHA-256 of the canonical JSON ``{relative name: sha256}`` of its files."""

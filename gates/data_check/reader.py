@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from gates.data_check.models import DatasetLocator
+from gates.data_check.models import DatasetReadError as DatasetReadError  # where the readers' users expect it
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,6 @@ class FooterFacts:
     rows: int
     nulls: int
     maximum: Any  # as ``pc.max(column).as_py()`` would give it; None when every value is null
-
-
-class DatasetReadError(Exception):
-    """A dataset could not be read; ``kind`` is not_found, unreadable or unreachable."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 # pyarrow raises these (and no OSError) when the bytes it was given are not what it expected:
