@@ -3,6 +3,9 @@
 Channel (CLI, Prefect UI, Slack, Jira) → :func:`receive_decision`: find the run's record,
 authorise and record with compare-and-swap, and wake the waiting run when the outcome changed.
 
+Nothing here imports Prefect: the wake-up is two REST requests (:mod:`tasks.prefect_rest`), so a person's
+``clearance approve`` does not wait seconds for Prefect's client to load.
+
 The deadline is judged by, and the decision timed with, the object store's clock
 (:meth:`tasks.store.Store.server_time`): the intake may run on the approver's own machine (the CLI),
 whose clock the approver controls.
@@ -20,8 +23,7 @@ from clearance.events import event_for
 from clearance.identity.statements import DecisionStatement
 from tasks.approvals_record import SubmitResult, read_record, submit_decision
 from tasks.channels import publish_event
-from tasks.outages import outage_of
-from tasks.prefect_runs import wake_run
+from tasks.prefect_rest import wake_run
 from tasks.store import Store
 
 
@@ -53,15 +55,16 @@ def receive_decision(store: Store, run_id: str, *, principal: Principal | None, 
                      channel_evidence: dict[str, Any] | None = None, dedupe_key: str | None = None,
                      wake: bool = True, assurance: Assurance = Assurance.CLAIMED,
                      signed: tuple[DecisionStatement, str] | None = None,
-                     principals: Principals | None = None) -> IntakeResult:
+                     principals: Principals | None = None, record_key: str | None = None) -> IntakeResult:
     """Record one decision for ``run_id`` and wake the run if it changed the outcome.
 
     ``artifact_digest`` is what the person saw and decided on; ``None`` means the
     request's own digest (for channels whose message already shows and pins it). The decision
     is timed, and the deadline applied, by the store's clock, never this machine's. A wake-up that
-    fails does not undo or hide the recorded decision: it is reported in ``wake_problem``.
+    fails does not undo or hide the recorded decision: it is reported in ``wake_problem``. ``record_key``:
+    the run's record key when the caller has already looked it up (:func:`record_key_for_run`).
     """
-    key = record_key_for_run(store, run_id)
+    key = record_key or record_key_for_run(store, run_id)
     if artifact_digest is None:
         artifact_digest = read_record(store, key)[0].request.artifact_digest
     result = submit_decision(store, key, principal=principal, identity=identity, channel=channel, vote=vote,
@@ -74,6 +77,8 @@ def receive_decision(store: Store, run_id: str, *, principal: Principal | None, 
         try:
             wake_run(run_id)
         except Exception as exc:  # noqa: BLE001 — the decision is recorded already; say why the run was not woken
+            from tasks.outages import outage_of  # knows Prefect's exceptions: imported only when one is to be read
+
             outage = outage_of(exc)
             result.wake_problem = (f"{outage.service} {outage.problem}" if outage else
                                    f"{type(exc).__name__}: {exc}".splitlines()[0][:300])

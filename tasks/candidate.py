@@ -1,10 +1,14 @@
-"""Loading what a promotion is about: configs, the candidate's artifacts and their digests."""
+"""Loading what a promotion is about: configs, the candidate's artifacts and their digests.
+
+Observing artifacts and their digest need no Prefect: they live in :mod:`tasks.candidate_digest` (so that
+``clearance approve`` can use them cheaply) and are re-exported here.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from prefect import task
 from pydantic import BaseModel, Field
@@ -16,11 +20,11 @@ from clearance.settings import get_settings
 from gates.base import ArtifactObservation
 from gates.waivers import Waiver
 from tasks.caching import per_run_key
-from tasks.store import ObjectInfo
+from tasks.candidate_digest import SNIFF_BYTES, ArtifactSource, artifact_digest, observe_artifact, observe_artifacts
 from tasks.wiring import object_store
 
-SNIFF_BYTES = 64
-
+__all__ = ["SNIFF_BYTES", "ArtifactSource", "PromotionContext", "UnknownVersionError", "artifact_digest",
+           "config_digest", "load_promotion_context", "observe_artifact", "observe_artifacts", "observe_candidate"]
 
 class PromotionContext(BaseModel):
     """Everything the flow needs from the configs, frozen at the start of the run."""
@@ -72,40 +76,7 @@ def load_promotion_context(model: str, version: str, config_dir: str | None = No
                             regulatory=configs.regulatory_map_json(), prices=configs.price_table_json())
 
 
-class ArtifactSource(Protocol):
-    """What observing an artifact needs: the object store (``tasks.store.Store``), or local files
-    (``tasks.preflight.LocalFiles``, for ``clearance gate run``)."""
-
-    def head(self, key: str) -> ObjectInfo | None: ...
-
-    def sha256_of(self, key: str) -> tuple[str, int]: ...
-
-    def read_range(self, key: str, start: int, length: int) -> bytes: ...
-
-
-def observe_artifact(store: ArtifactSource, key: str) -> ArtifactObservation:
-    """Read one artifact: existence, size, SHA-256 and first bytes (a failure to read is an observation too)."""
-    try:
-        if store.head(key) is None:
-            return ArtifactObservation(key=key, exists=False, error="not found")
-        digest, size = store.sha256_of(key)
-        head = store.read_range(key, 0, SNIFF_BYTES)
-        return ArtifactObservation(key=key, exists=True, size=size, sha256=digest, head=head)
-    except Exception as exc:  # noqa: BLE001 — an unreachable store is an error check, not a crash
-        return ArtifactObservation(key=key, exists=False, error=f"could not read: {type(exc).__name__}: {exc}")
-
-
-def observe_artifacts(store: ArtifactSource, version: ModelVersion) -> list[ArtifactObservation]:
-    """Read each pinned artifact from the store: existence, size, SHA-256 and first bytes."""
-    return [observe_artifact(store, ref.key) for ref in version.artifacts]
-
-
 @task(name="observe-candidate", persist_result=True, cache_key_fn=per_run_key)
 def observe_candidate(version: ModelVersion) -> list[ArtifactObservation]:
     """Prefect task around :func:`observe_artifacts` on the configured store."""
     return observe_artifacts(object_store(), version)
-
-
-def artifact_digest(observations: list[ArtifactObservation]) -> str:
-    """One digest over every artifact (key → sha256) of a candidate: what approvers approve."""
-    return sha256_json({o.key: o.sha256 for o in observations})

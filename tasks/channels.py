@@ -13,12 +13,10 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import Protocol
-
-from prefect import task
+from typing import Any, Protocol
 
 from clearance.events import PromotionEvent
-from clearance.settings import Settings, get_settings
+from clearance.settings import JiraSettings, Settings, SlackSettings, get_settings
 from tasks.caching import per_run_key
 
 log = logging.getLogger("clearance.channels")
@@ -45,11 +43,19 @@ def register_notifier(factory: NotifierFactory) -> NotifierFactory:
     return factory
 
 
+def _builtin_channels() -> list[str]:
+    """The channel modules shipped with clearance whose channel may be on: a module is imported only then, so a
+    command with no channel configured (``clearance approve`` on a laptop) never loads the Slack or Jira SDK."""
+    slack, jira = SlackSettings(), JiraSettings()
+    return ((["tasks.slack"] if slack.enabled or slack.secret_block_prefix else [])  # blocks may hold the token
+            + (["tasks.jira_notifier"] if jira.enabled else []))
+
+
 def _load_builtin_channels() -> None:
     """Import the channel modules shipped with clearance so they register (none is required)."""
     import importlib
 
-    for module in ("tasks.slack", "tasks.jira_notifier"):
+    for module in _builtin_channels():
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -113,8 +119,7 @@ def _event_key(context, parameters) -> str:
     return per_run_key(context, {"kind": event.kind, "gate": event.gate.gate_id if event.gate else None, **repeated})
 
 
-@task(name="announce", persist_result=True, cache_key_fn=_event_key)
-def announce(event: PromotionEvent) -> list[str]:
+def _announce(event: PromotionEvent) -> list[str]:
     """Prefect task around :func:`publish_event`; cached per run so a resumed run does not post twice."""
     notes = publish_event(event)
     if notes:
@@ -123,3 +128,14 @@ def announce(event: PromotionEvent) -> list[str]:
         create_markdown_artifact(key="channel-problems", markdown="\n".join(f"- {n}" for n in notes),
                                  description="channels that could not be updated")
     return notes
+
+
+def __getattr__(name: str) -> Any:
+    """``announce``, the Prefect task of the flows, made on first use: publishing from the CLI needs no Prefect."""
+    if name != "announce":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from prefect import task
+
+    announce = task(name="announce", persist_result=True, cache_key_fn=_event_key)(_announce)
+    globals()["announce"] = announce
+    return announce

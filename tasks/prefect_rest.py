@@ -1,0 +1,319 @@
+"""Waking a waiting run through Prefect's REST API with httpx alone, without importing Prefect.
+
+Why: ``clearance approve`` / ``reject`` is typed by a person and should answer in well under a second;
+importing Prefect's client costs more CPU than the whole rest of the command (seconds on a busy
+machine). Waking a run is two requests — ``GET /flow_runs/{id}`` and ``POST /flow_runs/{id}/resume``
+with ``{"run_input": {}}`` — so they are made here as Prefect's own sync client makes them
+(``prefect/client/orchestration``, ``prefect/client/base.py``, Prefect 3.9): the same API-version,
+authorization and custom headers, TLS choices, timeout, retries of 408/429/502/503 and of dropped
+connections with exponential backoff (``Retry-After`` first), a CSRF token when the server asks for one,
+and the same exceptions for error statuses (:class:`prefect.exceptions.PrefectHTTPStatusError`,
+``ObjectNotFound``; imported only then), so :func:`tasks.outages.outage_of` names the server as before.
+
+Where the settings come from: with ``PREFECT_API_URL`` in the environment, every client setting is read
+from the environment (Prefect's defaults otherwise); without it (a Prefect profile, ``.env`` or
+``prefect.toml`` holds the URL) Prefect's settings are loaded, as is also done when the server answers
+401 to credentials from the environment alone. With no API URL anywhere Prefect would start a local
+ephemeral server: then its client is used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+#: ``prefect.client.constants.SERVER_API_VERSION`` of the Prefect this was written against (3.9).
+API_VERSION = "0.8.4"
+#: Statuses Prefect's client retries (``PrefectHttpxSyncClient.send``), besides PREFECT_CLIENT_RETRY_EXTRA_CODES.
+RETRY_STATUSES = frozenset({408, 429, 502, 503})
+#: Exceptions Prefect's client retries; a refused connection only once a request has reached the server.
+RETRY_EXCEPTIONS: tuple[type[Exception], ...] = (
+    httpx.ReadTimeout, httpx.PoolTimeout, httpx.ConnectTimeout, httpx.ReadError, httpx.WriteError,
+    httpx.RemoteProtocolError, httpx.LocalProtocolError)
+TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
+_CLOUD_API = "https://api.prefect.cloud/api/"
+
+
+class ResumeRefused(RuntimeError):
+    """Prefect would not resume the run (it answered with a non-accepting status)."""
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """The Prefect client settings a wake-up needs (names as Prefect's ``PREFECT_*`` settings)."""
+
+    api_url: str | None
+    api_key: str | None = None
+    auth_string: str | None = None
+    tls_insecure_skip_verify: bool = False
+    ssl_cert_file: str | None = None
+    request_timeout: float = 60.0
+    enable_http2: bool = False
+    max_retries: int = 5
+    retry_jitter_factor: float = 0.2
+    retry_extra_codes: frozenset[int] = frozenset()
+    csrf_support_enabled: bool = True
+    custom_headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_environment_variables(cls) -> ClientSettings | None:
+        """The settings from ``PREFECT_*`` environment variables; ``None`` when PREFECT_API_URL is not one."""
+        env = os.environ
+        if not env.get("PREFECT_API_URL"):
+            return None
+        return cls(api_url=env["PREFECT_API_URL"], api_key=env.get("PREFECT_API_KEY") or None,
+                   auth_string=env.get("PREFECT_API_AUTH_STRING") or None,
+                   tls_insecure_skip_verify=_flag(env.get("PREFECT_API_TLS_INSECURE_SKIP_VERIFY"), False),
+                   ssl_cert_file=env.get("PREFECT_API_SSL_CERT_FILE") or env.get("SSL_CERT_FILE") or None,
+                   request_timeout=float(env.get("PREFECT_API_REQUEST_TIMEOUT") or 60),
+                   enable_http2=_flag(env.get("PREFECT_API_ENABLE_HTTP2"), False),
+                   max_retries=int(env.get("PREFECT_CLIENT_MAX_RETRIES") or 5),
+                   retry_jitter_factor=float(env.get("PREFECT_CLIENT_RETRY_JITTER_FACTOR") or 0.2),
+                   retry_extra_codes=_codes(env.get("PREFECT_CLIENT_RETRY_EXTRA_CODES")),
+                   csrf_support_enabled=_flag(env.get("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED"), True),
+                   custom_headers=json.loads(env.get("PREFECT_CLIENT_CUSTOM_HEADERS") or "{}"))
+
+    @classmethod
+    def from_prefect(cls) -> ClientSettings:
+        """Prefect's own view of its settings (environment, ``.env``, ``prefect.toml``, the active profile)."""
+        from prefect.settings import get_current_settings
+
+        current = get_current_settings()
+        api, client = current.api, current.client
+        return cls(api_url=api.url, api_key=_secret(api.key), auth_string=_secret(api.auth_string),
+                   tls_insecure_skip_verify=api.tls_insecure_skip_verify, ssl_cert_file=api.ssl_cert_file,
+                   request_timeout=api.request_timeout, enable_http2=api.enable_http2,
+                   max_retries=client.max_retries, retry_jitter_factor=client.retry_jitter_factor,
+                   retry_extra_codes=_codes(client.retry_extra_codes),
+                   csrf_support_enabled=client.csrf_support_enabled, custom_headers=dict(client.custom_headers))
+
+
+def _secret(value: Any) -> str | None:
+    """The text of a pydantic ``SecretStr`` setting, or ``None``."""
+    return value.get_secret_value() if value is not None else None
+
+
+def _codes(value: Any) -> frozenset[int]:
+    """PREFECT_CLIENT_RETRY_EXTRA_CODES as Prefect reads it: "404,429", "429", a JSON list, or a set of ints."""
+    if value is None or isinstance(value, int):
+        return frozenset() if value is None else frozenset({value})
+    if isinstance(value, str):
+        text = value.strip()
+        value = json.loads(text) if text.startswith("[") else [c for c in text.split(",") if c.strip()]
+    return frozenset(int(c) for c in value)
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    """A boolean setting as pydantic reads one from the environment."""
+    return default if value is None or not value.strip() else value.strip().lower() in ("1", "true", "yes", "on")
+
+
+class PrefectRest:
+    """The few Prefect API requests a wake-up makes, sent the way Prefect's sync client sends them."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        assert settings.api_url, "an ephemeral Prefect API has no URL: use Prefect's client"
+        self.settings = settings
+        headers = {"X-PREFECT-API-VERSION": API_VERSION, "User-Agent": f"clearance (Prefect API {API_VERSION})"}
+        protected = {"user-agent", "prefect-csrf-token", "prefect-csrf-client"}
+        headers |= {k: v for k, v in settings.custom_headers.items() if k.lower() not in protected}
+        if settings.auth_string:
+            import base64
+
+            headers["Authorization"] = f"Basic {base64.b64encode(settings.auth_string.encode()).decode()}"
+        elif settings.api_key:
+            headers["Authorization"] = f"Bearer {settings.api_key}"
+        verify: bool | str = True
+        if settings.tls_insecure_skip_verify:
+            verify = False
+        elif settings.ssl_cert_file:
+            verify = settings.ssl_cert_file
+        self._csrf = settings.csrf_support_enabled and not settings.api_url.startswith(_CLOUD_API)
+        self._csrf_headers: dict[str, str] = {}
+        self._connected = False
+        # retries=3: the connection retries Prefect's client sets on its transport's pool.
+        self._http = httpx.Client(base_url=settings.api_url, headers=headers, http2=settings.enable_http2,
+                                  timeout=settings.request_timeout, follow_redirects=True,
+                                  transport=httpx.HTTPTransport(retries=3, verify=verify,
+                                                                http2=settings.enable_http2))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def flow_run(self, run_id: str) -> dict[str, Any]:
+        """``GET /flow_runs/{id}``; a run Prefect does not know raises ``prefect.exceptions.ObjectNotFound``."""
+        response = self._send("GET", f"/flow_runs/{run_id}", allow_404=True)
+        if response.status_code == 404:
+            from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+            http_error = _status_error(response)
+            raise ObjectNotFound(http_exc=PrefectHTTPStatusError.from_httpx_error(http_error)) from http_error
+        result: dict[str, Any] = response.json()
+        return result
+
+    def resume(self, run_id: str, run_input: dict[str, Any]) -> dict[str, Any]:
+        """``POST /flow_runs/{id}/resume``: Prefect's orchestration result (``status``, ``state``, ``details``)."""
+        result: dict[str, Any] = self._send("POST", f"/flow_runs/{run_id}/resume",
+                                            json={"run_input": run_input}).json()
+        return result
+
+    def _send(self, method: str, path: str, *, json: Any = None, allow_404: bool = False) -> httpx.Response:
+        headers = dict(self._csrf_headers) if method != "GET" else {}
+        response = self._send_with_retry(lambda: self._http.request(method, path, json=json, headers=headers))
+        if (method != "GET" and self._csrf and response.status_code == 403
+                and "csrf" in response.text.lower() and not self._csrf_headers):
+            self._csrf_headers = self._csrf_token()
+            if self._csrf_headers:
+                headers.update(self._csrf_headers)
+                response = self._send_with_retry(lambda: self._http.request(method, path, json=json,
+                                                                            headers=headers))
+        if response.is_error and not (allow_404 and response.status_code == 404):
+            from prefect.exceptions import PrefectHTTPStatusError
+
+            http_error = _status_error(response)
+            raise PrefectHTTPStatusError.from_httpx_error(http_error) from http_error.__cause__
+        return response
+
+    def _csrf_token(self) -> dict[str, str]:
+        """A CSRF token for this client (``GET /csrf-token``); none when the server has CSRF protection off."""
+        client = str(uuid.uuid4())
+        response = self._send_with_retry(lambda: self._http.get("/csrf-token", params={"client": client}))
+        if response.status_code in (404, 422):  # an older server, or CSRF protection off: send without
+            return {}
+        if response.is_error:
+            from prefect.exceptions import PrefectHTTPStatusError
+
+            raise PrefectHTTPStatusError.from_httpx_error(_status_error(response))
+        return {"Prefect-Csrf-Token": response.json()["token"], "Prefect-Csrf-Client": client}
+
+    def _send_with_retry(self, send: Callable[[], httpx.Response]) -> httpx.Response:
+        """``send()``, retried as Prefect's client does: PREFECT_CLIENT_MAX_RETRIES more times on a retried
+        status or dropped connection, waiting ``Retry-After`` or 2**attempt seconds with jitter."""
+        settings = self.settings
+        retry_statuses = RETRY_STATUSES | settings.retry_extra_codes
+        attempt = 0
+        while True:
+            retried = RETRY_EXCEPTIONS + ((httpx.ConnectError,) if self._connected else ())
+            delay: float | None = None
+            try:
+                response = send()
+            except retried:
+                attempt += 1
+                if attempt > settings.max_retries:
+                    raise
+            else:
+                self._connected = True
+                if response.headers.get("Prefect-Maintenance") != "true":
+                    attempt += 1
+                if response.status_code not in retry_statuses or attempt > settings.max_retries:
+                    return response
+                delay = _retry_after(response.headers.get("Retry-After"))
+            if delay is None:
+                delay = 2.0 ** attempt
+                delay = max(0.0, delay * (1 + random.uniform(-1, 1) * settings.retry_jitter_factor))
+            time.sleep(delay)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError, IndexError):
+            return None
+
+
+def _status_error(response: httpx.Response) -> httpx.HTTPStatusError:
+    try:
+        response.raise_for_status()
+    except httpx.HTTPStatusError as exc:
+        return exc
+    raise AssertionError("not an error status")  # pragma: no cover - callers check is_error
+
+
+class _PrefectClientApi:
+    """The same two requests through Prefect's own client (ephemeral API: no URL to send them to)."""
+
+    def __init__(self) -> None:
+        from prefect import get_client
+
+        self._client = get_client(sync_client=True).__enter__()
+
+    def flow_run(self, run_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._client.request("GET", "/flow_runs/{id}", path_params={"id": run_id}).json()
+        return result
+
+    def resume(self, run_id: str, run_input: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._client.request("POST", "/flow_runs/{id}/resume", path_params={"id": run_id},
+                                                      json={"run_input": run_input}).json()
+        return result
+
+    def close(self) -> None:
+        self._client.__exit__(None, None, None)
+
+
+@contextmanager
+def prefect_api(settings: ClientSettings | None = None) -> Iterator[PrefectRest | _PrefectClientApi]:
+    """The Prefect API for a wake-up: :class:`PrefectRest` whenever an API URL is configured."""
+    settings = settings or ClientSettings.from_environment_variables() or ClientSettings.from_prefect()
+    api: PrefectRest | _PrefectClientApi = PrefectRest(settings) if settings.api_url else _PrefectClientApi()
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def wake_run(run_id: str, wait_seconds: float = 30.0) -> bool:
+    """Resume a waiting run so it re-reads its approvals record; ``True`` if it was resumed.
+
+    The record is the truth and the flow re-reads it after every wake-up, so a wake-up
+    only has to arrive once. It may come while the flow is between two waits (not yet
+    paused): then we retry until it pauses or finishes, instead of losing the wake-up.
+    A run that left its pause between our look and our resume (Prefect answers ABORT) was woken
+    after the decision was recorded, so it reads it: that counts as woken, as with Prefect's
+    ``resume_flow_run``.
+    """
+    try:
+        return _wake(run_id, wait_seconds, None)
+    except httpx.HTTPStatusError as exc:  # Prefect's PrefectHTTPStatusError is one
+        if exc.response.status_code != 401 or ClientSettings.from_environment_variables() is None:
+            raise
+        # Credentials may be in a Prefect profile or .env that the environment alone does not show.
+        return _wake(run_id, wait_seconds, ClientSettings.from_prefect())
+
+
+def _wake(run_id: str, wait_seconds: float, settings: ClientSettings | None) -> bool:
+    deadline = time.monotonic() + wait_seconds
+    with prefect_api(settings) as api:
+        while True:
+            state = (api.flow_run(run_id).get("state") or {}).get("type")
+            if state == "PAUSED":
+                result = api.resume(run_id, run_input={})
+                if result.get("status") != "REJECT":
+                    return True  # ACCEPT; ABORT: no longer paused (see above); WAIT: as Prefect's client
+                reason = (result.get("details") or {}).get("reason")
+                if (result.get("state") or {}).get("type") == "FAILED":
+                    raise ResumeRefused(f"run {run_id} can no longer be resumed: its wait expired")
+                # Between entering Paused and saving its input schema, a run rejects resumes with
+                # "Run input schema not found": the pause is still being set up, so try again.
+                if "schema not found" not in str(reason):
+                    raise ResumeRefused(f"Prefect refused to resume run {run_id}: Cannot resume this run: {reason}")
+            elif state in TERMINAL_STATES:
+                return False
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.3)
