@@ -7,7 +7,7 @@ derived from. It is written with compare-and-swap (:func:`tasks.store.update_jso
 replaced by one derived from an older ledger head. A reader validates it against the pointer
 (and, in :func:`read_certification`, the ledger head): stale or missing, it is derived again.
 
-**The expiry sweep** (:func:`lapse_expired`, every minute from ``flows/deadlines.py``): a valid
+**The expiry sweep** (:func:`lapse_expired`, every minute in `clearance worker`'s sweep): a valid
 certification whose ``certified_until`` has passed by the store's clock gets one ``lapsed`` ledger
 entry (``version``, ``certified_until``, ``reason``, ``about_run``: the certifying run; no ``run``
 key, since no run writes it) and one alert (Slack in the model's channel, a Jira ticket).

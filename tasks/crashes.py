@@ -8,7 +8,7 @@ emits ``prefect.flow-run.heartbeat`` every ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``
 180, at least 30) from a thread, for every flow run, direct or deployed. A self-hosted Prefect
 server does not act on missing heartbeats by itself (Prefect Cloud has a managed automation;
 the docs' "detect zombie flows" page shows one for self-hosted servers). So the sweep here does,
-every minute (flows/deadlines.py), in three steps:
+every minute by `clearance worker` (clearance/app/sweeper.py; flows/deadlines.py as a flow), in three steps:
 
 1. :func:`find_dead_runs`: a promote-model run that is RUNNING, whose last heartbeat (or, before
    the first one, its entering RUNNING) is older than the bound, is set Crashed through the Prefect
@@ -24,6 +24,11 @@ every minute (flows/deadlines.py), in three steps:
    model and version that no run is promoting now, begun longer than the bound ago, is aborted —
    the dead run's just after it was found dead, and what a killed attempt left when a retry of the
    run has since finished.
+
+Before them, :func:`reschedule_stranded`: a run a worker took (Pending) and then never started — the
+worker was killed between claiming it and starting its process — stays Pending forever: no other worker
+takes a Pending run, and a self-hosted server does not notice. After ``CLEARANCE_PENDING_AFTER_SECONDS`` the
+sweep proposes Scheduled for it (not forced), and the next poll of any worker of the pool starts it.
 
 A retried run (``prefect flow-run retry``) resumes from its cached tasks (tasks/caching.py): its
 ``started``, gate and approval entries are not appended again.
@@ -43,7 +48,16 @@ from clearance.core.ledger_kinds import TERMINAL, LedgerKind
 from clearance.ledger import LedgerEntry
 from clearance.settings import get_settings
 from tasks.ledger import put_next
-from tasks.prefect_runs import RunInfo, heartbeat_seconds, heartbeats, mark_crashed, prefect_time, promotion_runs
+from tasks.prefect_runs import (
+    LEDGER_FLOWS,
+    RunInfo,
+    heartbeat_seconds,
+    heartbeats,
+    mark_crashed,
+    prefect_time,
+    promotion_runs,
+    reschedule,
+)
 from tasks.recovery import configured_prefixes
 from tasks.signing import ServiceSigner, require_signer
 from tasks.store import MultipartUpload, Store
@@ -215,6 +229,27 @@ class CrashSweep:
     closed: list[LedgerEntry] = field(default_factory=list)
     aborted: list[MultipartUpload] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: Runs a dead worker had left Pending, scheduled again.
+    rescheduled: list[str] = field(default_factory=list)
+
+
+def reschedule_stranded(pending_after: float, now: datetime | None = None) -> tuple[list[str], list[str]]:
+    """Schedule again every ledger-writing run Pending for longer than ``pending_after`` seconds; returns the
+    runs rescheduled and the problems (a run Prefect refused to move: it started meanwhile)."""
+    now = now or prefect_time()
+    done: list[str] = []
+    problems: list[str] = []
+    for run in promotion_runs({StateType.PENDING}, flows=LEDGER_FLOWS):
+        if run.state_since is None or (now - run.state_since).total_seconds() < pending_after:
+            continue
+        accepted, reason = reschedule(run.run_id, f"Pending for over {pending_after:g} s (its worker took it and "
+                                                  "never started it): scheduled again by the clearance sweep")
+        if accepted:
+            log.warning("run %s was Pending since %s: scheduled again", run.run_id, run.state_since)
+            done.append(run.run_id)
+        else:
+            problems.append(f"run {run.run_id}: not rescheduled: {reason}")
+    return done, problems
 
 
 def _target(run: RunInfo) -> tuple[str, str] | None:
@@ -227,8 +262,10 @@ def sweep_crashes(store: Store, crash_after: float | None = None) -> CrashSweep:
     uploads nobody is finishing. ``crash_after`` defaults to ``CLEARANCE_CRASH_AFTER_SECONDS``."""
     bound = crash_after if crash_after is not None else get_settings().crash_after_seconds
     result = CrashSweep()
+    result.rescheduled, result.problems = reschedule_stranded(get_settings().pending_after_seconds)
     running = promotion_runs({StateType.RUNNING})
-    result.crashed, result.problems = find_dead_runs(bound, running)
+    result.crashed, problems = find_dead_runs(bound, running)
+    result.problems += problems
     dead = {verdict.run_id for verdict in result.crashed}
 
     for run in promotion_runs({StateType.CRASHED}, ended_after=prefect_time() - CLOSE_WINDOW):

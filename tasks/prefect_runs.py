@@ -3,7 +3,6 @@ and marking a run whose process died as Crashed."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -22,11 +21,10 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus
 from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
-from prefect.exceptions import FlowPauseTimeout, NotPausedError
-from prefect.flow_runs import resume_flow_run
-from prefect.states import Crashed
+from prefect.states import Crashed, Scheduled
 
 from clearance.core.clock import utcnow
+from tasks import prefect_rest
 
 #: The flow whose runs are promotions (flows/promote.py).
 PROMOTE_FLOW = "promote-model"
@@ -49,10 +47,6 @@ def run_url(run_id: str) -> str | None:
     return f"{base}/runs/flow-run/{run_id}" if base else None
 
 
-class ResumeRefused(RuntimeError):
-    """Prefect would not resume the run (it answered with a non-accepting status)."""
-
-
 def run_state(run_id: str) -> StateType | None:
     """The run's current state type."""
     with get_client(sync_client=True) as client:
@@ -60,34 +54,10 @@ def run_state(run_id: str) -> StateType | None:
     return state.type if state else None
 
 
-def wake_run(run_id: str, wait_seconds: float = 30.0) -> bool:
-    """Resume a waiting run so it re-reads its approvals record; ``True`` if it was resumed.
-
-    The record is the truth and the flow re-reads it after every wake-up, so a wake-up
-    only has to arrive once. It may come while the flow is between two waits (not yet
-    paused): then we retry until it pauses or finishes, instead of losing the wake-up.
-    """
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        state = run_state(run_id)
-        if state in (StateType.PAUSED,):
-            try:
-                resume_flow_run(UUID(run_id), run_input={})
-                return True
-            except NotPausedError:
-                pass  # raced with another resume or the flow just woke up; look again
-            except FlowPauseTimeout as exc:
-                raise ResumeRefused(f"run {run_id} can no longer be resumed: its wait expired") from exc
-            except RuntimeError as exc:  # Prefect answers 200 with status REJECT and a reason
-                # Between entering Paused and saving its input schema, a run rejects resumes with
-                # "Run input schema not found": the pause is still being set up, so try again.
-                if "schema not found" not in str(exc):
-                    raise ResumeRefused(f"Prefect refused to resume run {run_id}: {exc}") from exc
-        elif state in (StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED):
-            return False
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.3)
+#: The wake-up itself goes through Prefect's REST API without Prefect's client (tasks/prefect_rest.py), so that
+#: ``clearance approve`` need not import Prefect; re-exported for the sweep, the deadlines and supersession.
+wake_run = prefect_rest.wake_run
+ResumeRefused = prefect_rest.ResumeRefused
 
 
 # --------------------------------------------------------------------------- liveness and crashes
@@ -176,6 +146,20 @@ def heartbeat_seconds() -> int | None:
 
     value = get_current_settings().flows.heartbeat_frequency
     return None if value is None else max(value, MINIMUM_HEARTBEAT_SECONDS)
+
+
+def reschedule(run_id: str, message: str) -> tuple[bool, str]:
+    """Propose Scheduled (now) for a run a dead worker left Pending, so any worker of its pool takes it again.
+
+    Not forced: a run that moved on meanwhile (its process started after all) keeps its state. Returns whether
+    Prefect accepted it, and its reason when not.
+    """
+    with get_client(sync_client=True) as client:
+        result: OrchestrationResult[Any] = client.set_flow_run_state(
+            UUID(run_id), Scheduled(scheduled_time=utcnow(), name="Rescheduled", message=message), force=False)
+    accepted = result.status is SetStateStatus.ACCEPT
+    reason = getattr(result.details, "reason", None) or result.status.value
+    return accepted, "" if accepted else str(reason)
 
 
 def mark_crashed(run_id: str, message: str) -> tuple[bool, str]:

@@ -32,7 +32,7 @@ run); a rollback that did not go live gets ``failed`` and no not-live marker, si
 made live is an earlier live copy. A ``rolled-back`` entry's ``replaces_run`` counts like a promotion's.
 
 Called by the next run of the same model (``flows/promote.py``), by the failure hook of the
-promotion flow (for its own run: :func:`close_after_failure`), by the every-minute sweep
+promotion flow (for its own run: :func:`close_after_failure`), by the sweep `clearance worker` runs every minute
 (``flows/deadlines.py``), and before ``clearance history`` and ``clearance audit verify`` read the
 ledger (:func:`recover_before_reading`).
 """

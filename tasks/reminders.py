@@ -1,6 +1,6 @@
 """Reminding the people a waiting sign-off still needs, then escalating: one pass of the deadline sweep.
 
-No process per run: every minute the sweep (flows/deadlines.py) looks at the waiting promotions, asks
+No process per run: every minute the sweep (`clearance worker`) looks at the waiting promotions, asks
 :func:`clearance.approvals.reminders.due_nudges` what each is due by the store's clock, and for each nudge
 records it in the approvals record first (compare-and-swap: of two sweeps racing, only the one that
 recorded it goes on), then writes the ledger entry (``reminded`` / ``escalated``, about the waiting run:

@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 from clearance.app.gate_cli import gate_app
 from clearance.app.lifecycle_cli import print_certification, recertify
 from clearance.app.rollback_cli import rollback
+from clearance.app.worker_cli import worker
 from clearance.core.ledger_kinds import TERMINAL, LedgerKind
 from clearance.settings import get_settings
 
@@ -103,7 +104,9 @@ def validate(paths: Annotated[Optional[list[Path]], typer.Argument(help="Files o
     """Validate configs; every problem is printed as file:line: field: message (exit 2 if any)."""
     from clearance.config import validate_paths
 
-    issues = validate_paths(paths or [get_settings().config_dir])
+    # All problems of all files at once (a broken file does not hide the others'), by file and line, each once.
+    found = dict.fromkeys(validate_paths(paths or [get_settings().config_dir]))
+    issues = sorted(found, key=lambda issue: (issue.file, issue.line or 0))
     for issue in issues:
         typer.echo(str(issue), err=True)  # one unwrapped line per issue: editors parse file:line
     if issues:
@@ -267,8 +270,9 @@ def _final_state(run_id: str):
         time.sleep(WAIT_POLL_SECONDS)
 
 
-def _signing_key(key: Path | None):
-    """``(path, public key, principal)`` of the signing key, or ``None`` when none is given."""
+def _signing_key(key: Path | None, configs=None):
+    """``(path, public key, principal)`` of the signing key, or ``None`` when none is given (``configs``: the
+    config set when the caller has it already)."""
     from tasks.person_signing import SigningError, key_path, principal_for_key, public_key_for
 
     path = key_path(key)
@@ -279,7 +283,7 @@ def _signing_key(key: Path | None):
     except SigningError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_INVALID) from None
-    principal = principal_for_key(_configs().principals, public)
+    principal = principal_for_key((configs or _configs()).principals, public)
     if principal is None:
         err.print(f"[red]key {public.fingerprint} is not in the ssh_keys of any principal[/red] "
                   f"({get_settings().config_dir}/principals.yaml)")
@@ -313,28 +317,33 @@ def _start_proof(model: str, version: str, key: Path | None) -> tuple[str, dict[
 
 
 def _decide(run_id: str, vote_name: str, comment: str, digest: str | None, key: Path | None) -> None:
+    """Record the decision and wake the run. Typed by a person who waits for it, so it loads only what a decision
+    needs: no Prefect (the run is woken through its REST API), no channel SDK that is not configured; the configs
+    are read once and the run's record key looked up once (tests/integration/test_approve_fast.py)."""
     from clearance.approvals import Vote
     from clearance.config.schema import Channel
     from tasks.approval_intake import UnknownRunError, receive_decision, record_key_for_run
     from tasks.person_signing import new_statement
 
-    principals = _configs().principals
-    signing = _signing_key(key)
+    configs = _configs()
+    principals = configs.principals
+    signing = _signing_key(key, configs)
     user = local_identity()
     store = _store()
     noun = "approval" if vote_name == "approve" else "rejection"
     logging.getLogger("clearance.intake").setLevel(logging.ERROR)  # a failed wake-up: this command says it itself
     _so_far(f"your {noun} was not recorded")
     try:
-        record_key_for_run(store, run_id)  # the run has a request (and the store answers) before anything is sent
-        digest = digest or _current_candidate_digest(store, run_id)
+        # the run has a request (and the store answers) before anything is sent
+        record_key = record_key_for_run(store, run_id)
+        digest = digest or _current_candidate_digest(store, run_id, configs, record_key)
         _so_far(f"your {noun} was not recorded unless `clearance status {run_id}` shows it")
         if signing is None:  # the OS login: a claimed identity, for tiers that accept one
             principal = principals.by_local_user(user)
             result = receive_decision(
                 store, run_id, principal=principal, identity=f"os:{user}", channel=Channel.CLI, vote=Vote(vote_name),
                 comment=comment, artifact_digest=digest,
-                channel_evidence={"os_user": user, "host": socket.gethostname()},
+                channel_evidence={"os_user": user, "host": socket.gethostname()}, record_key=record_key,
             )
         else:
             path, public, principal = signing
@@ -344,7 +353,7 @@ def _decide(run_id: str, vote_name: str, comment: str, digest: str | None, key: 
                 store, run_id, principal=principal, identity=f"ssh:{public.fingerprint}", channel=Channel.CLI,
                 vote=Vote(vote_name), comment=comment, artifact_digest=digest,
                 channel_evidence={"key": public.fingerprint, "host": socket.gethostname()},
-                signed=(statement, _sign(statement, path)), principals=principals,
+                signed=(statement, _sign(statement, path)), principals=principals, record_key=record_key,
             )
     except UnknownRunError as exc:
         err.print(f"[red]{exc}[/red]")
@@ -362,20 +371,22 @@ def _decide(run_id: str, vote_name: str, comment: str, digest: str | None, key: 
 
         typer.echo(escape(f"error: your {noun} was counted; the run could not be woken because "
                           f"{result.wake_problem} — it will see the decision when it is next woken (`clearance "
-                          f"sweep`, deployed to run every minute, wakes it once the server answers)"), err=True)
+                          f"sweep`, which `clearance worker` runs every minute, wakes it once the server "
+                          f"answers)"), err=True)
         raise typer.Exit(EXIT_UNREACHABLE)
 
 
-def _current_candidate_digest(store, run_id: str) -> str:
-    """The digest of the candidate as it is *now*: what the person at the keyboard approves."""
+def _current_candidate_digest(store, run_id: str, configs=None, record_key: str | None = None) -> str:
+    """The digest of the candidate as it is *now*: what the person at the keyboard approves (``configs`` and
+    ``record_key``: when the caller has them already)."""
     from tasks.approval_intake import record_key_for_run
     from tasks.approvals_record import read_record
-    from tasks.candidate import artifact_digest, observe_artifacts
+    from tasks.candidate_digest import artifact_digest, observe_artifacts
 
-    request = read_record(store, record_key_for_run(store, run_id))[0].request
+    request = read_record(store, record_key or record_key_for_run(store, run_id))[0].request
     if request.action == "rollback":  # the target is a production copy the run verifies by sha256, not a candidate
         return request.artifact_digest
-    manifest = _configs().manifests.get(request.model)
+    manifest = (configs or _configs()).manifests.get(request.model)
     if manifest is None or request.version not in manifest.versions:
         return request.artifact_digest
     return artifact_digest(observe_artifacts(store, manifest.versions[request.version]))
@@ -653,7 +664,7 @@ def audit_verify(model: str) -> None:
 
 @app.command()
 def deploy(pool: Annotated[str, typer.Option(help="Process work pool to run promotions on.")] = "clearance") -> None:
-    """Register the deployments (and their work pool) on the Prefect server: promote, sweep, rollback, and one
+    """Register the deployments (and their work pool) on the Prefect server: promote, rollback, and one
     `recertify-model/<model>` per production model on its policy's schedule (changed ones only)."""
     from clearance.app.deployments import register_deployments
     from clearance.render.text import escape
@@ -665,6 +676,9 @@ def deploy(pool: Annotated[str, typer.Option(help="Process work pool to run prom
         console.print(escape(f"deployment {name} on pool {pool}"), markup=False, highlight=False)
     for note in done.skipped:
         console.print(escape(f"skipped {note}"), markup=False, highlight=False)
+    for name in done.removed:
+        console.print(escape(f"removed deployment {name}: `clearance worker` sweeps in-process now"), markup=False,
+                      highlight=False)
     console.print(escape(done.schedules.summary()), markup=False, highlight=False)
 
 
@@ -684,35 +698,60 @@ def demo(fail: Annotated[bool, typer.Option(
 
 
 @app.command()
-def sweep() -> None:
+def sweep(every: Annotated[Optional[float], typer.Option(
+        "--every", min=1, help="Sweep every N seconds in this process until SIGTERM (when workers run elsewhere: "
+                               "`clearance worker` sweeps by itself).")] = None) -> None:
     """Apply approval deadlines and find dead runs now: close overdue sign-offs, wake runs, close crashed runs,
     remind the approvers still needed, lapse expired certifications."""
-    from tasks.crashes import sweep_crashes
-    from tasks.deadlines import expire_overdue
+    from clearance.app.sweeper import sweep_once
 
+    if every is not None:
+        _sweep_forever(every)
+        return
+    configs = _configs()
     _so_far("deadlines may be partly applied: run `clearance sweep` again once it answers")
-    woken = expire_overdue(_store())
+    done = sweep_once(_store(), lambda: configs)  # lapses: every re-certified model, not one minute's slice
+    woken = done.woken
     console.print(f"{len(woken)} overdue run(s) woken" + (f": {', '.join(woken)}" if woken else ""))
-    swept = sweep_crashes(_store())
-    from tasks.deadlines import recover_ended_runs
-
-    recovered = recover_ended_runs(_store())
-    console.print(f"{len(recovered)} closing ledger entr(y/ies) recovered for runs that ended without one")
-    from tasks.reminders import send_due_reminders
-
-    reminded = send_due_reminders(_store())
-    console.print(f"{len(reminded)} reminder(s)/escalation(s) sent", markup=False, highlight=False)
-    for sent in reminded:
+    console.print(f"{len(done.recovered)} closing ledger entr(y/ies) recovered for runs that ended without one")
+    console.print(f"{len(done.reminded)} reminder(s)/escalation(s) sent", markup=False, highlight=False)
+    for sent in done.reminded:
         console.print(Text(f"  {sent.kind} {sent.number} of run {sent.run_id} to {', '.join(sent.to)}"))
-    console.print(f"{len(swept.crashed)} dead run(s) marked crashed, {len(swept.closed)} closed in the ledger, "
-                  f"{len(swept.aborted)} unfinished upload(s) aborted")
-    for problem in swept.problems:
-        err.print(problem, markup=False)
-    from tasks.certification import lapse_expired, recertified_models
+    if done.crashes is not None:
+        swept = done.crashes
+        if swept.rescheduled:
+            console.print(f"{len(swept.rescheduled)} run(s) a dead worker left Pending scheduled again: "
+                          f"{', '.join(swept.rescheduled)}")
+        console.print(f"{len(swept.crashed)} dead run(s) marked crashed, {len(swept.closed)} closed in the ledger, "
+                      f"{len(swept.aborted)} unfinished upload(s) aborted")
+        for problem in swept.problems:
+            err.print(problem, markup=False)
+    console.print(f"{len(done.lapsed)} expired certification(s) lapsed")
+    for step, exc in done.failed.items():
+        err.print(f"{step}: {type(exc).__name__}: {exc}", markup=False, highlight=False)
+    if done.failed:
+        raise next(iter(done.failed.values()))  # an outage is one line and exit 3 (_Commands)
 
-    # every re-certified model now, not the tenth of them the every-minute sweep looks at
-    lapsed = lapse_expired(_store(), models=[name for name, _ in recertified_models(_configs())])
-    console.print(f"{len(lapsed)} expired certification(s) lapsed")
+
+def _sweep_forever(every: float) -> None:
+    """`clearance sweep --every N`: the sweeper of `clearance worker` alone, for workers that run elsewhere."""
+    import signal
+    import threading
+
+    from clearance.app.sweeper import STOP_GRACE, SweepLoop, log_to_stderr
+
+    log_to_stderr()
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    loop = SweepLoop(every)
+    loop.start()
+    while not stopping.wait(1):  # a timed wait: the signal handler runs between two of them
+        pass
+    loop.stop(wait=STOP_GRACE)
+
+
+app.command()(worker)  # clearance worker [--pool] [--sweep-every N]: Prefect's worker + the sweep (worker_cli.py)
 
 
 @app.command("jira-poll")

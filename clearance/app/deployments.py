@@ -1,7 +1,8 @@
 """Registering clearance's flows as Prefect deployments on a process work pool.
 
-Two kinds: the fixed ones (``promote-model``, the deadline sweep, ``rollback-model`` and the on-demand
-``recertify-model/recertify-model``), and one ``recertify-model/<model>`` per production model, whose
+Two kinds: the fixed ones (``promote-model``, ``rollback-model`` and the on-demand
+``recertify-model/recertify-model``; the sweep is none, ``clearance worker`` runs it in-process), and one
+``recertify-model/<model>`` per production model, whose
 cron comes from the configs (:func:`sync_recertification_deployments`). The per-model set is
 reconciled, not re-written: with 1,000 models and nothing changed, a sync is a few paged reads.
 """
@@ -19,10 +20,9 @@ from typing import TYPE_CHECKING, Any
 from prefect import get_client
 from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.client.schemas.sorting import DeploymentSort
-from prefect.exceptions import ObjectAlreadyExists
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from clearance.core.keys import pointer_key
 from clearance.settings import get_settings
@@ -85,13 +85,9 @@ def forwarded_env(config_dir: Path | None = None) -> dict[str, str]:
     return env
 
 
-#: What the every-minute sweep says of itself (deploy/prefect.yaml says the same).
-SWEEP_DESCRIPTION = ("Every minute: approval deadlines, reminders and escalations, expired certifications, crashed "
-                     "and unclosed runs (suspended promotions hold no process). One at a time: ticks that come "
-                     "while one runs, or that piled up while no worker was up, are cancelled.")
-#: The sweep is idempotent and catches up by itself: a second one at once only competes for the database (on
-#: SQLite: "database is locked"), and a worker coming back after hours must not start one per missed minute.
-ONE_SWEEP_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+#: The deployment older versions registered for the sweep (a new Python process and a flow run every minute);
+#: ``clearance worker`` (or ``clearance sweep --every``) sweeps in-process now, so ``clearance deploy`` removes it.
+RETIRED_SWEEP = "approval-deadlines/every-minute"
 
 
 def _deploy(flow, entrypoint: str, name: str, pool: str, env: dict[str, str], description: str,
@@ -357,16 +353,18 @@ class Registration:
     names: list[str]
     schedules: SyncReport
     skipped: list[str] = field(default_factory=list)
+    #: Deployments an older deploy left that this one removed (the every-minute sweep).
+    removed: list[str] = field(default_factory=list)
 
 
 def register_deployments(pool: str = "clearance") -> Registration:
     """Register the fixed deployments from this source tree, then sync the per-model re-certifications.
 
-    Fixed: ``promote-model/promote-model``, ``approval-deadlines/every-minute``, ``rollback-model/
-    rollback-model`` (skipped, and said so, while flows/rollback.py is not in the tree) and the on-demand
-    ``recertify-model/recertify-model`` (registered without importing flows/recertify.py).
+    Fixed: ``promote-model/promote-model``, ``rollback-model/rollback-model`` (skipped, and said so, while
+    flows/rollback.py is not in the tree) and the on-demand ``recertify-model/recertify-model`` (registered
+    without importing flows/recertify.py). The sweep is no deployment: ``clearance worker`` runs it in-process;
+    the ``approval-deadlines/every-minute`` deployment an older deploy registered is removed.
     """
-    from flows.deadlines import approval_deadlines
     from flows.promote import promote_model
 
     ensure_work_pool(pool)
@@ -374,8 +372,6 @@ def register_deployments(pool: str = "clearance") -> Registration:
     names = [
         _deploy(promote_model, "flows/promote.py:promote_model", "promote-model", pool, env,
                 "Gate, sign off and promote one model version (clearance)."),
-        _deploy(approval_deadlines, "flows/deadlines.py:approval_deadlines", "every-minute", pool, env,
-                SWEEP_DESCRIPTION, tags=[*TAGS, "sweep"], interval=60, concurrency_limit=ONE_SWEEP_AT_A_TIME),
     ]
     skipped = []
     if (REPO_ROOT / ROLLBACK_ENTRYPOINT.split(":")[0]).exists():
@@ -386,4 +382,17 @@ def register_deployments(pool: str = "clearance") -> Registration:
     else:
         skipped.append(f"rollback-model/rollback-model ({ROLLBACK_ENTRYPOINT.split(':')[0]} is not in this tree)")
     names.append(register_on_demand_recertification(pool, env))
-    return Registration(names=names, schedules=sync_recertification_deployments(pool), skipped=skipped)
+    return Registration(names=names, schedules=sync_recertification_deployments(pool), skipped=skipped,
+                        removed=remove_retired_sweep())
+
+
+def remove_retired_sweep() -> list[str]:
+    """Delete ``approval-deadlines/every-minute`` if an older ``clearance deploy`` left it (its scheduled runs go
+    with it); returns what was removed. A worker that still runs one only sweeps once more: harmless."""
+    with get_client(sync_client=True) as client:
+        try:
+            deployment = client.read_deployment_by_name(RETIRED_SWEEP)
+        except ObjectNotFound:
+            return []
+        client.delete_deployment(deployment.id)
+    return [RETIRED_SWEEP]

@@ -452,13 +452,15 @@ WORKER_SETTINGS = ("CLEARANCE_CONFIG_DIR", "CLEARANCE_ADVISORY_DB", "CLEARANCE_S
 
 
 def start_worker(env: dict[str, str]) -> None:
-    """A process worker for the `clearance` pool, left running with the servers (``make down`` stops it); one
-    still running from an earlier demo is reused when it was started with the same settings, else restarted."""
+    """`clearance worker` for the `clearance` pool (Prefect's process worker, and the sweep every minute in the same
+    process), left running with the servers (``make down`` stops it); one still running from an earlier demo is
+    reused when it was started the same way with the same settings, else restarted."""
     from clearance.dev import devservers
 
     pid_file = STATE / "worker.pid"
     settings_file = STATE / "worker.settings.json"
-    wanted = json.dumps({name: env.get(name) for name in WORKER_SETTINGS}, sort_keys=True)
+    command = [sys.executable, "-m", "clearance", "worker", "--pool", "clearance"]
+    wanted = json.dumps({name: env.get(name) for name in WORKER_SETTINGS} | {"command": command[2:]}, sort_keys=True)
     if pid_file.exists():
         try:
             pid = int(pid_file.read_text())
@@ -468,10 +470,10 @@ def start_worker(env: dict[str, str]) -> None:
         else:
             if settings_file.exists() and settings_file.read_text() == wanted:
                 return
-            devservers.stop_pid(pid, "prefect", 15, name="Prefect worker")  # started with other settings
+            # started with other settings, or an older demo's `prefect worker start`
+            devservers.stop_pid(pid, "worker", 15, name="Prefect worker")
     log = open(STATE / "worker.log", "ab")
-    worker = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", "clearance"],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
+    worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
     pid_file.write_text(str(worker.pid))
     settings_file.write_text(wanted)
 
@@ -555,7 +557,11 @@ def main(argv: list[str] | None = None) -> int:
     from clearance.dev import devservers
 
     say("Starting local SeaweedFS (S3) and Prefect server")
-    services = devservers.up(STATE)
+    try:
+        services = devservers.up(STATE)
+    except devservers.ServiceError as exc:  # one line naming the server and its log, never a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     env = dict(os.environ) | devservers.service_env(services) | {"PREFECT_WORKER_QUERY_SECONDS": "2",
                                                                   "PREFECT_CLIENT_MAX_RETRIES": "20"}
     os.environ.update(env)

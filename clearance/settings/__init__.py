@@ -73,6 +73,10 @@ class Settings(BaseSettings):
                                "than this is set Crashed by the sweep, its ledger closed and its unfinished uploads "
                                "aborted. Never less than 1.5 heartbeat intervals (PREFECT_FLOWS_HEARTBEAT_FREQUENCY, "
                                "Prefect's default 180 s; 30-60 s lets this bound apply).")
+    pending_after_seconds: float = Field(
+        120, gt=0, description="A promotion, rollback or re-certification run left Pending this long (a worker "
+                               "took it, then died before its process ran it) is scheduled again by the sweep, so "
+                               "another worker of the pool starts it.")
     service_key_file: Path | None = Field(
         None, description="The clearance service's private SSH key (ed25519, OpenSSH or PEM format): it signs the "
                           "decisions it verified and the ledger entries. Its public key goes in principals.yaml "

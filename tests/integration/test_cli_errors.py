@@ -74,7 +74,7 @@ def test_a_vote_made_while_prefect_is_down_is_counted_and_the_sweep_wakes_the_ru
     assert only_line(result) == (
         f"error: your approval was counted; the run could not be woken because the Prefect server at {down} is "
         "unreachable (connection refused) — it will see the decision when it is next woken (`clearance sweep`, "
-        "deployed to run every minute, wakes it once the server answers)")
+        "which `clearance worker` runs every minute, wakes it once the server answers)")
     record = read_record(s3, record_key_for_run(s3, run_id))[0]
     assert sorted(d.principal for d in record.decisions) == ["bea", "sam"] and record.outcome.value == "approved"
     assert wait_state(run_id, {"PAUSED"}) == "PAUSED"  # nobody woke it

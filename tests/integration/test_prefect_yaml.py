@@ -33,6 +33,7 @@ def _deployment(client, name: str):
 
 def test_prefect_yaml_registers_and_runs_the_promotion(s3, tmp_path, monkeypatch):
     from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
     from prefect.deployments import run_deployment
 
     from clearance.app.deployments import ensure_work_pool, register_deployments
@@ -43,8 +44,8 @@ def test_prefect_yaml_registers_and_runs_the_promotion(s3, tmp_path, monkeypatch
     # What `clearance deploy` registers (but the per-model re-certifications, which come from the configs),
     # read back as the reference.
     registered = register_deployments("clearance-yaml-reference")
-    assert set(registered.names) == {"promote-model/promote-model", "approval-deadlines/every-minute",
-                                     "rollback-model/rollback-model", "recertify-model/recertify-model"}
+    assert set(registered.names) == {"promote-model/promote-model", "rollback-model/rollback-model",
+                                     "recertify-model/recertify-model"}  # the sweep runs in `clearance worker`
     with get_client(sync_client=True) as client:
         reference = {name: _deployment(client, name) for name in registered.names}
     # prefect.yaml names the same deployments, no more (each entry's flow is checked below, by the ids).
@@ -72,15 +73,9 @@ def test_prefect_yaml_registers_and_runs_the_promotion(s3, tmp_path, monkeypatch
                 (ref.concurrency_options and ref.concurrency_options.collision_strategy)
         on_demand = _deployment(client, "recertify-model/recertify-model")
         assert client.read_deployment_schedules(on_demand.id) == [] and on_demand.parameters == {}
-        sweep = _deployment(client, "approval-deadlines/every-minute")
-        schedules = client.read_deployment_schedules(sweep.id)
-        assert [s.schedule.interval.total_seconds() for s in schedules] == [60]
-        # one sweep at a time; ticks piled up while no worker ran are cancelled, not all started at once
-        assert sweep.global_concurrency_limit is not None and sweep.global_concurrency_limit.limit == 1
-        assert sweep.concurrency_options is not None
-        assert sweep.concurrency_options.collision_strategy.value == "CANCEL_NEW"
-        # Keep the session's other suspended runs away from this test's worker.
-        client.pause_deployment(sweep.id)
+        # No sweep deployment: `clearance worker` sweeps in-process (tests/integration/test_sweeper_loop.py).
+        sweep_flow = FlowFilter(name=FlowFilterName(any_=["approval-deadlines"]))
+        assert client.read_deployments(flow_filter=sweep_flow) == []
 
     # Run the yaml's promote-model as a dry run of a test candidate; the worker supplies S3 credentials.
     cand = make_candidate(tmp_path, s3)

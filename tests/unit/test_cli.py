@@ -163,7 +163,8 @@ def test_approve_with_prefect_down_counts_the_vote_and_says_the_run_was_not_woke
     assert "approve by sam counted; request is approved" in result.stdout
     assert line == (f"error: your approval was counted; the run could not be woken because the Prefect server at "
                     f"{prefect_down} is unreachable (connection refused) — it will see the decision when it is next "
-                    "woken (`clearance sweep`, deployed to run every minute, wakes it once the server answers)")
+                    "woken (`clearance sweep`, which `clearance worker` runs every minute, wakes it once the server "
+                    "answers)")
     record = read_record(store, record_key_for_run(store, run_id))[0]
     assert [(d.principal, d.vote.value) for d in record.decisions] == [("sam", "approve")]
     assert record.outcome.value == "approved"

@@ -94,13 +94,24 @@ def test_containers_run_real_commands_on_the_registered_pool() -> None:
         if argv[0] == "clearance":
             assert argv[1] in commands, f"{where}: `clearance {argv[1]}` is not a command"
             seen.add(argv[1])
-            if argv[1] == "deploy":
+            if argv[1] in ("deploy", "worker"):
                 assert argv[argv.index("--pool") + 1] in pools, where
         else:
             assert argv[:3] == ["prefect", "worker", "start"], where
             assert argv[argv.index("--pool") + 1] in pools, f"{where}: the worker polls another pool"
             seen.add("worker")
     assert {"serve", "deploy", "jira-poll", "worker"} <= seen
+
+
+def test_the_sweep_runs_in_a_long_lived_process_not_as_a_deployment() -> None:
+    """Suspended promotions need a sweep; it runs in `clearance worker` (or `clearance sweep --every`), never as
+    a Prefect deployment that starts a process and a flow run every minute."""
+    prefect_yaml = yaml.safe_load((ROOT / "deploy" / "prefect.yaml").read_text())
+    assert not [d["name"] for d in prefect_yaml["deployments"] if "deadlines" in d["entrypoint"]]
+    assert not [d["name"] for d in prefect_yaml["deployments"] if d.get("schedules")]
+    sweepers = [where for where, c in containers()
+                if c["command"][:2] == ["clearance", "worker"] or c["command"][:3] == ["clearance", "sweep", "--every"]]
+    assert sweepers, "no container sweeps"
 
 
 def test_settings_are_real_and_secrets_never_sit_in_the_configmap() -> None:
@@ -132,7 +143,7 @@ def test_probes_hit_paths_that_are_served() -> None:
             if probe not in container:
                 continue
             path = container[probe]["httpGet"]["path"]
-            if container["command"][0] == "clearance":
+            if container["command"][:2] != ["clearance", "worker"] and container["command"][0] == "clearance":
                 assert path in served, f"{where}: {probe} on {path}, served: {sorted(served)}"
             else:  # Prefect's worker health server (--with-healthcheck) answers /health
                 assert path == "/health" and "--with-healthcheck" in container["command"], where
