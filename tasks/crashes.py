@@ -28,7 +28,12 @@ every minute by `clearance worker` (clearance/app/sweeper.py; flows/deadlines.py
 Before them, :func:`reschedule_stranded`: a run a worker took (Pending) and then never started — the
 worker was killed between claiming it and starting its process — stays Pending forever: no other worker
 takes a Pending run, and a self-hosted server does not notice. After ``CLEARANCE_PENDING_AFTER_SECONDS`` the
-sweep proposes Scheduled for it (not forced), and the next poll of any worker of the pool starts it.
+sweep proposes Scheduled for it (not forced), and the next poll of any worker of the pool starts it — but only
+when no process can be running it: the worker recorded none (``infrastructure_pid``), or recorded a process
+of this host that is gone (or now runs something else; a resumed run keeps its first pass's pid). A process
+that is merely slow to start is never raced here. Prefect 3's process worker records a bare pid, without its
+host: with process workers on several hosts, a run still starting on another host after the bound would be
+judged by this host's processes, so keep the bound far above a process start there (default 120 s).
 
 A retried run (``prefect flow-run retry``) resumes from its cached tasks (tasks/caching.py): its
 ``started``, gate and approval entries are not appended again.
@@ -233,6 +238,27 @@ class CrashSweep:
     rescheduled: list[str] = field(default_factory=list)
 
 
+def no_process_runs(run: RunInfo) -> bool:
+    """Whether no process can be running ``run``: none was recorded, or the recorded ``host:pid`` is of this host
+    and that pid is gone or runs another flow run. ``False`` when it cannot be told (another host's process)."""
+    import socket
+
+    import psutil
+
+    if not run.infrastructure_pid:
+        return True
+    # Prefect 3's process worker records the bare pid; other versions and workers ``host:pid``.
+    host, _, pid = run.infrastructure_pid.rpartition(":")
+    if (host and host != socket.gethostname()) or not pid.isdigit():
+        return False
+    try:
+        return psutil.Process(int(pid)).environ().get("PREFECT__FLOW_RUN_ID") != run.run_id
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.AccessDenied:  # another user's process: it is not ours to judge
+        return False
+
+
 def reschedule_stranded(pending_after: float, now: datetime | None = None) -> tuple[list[str], list[str]]:
     """Schedule again every ledger-writing run Pending for longer than ``pending_after`` seconds; returns the
     runs rescheduled and the problems (a run Prefect refused to move: it started meanwhile)."""
@@ -241,6 +267,8 @@ def reschedule_stranded(pending_after: float, now: datetime | None = None) -> tu
     problems: list[str] = []
     for run in promotion_runs({StateType.PENDING}, flows=LEDGER_FLOWS):
         if run.state_since is None or (now - run.state_since).total_seconds() < pending_after:
+            continue
+        if not no_process_runs(run):
             continue
         accepted, reason = reschedule(run.run_id, f"Pending for over {pending_after:g} s (its worker took it and "
                                                   "never started it): scheduled again by the clearance sweep")

@@ -77,6 +77,8 @@ class RunInfo:
     start_time: datetime | None = None
     end_time: datetime | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    #: What the worker started for it (a process worker: ``host:pid``), ``None`` before it started anything.
+    infrastructure_pid: str | None = None
 
     @classmethod
     def of(cls, run: FlowRun) -> RunInfo:
@@ -84,7 +86,8 @@ class RunInfo:
         return cls(run_id=str(run.id), state=state.type if state else StateType.PENDING,
                    state_since=_utc(state.timestamp) if state else None,
                    state_message=(state.message or "") if state else "", run_count=run.run_count,
-                   start_time=_utc(run.start_time), end_time=_utc(run.end_time), parameters=dict(run.parameters))
+                   start_time=_utc(run.start_time), end_time=_utc(run.end_time), parameters=dict(run.parameters),
+                   infrastructure_pid=run.infrastructure_pid)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -75,7 +75,8 @@ def s3_service(services_dir: Path) -> Iterator[devservers.S3Service]:
 @pytest.fixture(scope="session")
 def prefect_service(services_dir: Path, tmp_path_factory: pytest.TempPathFactory
                     ) -> Iterator[devservers.PrefectService]:
-    """A Prefect server for the session; this process and its children talk to it.
+    """A Prefect server for the session (SQLite, or PostgreSQL with CLEARANCE_LOCAL_DB=postgres); this process
+    and its children talk to it.
 
     The client side gets its own PREFECT_HOME (profiles, local results) in a temp dir.
     Prefect reads its settings once at import, so they are also set in a settings context.
@@ -99,6 +100,10 @@ def prefect_service(services_dir: Path, tmp_path_factory: pytest.TempPathFactory
         # now listens under this PREFECT_HOME, recorded by pid in the service it returned.
         devservers.stop(service)
         devservers.stop_started("prefect")
+        if service.database == "postgresql":  # CLEARANCE_LOCAL_DB=postgres: the session's own cluster
+            from clearance.dev import postgres
+
+            postgres.down(services_dir)
 
 
 @pytest.fixture

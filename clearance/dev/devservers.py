@@ -74,7 +74,7 @@ class S3Service:
 
 @dataclass(frozen=True)
 class PrefectService:
-    """A running Prefect server (SQLite under ``home``)."""
+    """A running Prefect server: its database is SQLite under ``home``, or the state dir's PostgreSQL."""
 
     api_url: str
     ui_url: str
@@ -82,6 +82,8 @@ class PrefectService:
     pid: int
     log_path: str
     home: str
+    #: "sqlite" or "postgresql" (the URL, with its password, is never recorded: see clearance/dev/postgres.py)
+    database: str = "sqlite"
 
 
 @dataclass(frozen=True)
@@ -479,10 +481,23 @@ def _health(api_url: str) -> bool:
         return False
 
 
+def local_database() -> str:
+    """Which database a local Prefect server gets: ``CLEARANCE_LOCAL_DB`` (``sqlite``, the default, or ``postgres``)."""
+    value = os.environ.get("CLEARANCE_LOCAL_DB", "sqlite").strip().lower() or "sqlite"
+    if value not in ("sqlite", "postgres", "postgresql"):
+        raise ServiceError(f"CLEARANCE_LOCAL_DB={value!r}: expected sqlite or postgres")
+    return "postgresql" if value.startswith("postgres") else "sqlite"
+
+
 def start_prefect(state_dir: Path | str = DEFAULT_STATE, port: int | None = None,
-                  timeout: float = PREFECT_START_TIMEOUT) -> PrefectService:
-    """Start ``prefect server start`` on 127.0.0.1 (SQLite under ``<state_dir>/prefect``); waits for health."""
+                  timeout: float = PREFECT_START_TIMEOUT, database: str | None = None) -> PrefectService:
+    """Start ``prefect server start`` on 127.0.0.1; waits for health.
+
+    ``database`` (default :func:`local_database`): ``sqlite`` under ``<state_dir>/prefect``, or ``postgresql``:
+    the state dir's own PostgreSQL cluster (clearance/dev/postgres.py), started or reused first.
+    """
     state_dir = Path(state_dir).resolve()
+    database = database or local_database()
     home = state_dir / "prefect"
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_ports(1)[0]
@@ -496,11 +511,22 @@ def start_prefect(state_dir: Path | str = DEFAULT_STATE, port: int | None = None
         "PREFECT_SERVER_API_HOST": HOST,
         "PREFECT_SERVER_API_PORT": str(port),
     }
+    if database == "postgresql":
+        from clearance.dev import postgres
+
+        try:
+            cluster = postgres.ensure(state_dir, next(p for p in free_ports(2) if p != port))  # port: not bound yet
+        except postgres.PostgresError as exc:
+            raise ServiceError(str(exc)) from None
+        # Many workers resuming at once: a pool per server process sized past SQLAlchemy's default of 5.
+        env |= {"PREFECT_API_DATABASE_CONNECTION_URL": cluster.url,
+                "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
+                "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": "20"}
     log_path = state_dir / "prefect-server.log"
     pid = _spawn([_bin("prefect"), "server", "start", "--host", HOST, "--port", str(port)], log_path,
                  env=env, cwd=state_dir)
     service = PrefectService(api_url=api_url, ui_url=f"http://{HOST}:{port}", port=port, pid=pid,
-                             log_path=str(log_path), home=str(home))
+                             log_path=str(log_path), home=str(home), database=database)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive(pid):
@@ -517,7 +543,7 @@ def restart_prefect(service: PrefectService, timeout: float = PREFECT_START_TIME
     """Stop the server and start it again on the same port and PREFECT_HOME (same database)."""
     state_dir = Path(service.home).parent
     stop(service)
-    restarted = start_prefect(state_dir, port=service.port, timeout=timeout)
+    restarted = start_prefect(state_dir, port=service.port, timeout=timeout, database=service.database)
     known = load(state_dir)
     if known is not None and known.prefect.pid == service.pid:  # keep `down`/`status` pointing at it
         _save(state_dir, Services(s3=known.s3, prefect=restarted))
@@ -602,13 +628,21 @@ def down(state_dir: Path | str = DEFAULT_STATE, timeout: float = 15.0) -> list[S
         except ValueError:
             worker.unlink(missing_ok=True)
         else:
-            results.append(stop_pid(pid, "prefect", timeout, name="Prefect worker"))
+            # `clearance worker` (or an older demo's `prefect worker start`)
+            results.append(stop_pid(pid, "worker", timeout, name="Prefect worker"))
             if results[-1].ok:
                 worker.unlink(missing_ok=True)
     known = load(state_dir)
     if known is not None:
         servers = [stop(known.prefect, timeout), stop(known.s3, timeout)]
         results += servers
+        from clearance.dev import postgres
+
+        cluster = postgres.load(state_dir)
+        if cluster is not None:
+            stopped = postgres.down(state_dir, timeout)
+            servers.append(Stopped(cluster.pid, "PostgreSQL", "stopped" if stopped else "still running"))
+            results.append(servers[-1])
         if all(r.ok for r in servers):
             _state_path(state_dir).unlink(missing_ok=True)
     return results

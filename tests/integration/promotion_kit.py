@@ -203,6 +203,49 @@ def slack_for_principals(channel: str):
     return FakeSlack(channels=(channel,), users=users).start()
 
 
+def start_pool_worker(pool: str, log: Path, *, clearance: bool = False, **env: str) -> subprocess.Popen:
+    """A worker for ``pool`` polling every second, in a process group of its own (stop it with :func:`stop_worker`):
+    ``prefect worker start``, or with ``clearance`` ``clearance worker`` (the same worker, and the sweep in the same
+    process). ``env`` adds to the environment (``--sweep-every`` and ``--limit`` of clearance worker as
+    ``SWEEP_EVERY``/``LIMIT``)."""
+    sweep_every, limit = env.pop("SWEEP_EVERY", "60"), env.pop("LIMIT", None)
+    environment = dict(os.environ) | {"PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+                                      "CLEARANCE_APPROVAL_POLL_SECONDS": "1"} | env
+    if clearance:
+        argv = [sys.executable, "-m", "clearance", "worker", "--pool", pool, "--sweep-every", sweep_every,
+                *(["--limit", limit] if limit else [])]
+    else:
+        argv = [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", pool]
+    return subprocess.Popen(argv, env=environment, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def flow_run_states(run_ids: list[str]) -> dict[str, str]:
+    """Each run's state name (Suspended, Completed, …), read 200 at a time."""
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    found: dict[str, str] = {}
+    with get_client(sync_client=True) as client:
+        for start in range(0, len(run_ids), 200):
+            chunk = FlowRunFilterId(any_=[UUID(r) for r in run_ids[start:start + 200]])
+            for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=chunk), limit=200):
+                found[str(run.id)] = run.state.name if run.state else "?"
+    return found
+
+
+def wait_all(run_ids: list[str], wanted: set[str], timeout: float) -> dict[str, str]:
+    """Wait until every run's state name is in ``wanted`` (or ``timeout``); returns the states last read."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = flow_run_states(run_ids)
+        if all(states.get(r) in wanted for r in run_ids) or time.monotonic() > deadline:
+            return states
+        time.sleep(1)
+
+
 def stop_worker(proc: subprocess.Popen, grace: float = 30) -> None:
     """Stop a ``prefect worker`` started with ``start_new_session=True``: SIGTERM, then after ``grace`` seconds
     SIGKILL to its whole process group (it and the flow runs it started), so no worker outlives its test and

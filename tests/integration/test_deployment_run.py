@@ -3,15 +3,18 @@ and approvals resume it; finished tasks are not run again after the resume."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC
-from pathlib import Path
 
 import pytest
 
-from tests.integration.promotion_kit import decide, make_candidate, stop_worker, wait_for_request, wait_state
+from tests.integration.promotion_kit import (
+    decide,
+    make_candidate,
+    start_pool_worker,
+    stop_worker,
+    wait_for_request,
+    wait_state,
+)
 
 pytestmark = pytest.mark.integration
 POOL = "clearance-tests"
@@ -24,10 +27,7 @@ def worker(prefect_service, s3_service, tmp_path_factory):
 
     ensure_work_pool(POOL)
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = dict(os.environ) | {"PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "5",
-                              "CLEARANCE_APPROVAL_POLL_SECONDS": "1"}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", POOL],
-                            env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start_pool_worker(POOL, log)
     yield log
     stop_worker(proc)
 

@@ -10,12 +10,8 @@ SeaweedFS; the task runs are counted through the Prefect API, per flow run.
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
@@ -25,6 +21,7 @@ from tests.integration.promotion_kit import (
     POLICY_HIGH,
     decide,
     make_candidate,
+    start_pool_worker,
     stop_worker,
     wait_for_request,
     wait_state,
@@ -53,10 +50,7 @@ def worker(prefect_service, s3_service, tmp_path_factory):
 
     ensure_work_pool(POOL)
     log = tmp_path_factory.mktemp("resume-worker") / "worker.log"
-    env = dict(os.environ) | {"PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "5",
-                              "CLEARANCE_APPROVAL_POLL_SECONDS": "1"}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", POOL],
-                            env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start_pool_worker(POOL, log)
     yield log
     stop_worker(proc)
 
