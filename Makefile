@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo demo-fail test unit lint down env shell schema lock clean bench
+.PHONY: install demo demo-fail test unit lint down env shell schema lock clean bench browser
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,25 +24,42 @@ demo: install
 demo-fail: install
 	$(PY) -m clearance.dev.demo --fail
 
-## Lint and type check first (seconds), then every test in three sessions side by side: tests/unit (pure: they
-## start no server) in the background at a lower priority, and the server-backed tests split in two halves of
-## about the same length, each a session with its own Prefect server and SeaweedFS (one of each per session;
-## they mostly wait on them and on the flow runs they start). SECOND_HALF is the faults, the security tests and
-## the Slack, Jira and dev-server integration files; the first half is the rest of tests/integration (measured
-## on a fresh clone: 461 s and 654 s with two more files in the second half, which moved back). The other sessions'
-## output follows when all are done. pytest exits 5 when it collected nothing: a failure here.
+## Lint and type check first (seconds), then every test in four sessions side by side:
+## - tests/unit (pure: they start no server) in the background at a lower priority;
+## - the server-backed tests in two halves of about the same length, each a session with its own Prefect server
+##   and SeaweedFS (one of each per session; they mostly wait on them and on the flow runs they start). The first
+##   half is tests/integration and tests/browser (headless Chromium) on SQLite, the Prefect server `make demo`
+##   uses; SECOND_HALF (the faults, the security tests, tests/scale and the Slack, Jira and dev-server files) runs
+##   on a PostgreSQL-backed Prefect server (CLEARANCE_LOCAL_DB=postgres), so both databases are exercised;
+## - tests/walk: the README's "Your first hour" block in a fresh shell on a copy of the checkout, which starts
+##   its own servers as a newcomer's `make demo` would.
+## The other sessions' output follows when all are done. pytest exits 5 when it collected nothing: a failure here.
 UNIT_LOG := .unit-tests.log
 SECOND_LOG := .second-half-tests.log
-SECOND_HALF := tests/faults tests/security tests/integration/test_devservers.py \
+WALK_LOG := .walk-tests.log
+SECOND_HALF := tests/faults tests/security tests/scale tests/integration/test_devservers.py \
 	tests/integration/test_slack_approvals.py tests/integration/test_jira_promotion.py
-test: install lint
-	@nice -n 10 $(PY) -m pytest tests/unit -p no:cacheprovider > $(UNIT_LOG) 2>&1 & unit=$$!; \
-	$(PY) -m pytest $(SECOND_HALF) -p no:cacheprovider > $(SECOND_LOG) 2>&1 & second=$$!; \
-	$(PY) -m pytest tests/integration $(addprefix --ignore=,$(filter tests/integration/%,$(SECOND_HALF))); rc=$$?; \
+test: install browser lint
+	@$(PY) -m pytest tests/walk -p no:cacheprovider > $(WALK_LOG) 2>&1 & walk=$$!; \
+	nice -n 10 $(PY) -m pytest tests/unit -p no:cacheprovider > $(UNIT_LOG) 2>&1 & unit=$$!; \
+	CLEARANCE_LOCAL_DB=postgres $(PY) -m pytest $(SECOND_HALF) -p no:cacheprovider > $(SECOND_LOG) 2>&1 & second=$$!; \
+	$(PY) -m pytest tests/integration tests/browser $(addprefix --ignore=,$(filter tests/integration/%,$(SECOND_HALF))); \
+	rc=$$?; \
 	wait $$second; src=$$?; echo "==> second half (run alongside, output from $(SECOND_LOG))"; cat $(SECOND_LOG); \
+	wait $$walk; wrc=$$?; echo "==> tests/walk (run alongside, output from $(WALK_LOG))"; cat $(WALK_LOG); \
 	wait $$unit; urc=$$?; echo "==> tests/unit (run alongside, output from $(UNIT_LOG))"; cat $(UNIT_LOG); \
-	if [ $$urc -eq 5 ] || [ $$rc -eq 5 ] || [ $$src -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
-	if [ $$urc -ne 0 ]; then exit $$urc; fi; if [ $$src -ne 0 ]; then exit $$src; fi; exit $$rc
+	for code in $$urc $$rc $$src $$wrc; do if [ $$code -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; done; \
+	for code in $$urc $$src $$wrc $$rc; do if [ $$code -ne 0 ]; then exit $$code; fi; done
+
+## Debian's Chromium and chromedriver for tests/browser, installed only when `chromedriver` is missing: as root
+## (CI) or through sudo; otherwise one line saying what to install.
+browser:
+	@command -v chromedriver >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then as=; elif command -v sudo >/dev/null; then as=sudo; else \
+	  echo "make browser: chromedriver is missing: install Debian's chromium and chromium-driver as root (apt-get install chromium chromium-driver)" >&2; exit 1; fi; \
+	command -v apt-get >/dev/null || { echo "make browser: chromedriver is missing and there is no apt-get: install Chromium and its chromedriver" >&2; exit 1; }; \
+	$$as apt-get update -qq && $$as env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+	  && command -v chromedriver >/dev/null
 
 unit: install
 	$(PY) -m pytest tests/unit
