@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -178,7 +179,9 @@ def test_cost_runs_the_load_test_first_and_prices_what_it_sustained(endpoint, mo
     result = runner.invoke(app, ["gate", "run", "cost", "--endpoint", endpoint, "--manifest", str(manifest),
                                  "--policy", str(policy), "--json"])
     assert result.exit_code == 0, result.output
-    assert "load_test ran first: pass" in result.stderr
+    # pass, or warn when the machine is busy (the default latency SLO's warn level is 100 ms at p50; make test
+    # runs this beside three server-backed sessions on 2 cores): either way its sustained rate is what is priced
+    assert re.search(r"load_test ran first: (pass|warn) — 20 req/s offered", result.stderr), result.stderr
     gate = GateResult.model_validate_json(result.stdout)
     assert gate.gate_id == "cost" and gate.status is Status.PASS, gate.checks
     sustainable = 0.2 / (gate.metrics["cost.per_1000"] / 1000 * 3600)  # per_1000 = price / (rps × 3600) × 1000
