@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from clearance.dev import devservers
+from clearance.dev import devservers, postgres
 
 pytestmark = pytest.mark.integration
 
@@ -110,6 +110,7 @@ def test_up_twice_reuses_then_down_stops(tmp_path: Path) -> None:
         assert wait_dead(services.s3.pid) and wait_dead(services.prefect.pid)
         assert devservers.free_port_is_free(services.prefect.port)
         assert not (state / devservers.STATE_FILE).exists()
+        assert postgres.load(state) is None  # with CLEARANCE_LOCAL_DB=postgres, `down` stopped its cluster too
         assert cli(state, "env").returncode == 1
         assert json.loads(creds.read_text())["secret_access_key"] == secret  # kept for the next `up`
     finally:
@@ -124,15 +125,18 @@ def test_restart_prefect_keeps_port_and_database(tmp_path: Path) -> None:
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as r:
             assert r.status == 201
-        restarted = devservers.restart_prefect(service)
+        restarted = devservers.restart_prefect(service)  # on the same database: SQLite, or the PostgreSQL cluster
         assert restarted.port == service.port and restarted.home == service.home
+        assert restarted.database == service.database == devservers.local_database()
         assert restarted.pid != service.pid and not devservers.alive(service.pid)
         with urllib.request.urlopen(f"{restarted.api_url}/variables/name/survives_restart", timeout=10) as r:
             assert json.loads(r.read())["value"] == "yes"
         service = restarted
     finally:
         devservers.stop(service)
+        cluster_stopped = postgres.down(tmp_path)  # CLEARANCE_LOCAL_DB=postgres: the state dir's cluster
     assert not devservers.alive(service.pid)
+    assert cluster_stopped is (None if service.database == "sqlite" else True)
 
 
 # --------------------------------------------------------------------------- `make down` is honest
