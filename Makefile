@@ -24,32 +24,31 @@ demo: install
 demo-fail: install
 	$(PY) -m clearance.dev.demo --fail
 
-## Lint and type check first (seconds), then every test in three sessions side by side (a fresh clone took 18.7 min
-## on 2 cores, install included: ~27 CPU-minutes of work, so about 14 min is the floor on this machine):
-## - tests/unit (pure: they start no server) in the background at a lower priority, then tests/walk;
+## Lint and type check first (seconds), then every test in three sessions side by side, then the walk alone (a fresh
+## clone took 18.7 min on 2 cores with the walk alongside, install included: ~28 CPU-minutes of work, so about
+## 14 min is the floor on this machine; the walk last adds ~3.5 min):
+## - tests/unit (pure: they start no server) in the background at a lower priority;
 ## - the server-backed tests in two halves of about the same length, each a session with its own Prefect server
 ##   and SeaweedFS (one of each per session; they mostly wait on them and on the flow runs they start). The first
 ##   half is tests/integration on SQLite, the Prefect server `make demo` uses; SECOND_HALF (the faults, the
 ##   security tests, tests/scale, tests/browser (headless Chromium) and the Slack, Jira and dev-server files) runs
 ##   on a PostgreSQL-backed Prefect server (CLEARANCE_LOCAL_DB=postgres), so both databases are exercised;
-## - (after tests/unit, in its slot) tests/walk: the README's "Your first hour" block in a fresh shell on a copy of
-##   the checkout, which starts its own servers as a newcomer's `make demo` would.
+## - then, alone, tests/walk: the README's "Your first hour" block in a fresh shell on a copy of the checkout, which
+##   starts its own servers as a newcomer's `make demo` would; alone because the demo's load_test is judged by the
+##   high tier's latency levels, which a machine running two other sessions broke (p95 over 500 ms).
 ## The other sessions' output follows when all are done. pytest exits 5 when it collected nothing: a failure here.
 UNIT_LOG := .unit-tests.log
 SECOND_LOG := .second-half-tests.log
-WALK_LOG := .walk-tests.log
 SECOND_HALF := tests/faults tests/security tests/scale tests/browser tests/integration/test_devservers.py \
 	tests/integration/test_slack_approvals.py tests/integration/test_jira_promotion.py
 test: install browser lint
-	@(nice -n 10 $(PY) -m pytest tests/unit -p no:cacheprovider > $(UNIT_LOG) 2>&1; echo $$? > $(UNIT_LOG).rc; \
-	  $(PY) -m pytest tests/walk -p no:cacheprovider > $(WALK_LOG) 2>&1) & serial=$$!; \
+	@nice -n 10 $(PY) -m pytest tests/unit -p no:cacheprovider > $(UNIT_LOG) 2>&1 & unit=$$!; \
 	CLEARANCE_LOCAL_DB=postgres $(PY) -m pytest $(SECOND_HALF) -p no:cacheprovider > $(SECOND_LOG) 2>&1 & second=$$!; \
 	$(PY) -m pytest tests/integration $(addprefix --ignore=,$(filter tests/integration/%,$(SECOND_HALF))); \
 	rc=$$?; \
 	wait $$second; src=$$?; echo "==> second half (run alongside, output from $(SECOND_LOG))"; cat $(SECOND_LOG); \
-	wait $$serial; wrc=$$?; urc=$$(cat $(UNIT_LOG).rc); \
-	echo "==> tests/walk (run alongside, after tests/unit; output from $(WALK_LOG))"; cat $(WALK_LOG); \
-	echo "==> tests/unit (run alongside, output from $(UNIT_LOG))"; cat $(UNIT_LOG); \
+	wait $$unit; urc=$$?; echo "==> tests/unit (run alongside, output from $(UNIT_LOG))"; cat $(UNIT_LOG); \
+	echo "==> tests/walk (alone, last)"; $(PY) -m pytest tests/walk -p no:cacheprovider; wrc=$$?; \
 	for code in $$urc $$rc $$src $$wrc; do if [ $$code -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; done; \
 	for code in $$urc $$src $$wrc $$rc; do if [ $$code -ne 0 ]; then exit $$code; fi; done
 

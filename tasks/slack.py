@@ -240,10 +240,13 @@ class SlackNotifier:
             self._update_parent(event, key, "waiting for sign-off")
         elif kind in ("approvals-changed", "closed") and event.record is not None:
             self._update_approvals(event, key)
+            # A decider's channel publishes after waking the run, so the run may have posted its outcome first:
+            # the parent line never goes back from "promoted" (or "stopped") to "sign-off approved".
             if is_superseded(event.record):
-                self._update_parent(event, key, f"sign-off superseded by {superseded_by(event.record)}")
+                self._update_parent(event, key, f"sign-off superseded by {superseded_by(event.record)}",
+                                    unless_final=True)
             elif event.record.outcome.closed:
-                self._update_parent(event, key, f"sign-off {event.record.outcome.value}")
+                self._update_parent(event, key, f"sign-off {event.record.outcome.value}", unless_final=True)
         elif kind in ("reminder", "escalated"):
             self._remind(event, key, channel)
         elif kind == "alert":
@@ -309,9 +312,9 @@ class SlackNotifier:
 
         return update_state(self.store, key, keep_first)
 
-    def _update_parent(self, event: PromotionEvent, key: str, status: str) -> None:
+    def _update_parent(self, event: PromotionEvent, key: str, status: str, unless_final: bool = False) -> None:
         state, _ = read_state(self.store, key)
-        if not state.get("parent_ts"):
+        if not state.get("parent_ts") or (unless_final and state.get("final")):
             return
         text, blocks = parent_message(model=event.model, version=event.version, tier=event.tier,
                                       initiator=state.get("initiator", event.initiator),
