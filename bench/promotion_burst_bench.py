@@ -96,8 +96,12 @@ def pct(values: list[float], q: float) -> float:
 
 def one_database(db: str, runs: int, workers: int, state: Path) -> Outcome:
     from clearance.dev import devservers, postgres
+    from tasks.signing import write_key_pair
 
     outcome = Outcome(db=db, runs=runs)
+    key = state / "clearance-service"
+    write_key_pair(key)  # the service key that signs the ledger entries (the runs fail without one)
+    os.environ["CLEARANCE_SERVICE_KEY_FILE"] = str(key)
     s3 = devservers.start_s3(state)
     prefect = devservers.start_prefect(state, database="postgresql" if db == "postgres" else "sqlite")
     env = devservers.service_env(devservers.Services(s3=s3, prefect=prefect))
@@ -161,7 +165,7 @@ def measure(outcome: Outcome, state: Path, runs: int, workers: int, procs: list,
     run_ids = [str(run_deployment("promote-model/promote-model", timeout=0,
                                   parameters={"model": c.model, "version": "1.0.0", "initiator": "dana"}).id)
                for c in candidates]
-    now = wait_all(run_ids, {"Suspended"}, timeout=60 * 60)
+    now = wait_all(run_ids, {"Suspended", "Completed", "Failed", "Crashed", "Cancelled"}, timeout=60 * 60)
     outcome.to_suspend_s = time.monotonic() - started
     if set(now.values()) != {"Suspended"}:
         outcome.lost = [r for r in run_ids if now.get(r) != "Suspended"]
