@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -136,16 +135,11 @@ def measure(outcome: Outcome, state: Path, runs: int, workers: int, procs: list,
     from clearance.dev import postgres
     from tasks.ledger import read_ledger
     from tasks.wiring import object_store
-    from tests.integration.promotion_kit import decide, make_candidate, start_pool_worker, wait_all
+    from tests.integration.promotion_kit import decide, many_models, start_pool_worker, wait_all
 
     store = object_store()
-    first = make_candidate(state / "c0", store)
-    candidates = [first]
-    for index in range(1, runs):
-        other = make_candidate(state / f"c{index}", store)
-        shutil.copy(other.config_dir / "models" / f"{other.model}.yaml", first.config_dir / "models")
-        other.config_dir = first.config_dir
-        candidates.append(other)
+    candidates = many_models(state, store, runs)
+    first = candidates[0]
     os.environ["CLEARANCE_CONFIG_DIR"] = str(first.config_dir)
     ensure_work_pool(POOL)
     register_deployments(POOL)

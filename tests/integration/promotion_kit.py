@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -72,6 +73,18 @@ def make_candidate(tmp_path: Path, store, versions: tuple[str, ...] = ("1.0.0",)
     manifest = {"name": model, "owner": "dana", "authors": ["dana"], "risk_tier": "high", "versions": pinned}
     (config_dir / "models" / f"{model}.yaml").write_text(yaml.safe_dump(manifest))
     return candidate
+
+
+def many_models(tmp_path: Path, store, count: int) -> list[Candidate]:
+    """``count`` models in ONE config dir (what a deployment's runs read), each with version 1.0.0 uploaded."""
+    first = make_candidate(tmp_path / "c0", store)
+    candidates = [first]
+    for index in range(1, count):
+        other = make_candidate(tmp_path / f"c{index}", store)
+        shutil.copy(other.config_dir / "models" / f"{other.model}.yaml", first.config_dir / "models")
+        other.config_dir = first.config_dir
+        candidates.append(other)
+    return candidates
 
 
 def cli_env(candidate: Candidate, user: str) -> dict[str, str]:

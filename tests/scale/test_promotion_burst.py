@@ -10,20 +10,18 @@ bench/promotion_burst_bench.py's (bench/RESULTS.md); this is the correctness sid
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psutil
 import pytest
 
 from tests.integration.promotion_kit import (
     decide,
-    make_candidate,
+    many_models,
     start_pool_worker,
     stop_worker,
     wait_all,
@@ -34,18 +32,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180
 POOL = "clearance-burst"
 RUNS = int(os.environ.get("CLEARANCE_BURST_RUNS", "20"))
 EXPECTED = ["started", "gate", "approval-requested", "approved", "promoting", "promoted"]
-
-
-def many_models(tmp_path: Path, store, count: int):
-    """``count`` models in ONE config dir (what a deployment's runs read), each with version 1.0.0 uploaded."""
-    first = make_candidate(tmp_path / "c0", store)
-    candidates = [first]
-    for index in range(1, count):
-        other = make_candidate(tmp_path / f"c{index}", store)
-        shutil.copy(other.config_dir / "models" / f"{other.model}.yaml", first.config_dir / "models")
-        other.config_dir = first.config_dir
-        candidates.append(other)
-    return candidates
 
 
 def processes_of(workers: list[subprocess.Popen], run_ids: set[str]) -> list[str]:
