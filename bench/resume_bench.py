@@ -27,6 +27,7 @@ Not a test (timings on a shared 2-core machine are noisy); prints JSON lines and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -63,25 +64,58 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
+def templates(worker: Any) -> list[Any]:
+    """The worker's warm-start templates (``clearance worker``): the resumed runs are *their* children."""
+    import psutil
+
+    found = []
+    for child in worker.children():
+        with contextlib.suppress(psutil.Error):  # gone meanwhile
+            if "clearance.app.warm_start" in child.cmdline():
+                found.append(child)
+    return found
+
+
 def children_cpu(worker: Any) -> float:
-    """User + system CPU of the worker's children it has reaped so far."""
-    times = worker.cpu_times()
-    return float(times.children_user + times.children_system)
+    """User + system CPU of the run processes reaped so far: the worker's children, and its templates'."""
+    total = 0.0
+    for process in [worker, *templates(worker)]:
+        times = process.cpu_times()
+        total += float(times.children_user + times.children_system)
+    return total
 
 
 def wait_reaped(worker: Any, timeout: float = 60) -> None:
-    """Until the worker has no child process left (the resumed run's process ended and was waited for)."""
+    """Until no run process is left (the resumed run's process ended and was waited for)."""
     deadline = time.monotonic() + timeout
-    while worker.children() and time.monotonic() < deadline:
+
+    def running() -> list[Any]:
+        import psutil
+
+        try:
+            kept = templates(worker)
+            return [p for p in worker.children() if p not in kept] + [c for t in kept for c in t.children()]
+        except psutil.Error:  # one ended while psutil walked the process table: look again
+            return [worker]
+
+    while running() and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.2)  # the reaped child's CPU lands in the worker's counters when it is waited for
+    time.sleep(0.3)  # the reaped child's CPU lands in its parent's counters when it is waited for
 
 
-def start_worker(query: float, prefetch: float, log: Path) -> subprocess.Popen:
+WORKERS = {
+    "prefect": [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", POOL],
+    "warm": [sys.executable, "-m", "clearance", "worker", "--pool", POOL, "--warm-start"],
+    "cold": [sys.executable, "-m", "clearance", "worker", "--pool", POOL, "--cold-start"],
+}
+
+
+def start_worker(kind: str, query: float, prefetch: float, log: Path) -> subprocess.Popen:
+    """``prefect worker start``, or ``clearance worker`` with (warm) or without (cold) its template."""
     env = dict(os.environ) | {"PREFECT_WORKER_QUERY_SECONDS": str(query),
                               "PREFECT_WORKER_PREFETCH_SECONDS": str(prefetch)}
-    return subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", POOL],
-                            env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(WORKERS[kind], env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 
 def one_config_dir(folder: Path, store: Any, runs: int) -> tuple[Path, list[Any]]:
@@ -216,22 +250,23 @@ def run_phases(args: argparse.Namespace, state: Path, psutil: Any
     ensure_work_pool(POOL)
     results: dict[str, dict[str, float]] = {}
     every: list[dict[str, Any]] = []
-    for phase in args.phases.split(","):
+    for phase, kind in [(p, w) for p in args.phases.split(",") for w in args.workers.split(",")]:
         hogs = hog(args.hogs, args.hog_seconds) if phase == "load" else []
-        proc = start_worker(args.query_seconds, args.prefetch_seconds, state / f"worker-{phase}.log")
+        proc = start_worker(kind, args.query_seconds, args.prefetch_seconds, state / f"worker-{phase}-{kind}.log")
+        time.sleep(5 if kind == "warm" else 0)  # its template imports Prefect and the flows once
         try:
             worker = psutil.Process(proc.pid)
             load = os.getloadavg()[0]
             kinds = args.kinds.split(",")
             if "clearance" in kinds:
-                rows = clearance_phase(store, state / f"cfg-{phase}", args.runs, worker)
-                every += [row | {"phase": phase} for row in rows]
-                results[f"{phase} clearance"] = summary(rows) | {"load1": load}
+                rows = clearance_phase(store, state / f"cfg-{phase}-{kind}", args.runs, worker)
+                every += [row | {"phase": phase, "worker": kind} for row in rows]
+                results[f"{phase} {kind} clearance"] = summary(rows) | {"load1": load}
             if "bare" in kinds:
                 load = os.getloadavg()[0]
-                bare = bare_phase(state / f"bare-{phase}", args.runs, worker)
-                every += [row | {"phase": phase} for row in bare]
-                results[f"{phase} bare"] = summary(bare) | {"load1": load}
+                bare = bare_phase(state / f"bare-{phase}-{kind}", args.runs, worker)
+                every += [row | {"phase": phase, "worker": kind} for row in bare]
+                results[f"{phase} {kind} bare"] = summary(bare) | {"load1": load}
         finally:
             proc.terminate()
             proc.wait(timeout=60)
@@ -248,6 +283,9 @@ def main() -> None:
     parser.add_argument("--prefetch-seconds", type=float, default=10.0, help="PREFECT_WORKER_PREFETCH_SECONDS")
     parser.add_argument("--phases", default="calm,load")
     parser.add_argument("--kinds", default="clearance,bare", help="which runs each phase measures")
+    parser.add_argument("--workers", default="prefect,warm",
+                        help="which workers each phase runs: prefect (prefect worker start), warm (clearance "
+                             "worker, runs forked from its template), cold (clearance worker --cold-start)")
     parser.add_argument("--hogs", type=int, default=os.cpu_count() or 2, help="busy processes in the load phase")
     parser.add_argument("--hog-seconds", type=float, default=900, help="each hog ends by itself after this")
     parser.add_argument("--json", type=Path, help="write every row here too")
@@ -286,11 +324,11 @@ def main() -> None:
     print()
     print(f"worker: PREFECT_WORKER_QUERY_SECONDS={args.query_seconds:g}, "
           f"PREFECT_WORKER_PREFETCH_SECONDS={args.prefetch_seconds:g}")
-    print("| phase | run | n | decision → resumed/approved p50 s | p95 s | max s | CPU s p50 | CPU s max |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| phase | worker | run | n | decision → resumed/approved p50 s | p95 s | max s | CPU s p50 | CPU s max |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for name, s in results.items():
-        phase, what = name.split()
-        print(f"| {phase} (load {s['load1']:.1f}) | {what} | {s['n']:.0f} | {s['p50']:.2f} | {s['p95']:.2f} | "
+        phase, kind, what = name.split()
+        print(f"| {phase} (load {s['load1']:.1f}) | {kind} | {what} | {s['n']:.0f} | {s['p50']:.2f} | {s['p95']:.2f} | "
               f"{s['max']:.2f} | {s['cpu_p50']:.2f} | {s['cpu_max']:.2f} |")
 
 

@@ -46,9 +46,11 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.loaders import Loader
 
 from tasks.store import (
     AccessDenied,
@@ -159,6 +161,27 @@ class _Window:
 # --------------------------------------------------------------------------- the store
 
 
+#: botocore's data loader (service models, endpoints), shared by every session of this process: each fresh
+#: session would otherwise read and parse the same JSON files again (~0.1 CPU-s per client, a few per run).
+_SHARED_LOADER: Loader | None = None
+
+
+def _session() -> boto3.session.Session:
+    """A new session (sessions are not thread-safe; clients are), reading botocore's data through one loader."""
+    global _SHARED_LOADER
+    if _SHARED_LOADER is None:
+        _SHARED_LOADER = Loader()
+    core = botocore.session.Session()
+    core.register_component("data_loader", _SHARED_LOADER)
+    return boto3.session.Session(botocore_session=core)
+
+
+def preload_client_data() -> None:
+    """Read botocore's S3 data now (no request is sent): a process forked after this creates clients cheaply."""
+    _session().client("s3", endpoint_url="http://127.0.0.1:9", region_name="us-east-1",
+                      aws_access_key_id="preload", aws_secret_access_key="preload")
+
+
 class ObjectStore:
     """A boto3 S3 client bound to one bucket, optionally under a key prefix.
 
@@ -194,7 +217,7 @@ class ObjectStore:
         )
         secret = settings.s3_secret_access_key
         key_id = settings.s3_access_key_id
-        client = boto3.session.Session().client(
+        client = _session().client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,
             region_name=settings.s3_region,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,18 @@ def start_pool_worker(pool: str, log: Path, *, clearance: bool = False, **env: s
         argv = [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", pool]
     return subprocess.Popen(argv, env=environment, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
+
+
+def pool_worker(pool: str, folder: Path, *, clearance: bool = False) -> Iterator[Path]:
+    """A module fixture's body: the pool, one worker on it (see :func:`start_pool_worker`) until the module ends;
+    yields the worker's log."""
+    from clearance.app.deployments import ensure_work_pool
+
+    ensure_work_pool(pool)
+    log = folder / "worker.log"
+    proc = start_pool_worker(pool, log, clearance=clearance)
+    yield log
+    stop_worker(proc)
 
 
 def flow_run_states(run_ids: list[str]) -> dict[str, str]:

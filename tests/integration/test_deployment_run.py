@@ -10,8 +10,7 @@ import pytest
 from tests.integration.promotion_kit import (
     decide,
     make_candidate,
-    start_pool_worker,
-    stop_worker,
+    pool_worker,
     wait_for_request,
     wait_state,
 )
@@ -22,14 +21,8 @@ POOL = "clearance-tests"
 
 @pytest.fixture(scope="module")
 def worker(prefect_service, s3_service, tmp_path_factory):
-    """One process worker for this module's deployment runs."""
-    from clearance.app.deployments import ensure_work_pool
-
-    ensure_work_pool(POOL)
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    proc = start_pool_worker(POOL, log)
-    yield log
-    stop_worker(proc)
+    """Prefect's own ``prefect worker start`` for this module's deployment runs: the deployments need nothing else."""
+    yield from pool_worker(POOL, tmp_path_factory.mktemp("worker"), clearance=False)
 
 
 def start_deployment_run(cand, monkeypatch) -> str:

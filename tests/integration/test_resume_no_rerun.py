@@ -21,8 +21,7 @@ from tests.integration.promotion_kit import (
     POLICY_HIGH,
     decide,
     make_candidate,
-    start_pool_worker,
-    stop_worker,
+    pool_worker,
     wait_for_request,
     wait_state,
 )
@@ -45,14 +44,8 @@ AFTER_SIGN_OFF = Counter({"ledger-append": 2, "announce": 2, "supersede-older-re
 
 @pytest.fixture(scope="module")
 def worker(prefect_service, s3_service, tmp_path_factory):
-    """One process worker on a pool of this module's own."""
-    from clearance.app.deployments import ensure_work_pool
-
-    ensure_work_pool(POOL)
-    log = tmp_path_factory.mktemp("resume-worker") / "worker.log"
-    proc = start_pool_worker(POOL, log)
-    yield log
-    stop_worker(proc)
+    """``clearance worker`` on a pool of this module's own: runs and resumes are forked warm from its template."""
+    yield from pool_worker(POOL, tmp_path_factory.mktemp("resume-worker"), clearance=True)
 
 
 def task_runs(run_id: str) -> dict[str, Any]:
@@ -115,3 +108,5 @@ def test_resumed_pass_runs_only_what_follows_the_sign_off(s3, worker, tmp_path, 
     assert after == AFTER_SIGN_OFF, f"re-executed on resume: {sorted((after - AFTER_SIGN_OFF).elements())}"
     cached = Counter(r.name.rsplit("-", 1)[0] for r in resumed if r.state_name == "Cached")
     assert cached["gate"] == 2 and cached["open-approval-request"] == 1, cached
+    # The resume was a fork of the worker's template (clearance/app/warm_start.py), not a new Python.
+    assert f"flow run {run_id} forked from template" in worker.read_text(errors="replace")
