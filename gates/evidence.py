@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +39,23 @@ def status_counts(checks: Iterable[CheckResult]) -> dict[str, int]:
     for check in checks:
         counts[check.status.value] = counts.get(check.status.value, 0) + 1
     return {status.value: counts[status.value] for status in Status if status.value in counts}
+
+
+def run_concerns(concerns: Iterable[tuple[str, Callable[[list[CheckResult]], list[CheckResult]]]],
+                 explain: Callable[[Exception], str] = lambda exc: f"{type(exc).__name__}: {exc}",
+                 ) -> list[CheckResult]:
+    """The checks of each concern in order (each sees a copy of the checks so far). A concern that raised becomes
+    one ``error`` check with its id, "could not be checked" and ``explain(exc)``; the concerns after it still run."""
+    checks: list[CheckResult] = []
+    for concern, run in concerns:
+        try:
+            checks += run(list(checks))
+        except Exception as exc:  # noqa: BLE001 — one concern that crashed is an error; the others still report
+            checks.append(CheckResult(id=concern, status=Status.ERROR,
+                                      message=f"{concern} could not be checked: {explain(exc)}"))
+    return checks
+
+
+def checks_summary(checks: list[CheckResult], now: Any) -> dict[str, Any]:
+    """The summary line of a concern gate's evidence table: how many checks, per status, and the time judged at."""
+    return {"checks": len(checks), **status_counts(checks), "now": now.isoformat()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
@@ -32,7 +33,7 @@ from gates.compliance_review.model_card import (
 from gates.compliance_review.readiness import Facts, score_readiness
 from gates.compliance_review.regulatory import RegulatoryMap, judge_controls
 from gates.data_check.models import DatasetReadError
-from gates.evidence import evidence_directory, status_counts
+from gates.evidence import checks_summary, evidence_directory, run_concerns
 
 if TYPE_CHECKING:  # NumPy and Arrow come with these: imported by the concerns that need them, when they run
     from gates.compliance_review.fairness import FairnessResult, FairnessThresholds
@@ -449,20 +450,15 @@ class ComplianceReviewGate:
     def evaluate(self, inputs: GateInputs, config: BaseModel) -> GateResult:
         assert isinstance(config, ComplianceReviewConfig)
         review = Review(inputs=inputs, config=config, now=aware_now(inputs.extra.get("now")))
-        checks: list[CheckResult] = []
-        for concern, run in CONCERNS:
-            try:
-                checks += run(review, list(checks))
-            except Exception as exc:  # noqa: BLE001 — one concern that crashed is an error; the others still report
-                what = str(exc) if isinstance(exc, DatasetReadError) else f"{type(exc).__name__}: {exc}"
-                checks.append(CheckResult(id=concern, status=Status.ERROR,
-                                          message=f"{concern} could not be checked: {echo(what, 300)}"))
-        directory = evidence_directory(inputs, self.id)
-        counts = status_counts(checks)
-        summary = {"checks": len(checks), **counts, "now": review.now.isoformat()}
-        evidence = [write_table(directory, review.table, summary)]
+        checks = run_concerns([(concern, partial(run, review)) for concern, run in CONCERNS], explain=_explain)
+        evidence = [write_table(evidence_directory(inputs, self.id), review.table, checks_summary(checks, review.now))]
         return GateResult.from_checks(self.id, self.version, checks, metrics=review.metrics, evidence=evidence,
                                       input_digests=review.digests, message=_message(review, checks))
+
+
+def _explain(exc: Exception) -> str:
+    """Why a concern could not be checked: a dataset's own read error says it all; anything else by its type."""
+    return echo(str(exc) if isinstance(exc, DatasetReadError) else f"{type(exc).__name__}: {exc}", 300)
 
 
 def _message(r: Review, checks: list[CheckResult]) -> str:

@@ -6,13 +6,14 @@ One evaluation runs the check modules of :mod:`gates.security_scan.checks` in or
 
 from __future__ import annotations
 
-from typing import ClassVar
+from functools import partial
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
 from clearance.core.clock import aware_now
 from gates.base import CheckResult, GateInputs, GateResult, Status, register_gate
-from gates.evidence import evidence_directory, status_counts
+from gates.evidence import checks_summary, evidence_directory, run_concerns
 from gates.security_scan.checks import MODULES
 from gates.security_scan.config import SecurityScanConfig
 from gates.security_scan.context import Scan
@@ -31,20 +32,15 @@ class SecurityScanGate:
     def evaluate(self, inputs: GateInputs, config: BaseModel) -> GateResult:
         assert isinstance(config, SecurityScanConfig)
         scan = Scan(inputs=inputs, config=config, now=aware_now(inputs.extra.get("now")))
-        checks: list[CheckResult] = []
-        for module in MODULES:
-            try:
-                checks += module.run(scan)
-            except Exception as exc:  # noqa: BLE001 — one concern that crashed is an error; the others still report
-                concern = next(iter(module.CHECKS))
-                checks.append(CheckResult(id=concern, status=Status.ERROR,
-                                          message=f"{concern} could not be checked: {type(exc).__name__}: {exc}"))
-        directory = evidence_directory(inputs, self.id)
-        counts = status_counts(checks)
-        summary = {"checks": len(checks), **counts, "now": scan.now.isoformat()}
-        evidence = [write_table(directory, scan.table, summary)]
+        # Each module's concern is named by its first check id; a module judges the scan, not earlier checks.
+        checks = run_concerns([(next(iter(module.CHECKS)), partial(_run_module, module, scan)) for module in MODULES])
+        evidence = [write_table(evidence_directory(inputs, self.id), scan.table, checks_summary(checks, scan.now))]
         return GateResult.from_checks(self.id, self.version, checks, metrics=scan.metrics, evidence=evidence,
                                       input_digests=scan.digests, message=_message(scan, checks))
+
+
+def _run_module(module: Any, scan: Scan, _so_far: list[CheckResult]) -> list[CheckResult]:
+    return list(module.run(scan))
 
 
 def _message(scan: Scan, checks: list[CheckResult]) -> str:
