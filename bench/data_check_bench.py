@@ -63,8 +63,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -86,6 +84,7 @@ from bench.data_check_data import (  # noqa: E402
     drift_columns,
     max_age,
 )
+from bench.measure import run_child, vm_hwm_mb  # noqa: E402
 
 __all__ = ["CATEGORIES", "NUMERIC", "RANGE", "generate", "numpy_psi", "run_gate"]
 
@@ -344,14 +343,6 @@ def run_oracle(current: Path, reference: Path, family: str) -> dict[str, Any]:
     return out
 
 
-def _vm_hwm_mb() -> float:
-    """Peak RSS of this process since exec (ru_maxrss would include the parent's pre-exec peak)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def prepare(tool: str) -> None:
     """Import what a tool needs (not timed: it is the same for any data size)."""
     if tool == "scan":
@@ -392,7 +383,7 @@ def child(tool: str, directory: Path, family: str, gate_root: Path | None = None
         raise SystemExit(f"unknown tool {tool}")
     if tool not in ("gate", "gate_bounded"):
         seconds = time.perf_counter() - started
-    peak = _vm_hwm_mb()
+    peak = vm_hwm_mb()
     print(json.dumps({"tool": tool, "seconds": seconds, "imports": imports, "peak_rss_mb": peak, "counts": counts,
                       "details": details}))
 
@@ -534,11 +525,7 @@ def _run_child(tool: str, directory: Path, family: str, gate_root: Path | None) 
     command = [sys.executable, __file__, "--child", tool, "--dir", str(directory), "--data", family]
     if gate_root is not None:
         command += ["--gate-root", str(gate_root)]
-    out = subprocess.run(command, capture_output=True, text=True)
-    if out.returncode:
-        print(f"  {tool}: FAILED\n{out.stderr[-3000:]}", flush=True)
-        return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(tool, command)
 
 
 def main() -> None:

@@ -68,6 +68,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.data_check_data import FAMILIES  # noqa: E402
+from bench.measure import run_child, vm_hwm_mb  # noqa: E402
 
 PII_SHARE = 0.01
 DATAFOG = "datafog==4.9.0"
@@ -286,15 +287,6 @@ def work_datafog(columns: list[list[str | None]]) -> dict[str, int]:
     return hits
 
 
-def _vm_hwm_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def prepare(tool: str) -> None:
     """Import what a tool needs (not timed)."""
     if tool == "pii":
@@ -335,7 +327,7 @@ def child(tool: str, files: tuple[Path, Path], subset: int) -> None:
     if tool in EXTRAPOLATED:
         out["subset_seconds"] = seconds
         seconds *= out["rows"] / out["subset_rows"]
-    print(json.dumps({"tool": tool, "seconds": seconds, "imports": imports, "peak_rss_mb": _vm_hwm_mb(), **out}))
+    print(json.dumps({"tool": tool, "seconds": seconds, "imports": imports, "peak_rss_mb": vm_hwm_mb(), **out}))
 
 
 # --------------------------------------------------------------------------- driver
@@ -362,11 +354,7 @@ def _run_child(tool: str, files: tuple[Path, Path], subset: int, datafog: Path |
     env = dict(os.environ, DATAFOG_NO_TELEMETRY="1")
     if tool == "datafog" and datafog is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(datafog), *filter(None, [env.get("PYTHONPATH")])])
-    out = subprocess.run(command, capture_output=True, text=True, env=env)
-    if out.returncode:
-        print(f"  {tool}: FAILED\n{out.stderr[-3000:]}", flush=True)
-        return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(tool, command, env)
 
 
 def main() -> None:
