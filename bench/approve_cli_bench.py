@@ -144,9 +144,10 @@ def phase(name: str, runs: int, store, before: Path | None = None) -> dict[str, 
     return samples
 
 
-def import_profile(store, path: Path) -> None:
+def import_profile(store, path: Path, cprofile: bool = False) -> None:
     """One extra run approved with ``python -X importtime`` (not counted in the tables); its import log to
-    ``path`` and the ten slowest imports (cumulative) printed."""
+    ``path`` and the ten slowest imports (cumulative) printed. With ``cprofile``: under ``cProfile`` instead,
+    its stats to ``path`` and the 25 functions with the most cumulative time printed."""
     from tests.integration.promotion_kit import cli_env, decide, find_run, finish, make_candidate, start_direct_run
 
     cand = make_candidate(Path(tempfile.mkdtemp(prefix="approve-bench-cfg-")), store)
@@ -155,11 +156,17 @@ def import_profile(store, path: Path) -> None:
     run_id = find_run(cand.model, "1.0.0")
     wait_paused_again(run_id, 0)
     assert decide(store, cand, run_id, "bea").accepted
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "clearance", "approve", run_id],
+    how = ["-m", "cProfile", "-o", str(path)] if cprofile else ["-X", "importtime"]
+    done = subprocess.run([sys.executable, *how, "-m", "clearance", "approve", run_id],
                           env=cli_env(cand, "sam"), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    path.write_text(done.stderr)
     assert finish(proc, timeout=180) == 0, log.read_text()[-3000:]
+    if cprofile:
+        import pstats
+
+        pstats.Stats(str(path)).sort_stats("cumulative").print_stats(25)
+        return
+    path.write_text(done.stderr)
     rows = [line.split("|") for line in done.stderr.splitlines() if line.startswith("import time:")][1:]
     slowest = sorted(((int(r[1]), r[2].rstrip()) for r in rows), reverse=True)[:10]
     print(f"import profile of one approve ({path}): total {sum(int(r[0].split(':')[1]) for r in rows) / 1e6:.2f} s "
@@ -198,6 +205,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10, help="runs per phase")
     parser.add_argument("--phases", default="calm,loaded", help="calm, loaded or both (comma-separated)")
     parser.add_argument("--importtime", type=Path, help="also profile one approve's imports into this file")
+    parser.add_argument("--cprofile", type=Path, help="also profile one approve with cProfile into this file")
     parser.add_argument("--before", type=Path, help="a checkout of the code before the change: every other run "
                                                     "is approved by its CLI (same servers, same moments)")
     parser.add_argument("--hogs", type=int, default=2, help="CPU-spinning processes in the loaded phase")
@@ -231,6 +239,8 @@ def main() -> None:
         store = ObjectStore.from_settings(get_settings())
         if args.importtime:
             import_profile(store, args.importtime)
+        if args.cprofile:
+            import_profile(store, args.cprofile, cprofile=True)
         results: dict[str, dict[str, list[Sample]]] = {}
         for name in args.phases.split(","):
             if name == "loaded":
