@@ -204,7 +204,7 @@ class Template:
                     self._close_listener()
                 if self.listener is None:
                     time.sleep(REAP_EVERY)
-                elif select.select([self.listener], [], [], REAP_EVERY)[0]:
+                elif select.select([self.listener], [], [], REAP_EVERY if self.waiting else 1.0)[0]:
                     request = self._accept()
                     if request is not None:
                         return request  # in the child: run it
