@@ -45,10 +45,20 @@ def register_notifier(factory: NotifierFactory) -> NotifierFactory:
 
 def _builtin_channels() -> list[str]:
     """The channel modules shipped with clearance whose channel may be on: a module is imported only then, so a
-    command with no channel configured (``clearance approve`` on a laptop) never loads the Slack or Jira SDK."""
-    slack, jira = SlackSettings(), JiraSettings()
-    return ((["tasks.slack"] if slack.enabled or slack.secret_block_prefix else [])  # blocks may hold the token
-            + (["tasks.jira_notifier"] if jira.enabled else []))
+    command with no channel configured (``clearance approve`` on a laptop) never loads the Slack or Jira SDK.
+    Decided once per environment (reading both settings from the environment costs ~30 ms; a run announces
+    several times)."""
+    key = _environment_fingerprint()
+    found = _channels_by_environment.get(key)
+    if found is None:
+        slack, jira = SlackSettings(), JiraSettings()
+        found = ((["tasks.slack"] if slack.enabled or slack.secret_block_prefix else [])  # blocks may hold the token
+                 + (["tasks.jira_notifier"] if jira.enabled else []))
+        _channels_by_environment[key] = found
+    return list(found)
+
+
+_channels_by_environment: dict[str, list[str]] = {}
 
 
 def _load_builtin_channels() -> None:
