@@ -7,6 +7,7 @@ and every verdict comes from ``gates/`` or the approval rules.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal, NotRequired, TypedDict
@@ -61,7 +62,7 @@ from tasks.promotion import (
 from tasks.recovery import append_closing, close_after_failure, configured_prefixes, recover_model
 from tasks.signoff import open_approval, opened_request, refresh_record, sign_off_opens_at
 from tasks.storage_posture import read_storage_postures
-from tasks.store_probe import require_conditional_writes
+from tasks.store_probe import require_conditional_writes, trust_earlier_pass
 from tasks.supersede import supersede_older
 
 RunStatus = Literal["promoted", "dry-run", "gate-failed", "rejected", "timed-out", "superseded", "promotion-failed"]
@@ -346,12 +347,16 @@ def check_object_store() -> None:
     pass of a deployment run resumed within it reuses the check, one resumed later probes the store again.
     """
     ttl = timedelta(seconds=get_settings().s3_probe_ttl_seconds)
-    _probe_object_store.with_options(cache_expiration=ttl)()
+    passed_at = _probe_object_store.with_options(cache_expiration=ttl)()
+    if isinstance(passed_at, float):  # a resumed pass (result cached): no new probe before its ledger appends
+        trust_earlier_pass(store(), passed_at)
 
 
 @task(name="check-object-store", persist_result=True, cache_key_fn=per_run_key)
-def _probe_object_store() -> None:
+def _probe_object_store() -> float:
+    """The probe; the wall-clock time it passed (a resumed pass of the run trusts it, within the TTL)."""
     require_conditional_writes(store())
+    return time.time()
 
 
 @task(name="supersede-older-requests", cache_policy=NO_CACHE)

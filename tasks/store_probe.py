@@ -28,7 +28,8 @@ from clearance.core.keys import store_probe_key
 from clearance.settings import get_settings
 from tasks.store import ConditionalWritesIgnored, ObjectExists, ObjectStoreError, PreconditionFailed, Store
 
-__all__ = ["ConditionalWritesIgnored", "forget_probes", "probe_conditional_writes", "require_conditional_writes"]
+__all__ = ["ConditionalWritesIgnored", "forget_probes", "probe_conditional_writes", "require_conditional_writes",
+           "trust_earlier_pass"]
 
 log = logging.getLogger("clearance.store")
 
@@ -123,6 +124,19 @@ def require_conditional_writes(store: Store) -> None:
         with _lock:
             _passed[where] = time.monotonic()
         log.info("store probe: %s (bucket %s) enforces If-None-Match and If-Match", *where)
+
+
+def trust_earlier_pass(store: Store, passed_at: float) -> bool:
+    """Trust a pass another process of the same run recorded at ``passed_at`` (wall-clock seconds): a resumed
+    run's first process probed the store, and the run's cached check says so. Trusted for what is left of
+    ``CLEARANCE_S3_PROBE_TTL_SECONDS`` after it; ``False`` (nothing trusted) when that is spent or the time is
+    in the future."""
+    age = time.time() - passed_at
+    if not 0 <= age < get_settings().s3_probe_ttl_seconds:
+        return False
+    with _lock:
+        _passed[_where(store)] = max(_passed.get(_where(store), float("-inf")), time.monotonic() - age)
+    return True
 
 
 def forget_probes() -> None:

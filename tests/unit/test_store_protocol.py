@@ -300,3 +300,32 @@ def test_the_ledger_refuses_a_store_ignoring_create_only_writes() -> None:
     with pytest.raises(ConditionalWritesIgnored, match=r"If-None-Match"):
         append_entry(store, "m", "started", {"run": "r"}, witnesses=[])
     assert store.objects == {}
+
+
+class _CountingProbes(MemoryStore):
+    """Counts create-only writes: a probe makes two."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.creates = 0
+
+    def put_if_absent(self, key: str, body: bytes, content_type: str = "") -> str:
+        self.creates += 1
+        return super().put_if_absent(key, body, content_type)
+
+
+@pytest.mark.parametrize(("age", "trusted"), [(10.0, True), (-60.0, False), (10 ** 6, False)],
+                         ids=["recent", "in-the-future", "older-than-the-ttl"])
+def test_a_resumed_pass_trusts_its_runs_earlier_probe_only_within_the_ttl(age: float, trusted: bool) -> None:
+    """A resumed run's new process trusts the pass its first process recorded (the run's cached check) instead
+    of probing again before its ledger appends — only while the TTL lasts, and never a time from the future."""
+    import time
+
+    from tasks.store_probe import forget_probes, require_conditional_writes, trust_earlier_pass
+
+    forget_probes()
+    store = _CountingProbes()
+    assert trust_earlier_pass(store, time.time() - age) is trusted
+    require_conditional_writes(store)
+    assert store.creates == (0 if trusted else 2)
+    forget_probes()
