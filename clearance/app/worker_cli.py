@@ -2,6 +2,8 @@
 
 The worker has to run anyway (it starts the promotions); the sweep rides along in a thread of it instead of
 being a deployment that costs a new Python process and a flow run every minute (clearance/app/sweeper.py).
+Beside it, a warm-start template (clearance/app/warm_start.py): each flow run is forked from a process that
+imported Prefect and the flows once, instead of a new Python importing them again for every start and resume.
 """
 
 from __future__ import annotations
