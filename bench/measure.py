@@ -1,4 +1,5 @@
-"""What the benchmarks that time a tool in a child process share: its peak memory, and reading its result."""
+"""What the benchmarks share: a timed child process (its peak memory, its result), the CPU of a process tree,
+percentiles, and which checkout was measured."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import resource
 import subprocess
 from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def vm_hwm_mb() -> float:
@@ -24,3 +27,45 @@ def run_child(tool: str, command: list[str], env: dict[str, str] | None = None) 
         print(f"  {tool}: FAILED\n{out.stderr[-3000:]}", flush=True)
         return None
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes, of the children they reaped, and of their live descendants
+    (with what those reaped: a run forked by clearance worker's warm-start template is the template's child)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            t = proc.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+            for child in proc.children(recursive=True):
+                try:
+                    c = child.cpu_times()  # with what it reaped: a run forked by a warm-start template
+                    total += c.user + c.system + c.children_user + c.children_system
+                except psutil.NoSuchProcess:
+                    continue
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def tree_state() -> str:
+    """The checkout measured: HEAD and the product files that differ from it (read-only git)."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.rstrip()
+
+    changed = [line[3:] for line in git("status", "--porcelain").splitlines()
+               if not line[3:].startswith(("bench/", "tests/"))]
+    return f"HEAD {git('rev-parse', '--short', 'HEAD').strip()}" + (
+        f", with uncommitted changes to {', '.join(changed)}" if changed else ", clean")
+
+
+def pct(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0–1) of ``values`` by nearest rank; NaN when there are none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]

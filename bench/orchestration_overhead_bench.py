@@ -52,6 +52,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import tree_state  # noqa: E402
+
 VERSION = "1.0.0"
 ORDER = ("promotion", "bare flow", "bare flow, tasks", "no Prefect")
 
@@ -95,18 +97,6 @@ def proc_cpu(pid: int) -> float:
         return float(total)
     except psutil.NoSuchProcess:
         return 0.0
-
-
-def tree_state() -> str:
-    """The checkout measured: HEAD and the product files that differ from it (read-only git)."""
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-        return done.stdout.rstrip()
-
-    changed = [line[3:] for line in git("status", "--porcelain").splitlines()
-               if not line[3:].startswith(("bench/", "tests/"))]
-    return f"HEAD {git('rev-parse', '--short', 'HEAD').strip()}" + (
-        f", with uncommitted changes to {', '.join(changed)}" if changed else ", clean")
 
 
 def own_cpu() -> float:

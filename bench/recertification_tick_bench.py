@@ -53,6 +53,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import cpu_s, pct, tree_state  # noqa: E402
+
 POOL = "clearance-tick"
 TIER_CRON = "0 6 * * 1"
 RECERTIFICATION = {"schedule": TIER_CRON, "timezone": "UTC", "validity": "90d", "on_failure": "notify",
@@ -207,47 +209,6 @@ class Result:
     idle_cpu_rate: float = 0.0
     wall_s: float = 0.0
     note: str = ""
-
-
-def cpu_s(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes, of the children they reaped, and of their live descendants
-    (with what those reaped: a run forked by clearance worker's warm-start template is the template's child)."""
-    import psutil
-
-    total = 0.0
-    for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-            t = proc.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-            for child in proc.children(recursive=True):
-                try:
-                    c = child.cpu_times()  # with what it reaped: a run forked by a warm-start template
-                    total += c.user + c.system + c.children_user + c.children_system
-                except psutil.NoSuchProcess:
-                    continue
-        except psutil.NoSuchProcess:
-            continue
-    return total
-
-
-def tree_state() -> str:
-    """The checkout measured: HEAD and the product files that differ from it (read-only git)."""
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-        return done.stdout.rstrip()
-
-    changed = [line[3:] for line in git("status", "--porcelain").splitlines()
-               if not line[3:].startswith(("bench/", "tests/"))]
-    return f"HEAD {git('rev-parse', '--short', 'HEAD').strip()}" + (
-        f", with uncommitted changes to {', '.join(changed)}" if changed else ", clean")
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def http_counts(folder: Path, pids: set[int] | None = None, exclude: set[int] | None = None
