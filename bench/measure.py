@@ -69,3 +69,22 @@ def pct(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def stop_everything(workers: list[Any], prefect: Any, s3: Any, state: Path) -> None:
+    """End a bench: each worker's process group (it and its runs; started in a group of its own) killed, then the
+    Prefect server, SeaweedFS and the state dir's PostgreSQL cluster (if any) stopped."""
+    import os
+    import signal
+
+    from clearance.dev import devservers, postgres
+
+    for proc in workers:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+    devservers.stop(prefect)
+    devservers.stop(s3)
+    postgres.down(state)

@@ -38,7 +38,6 @@ import argparse
 import contextlib
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -52,7 +51,7 @@ from uuid import UUID
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.measure import cpu_s, pct, tree_state  # noqa: E402
+from bench.measure import cpu_s, pct, stop_everything, tree_state  # noqa: E402
 
 POOL = "clearance-bench"
 SLACK_CHANNEL = "C0BURST0001"
@@ -175,7 +174,7 @@ def wait_quiet(pids: list[int], idle: int, timeout: float = 90) -> None:
 
 def one_database(db: str, runs: int, workers: int, state: Path, bare_runs: int, via: str = "intake",
                  cli_deciders: int = 0) -> Outcome:
-    from clearance.dev import devservers, postgres
+    from clearance.dev import devservers
     from tasks.signing import write_key_pair
 
     outcome = Outcome(db=db, runs=runs, bare_runs=bare_runs, via=via)
@@ -200,15 +199,7 @@ def one_database(db: str, runs: int, workers: int, state: Path, bare_runs: int, 
             measure(outcome, state, runs, workers, procs, prefect, stack, cli_deciders)
     finally:
         stack.close()
-        for proc in procs:  # each worker in a process group of its own (start_pool_worker): it and its runs
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=30)
-        devservers.stop(prefect)
-        devservers.stop(s3)
-        postgres.down(state)
+        stop_everything(procs, prefect, s3, state)
         for log in [Path(prefect.log_path), *sorted(state.glob("worker-*.log"))]:
             text = log.read_text(errors="replace")
             outcome.locked_by_log[log.name] = text.count("database is locked")

@@ -36,7 +36,6 @@ import hashlib
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -53,7 +52,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.measure import cpu_s, pct, tree_state  # noqa: E402
+from bench.measure import cpu_s, pct, stop_everything, tree_state  # noqa: E402
 
 POOL = "clearance-tick"
 TIER_CRON = "0 6 * * 1"
@@ -261,7 +260,7 @@ def write_configs(root: Path, store: Any, models: list[str], ticked: set[str]) -
 
 
 def run(args: argparse.Namespace, state: Path) -> Result:
-    from clearance.dev import devservers, postgres
+    from clearance.dev import devservers
     from tasks.signing import write_key_pair
 
     result = Result(db=args.db, models=args.models, tick=args.tick, workers=args.workers, limit=args.limit)
@@ -290,15 +289,7 @@ def run(args: argparse.Namespace, state: Path) -> Result:
         with temporary_settings(updates={PREFECT_API_URL: prefect.api_url, PREFECT_HOME: str(state / "client")}):
             measure(result, args, state, configs_dir, counts, procs, prefect)
     finally:
-        for proc in procs:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=30)
-        devservers.stop(prefect)
-        devservers.stop(s3)
-        postgres.down(state)
+        stop_everything(procs, prefect, s3, state)
         result.locked = sum(Path(p).read_text(errors="replace").count("database is locked")
                             for p in [Path(prefect.log_path), *state.glob("worker-*.log")])
         result.warm_starts = sum(p.read_text(errors="replace").count("forked from template")
