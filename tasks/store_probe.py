@@ -134,8 +134,9 @@ def trust_earlier_pass(store: Store, passed_at: float) -> bool:
     age = time.time() - passed_at
     if not 0 <= age < get_settings().s3_probe_ttl_seconds:
         return False
+    where = _where(store)
     with _lock:
-        _passed[_where(store)] = max(_passed.get(_where(store), float("-inf")), time.monotonic() - age)
+        _passed[where] = max(_passed.get(where, float("-inf")), time.monotonic() - age)
     return True
 
 

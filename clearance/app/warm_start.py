@@ -38,6 +38,8 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+#: The checkout the template imports from (and the working directory a run must have to be forked from it).
+ROOT = Path(__file__).resolve().parents[2]
 #: Environment variable the worker sets for the client: the template's socket.
 SOCKET_ENV = "CLEARANCE_WARM_SOCKET"
 #: What the template imports before it serves: Prefect's engine and every flow a deployment of ours runs.
@@ -349,17 +351,15 @@ def _die_with_client(connection: socket.socket) -> None:
 
 
 def template_main(path: str) -> int:
-    root = Path(__file__).resolve().parents[2]
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    template = Template(path, root)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    template = Template(path, ROOT)
     template.preload()
     request = template.serve()
     if request is None:
         return 0
     run_forked(request)
     return 0
-
 
 
 # ------------------------------------------------------------------------------------------ worker side
@@ -397,9 +397,8 @@ class TemplateKeeper:
             if self.socket_path() is None:
                 self.generation += 1
                 path = str(self.folder / f"template-{self.generation}.sock")
-                root = Path(__file__).resolve().parents[2]
                 self.processes.append(subprocess.Popen(
-                    [sys.executable, "-m", "clearance.app.warm_start", "serve", path], cwd=root,
+                    [sys.executable, "-m", "clearance.app.warm_start", "serve", path], cwd=ROOT,
                     stdin=subprocess.DEVNULL))
                 self._wait_ready(path, self.processes[-1])
             self.processes = [p for p in self.processes if p.poll() is None]
@@ -417,6 +416,8 @@ class TemplateKeeper:
                 self.stopping.wait(30.0)
                 return
             time.sleep(0.05)
+        # Too slow (or stopping): end it, or it would come up beside the next one and serve nobody.
+        process.terminate()
 
     def stop(self) -> None:
         """Stop taking runs; templates still report the runs they forked, then exit by themselves."""
