@@ -220,7 +220,7 @@ def test_failed_recertification_rolls_back(s3, tmp_path, monkeypatch) -> None:
 
     from rich.console import Console
 
-    from clearance.app.lifecycle_cli import print_certification
+    from clearance.app.certification_view import print_certification
 
     out = io.StringIO()
     print_certification(Console(file=out, width=200), s3, model)

@@ -1,5 +1,5 @@
 """The cached certification and the expiry sweep (tasks/certification.py) on an in-memory store, and the
-certification shown by ``clearance status --model`` / ``history`` (clearance/app/lifecycle_cli.py)."""
+certification shown by ``clearance status --model`` / ``history`` (clearance/app/certification_view.py)."""
 
 from __future__ import annotations
 
@@ -212,7 +212,7 @@ def test_a_stale_cache_after_a_renewal_is_not_lapsed(tmp_path: Path) -> None:
 
 
 def test_certification_as_the_cli_shows_it_keeps_user_text_text() -> None:
-    from clearance.app.lifecycle_cli import certification_blocks
+    from clearance.app.certification_view import certification_blocks
 
     store = MemoryStore(now=T0)
     evil = "1.0\x1b[31m[red]x[/red]"
