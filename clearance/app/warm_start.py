@@ -35,6 +35,7 @@ import signal
 import socket
 import struct
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -45,7 +46,7 @@ SOCKET_ENV = "CLEARANCE_WARM_SOCKET"
 #: What the template imports before it serves: Prefect's engine and every flow a deployment of ours runs.
 PRELOAD = ("prefect", "prefect.engine", "prefect.flow_engine", "prefect.task_engine", "prefect.flows",
            "prefect.deployments.steps", "prefect._internal.metrics", "prefect.logging.handlers",
-           "flows.promote", "flows.recertify", "flows.rollback")
+           "prefect.utilities.visualization", "flows.promote", "flows.recertify", "flows.rollback")
 #: A request is the environment and working directory of one run; far below this in practice.
 MAX_REQUEST = 1 << 20
 #: How long the client waits for the template to answer before it starts cold.
@@ -135,6 +136,30 @@ def _mirror(code: int) -> int:
 # ------------------------------------------------------------------------------------------- template
 
 
+def complete_deferred_models() -> int:
+    """Build every pydantic validator that was deferred, once, here; returns how many were built.
+
+    Prefect declares most of its models with ``defer_build`` (a cheap import; each is built on first use), so
+    without this every forked run built the same dozen-odd of them again (~0.065 CPU-s of a resume). A model
+    that cannot be built yet (an unresolved forward reference) is left for the run, as before."""
+    from pydantic import BaseModel
+    from pydantic._internal._mock_val_ser import MockValSer
+
+    def subclasses(cls: type[BaseModel]) -> Iterator[type[BaseModel]]:
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    built = 0
+    for model in set(subclasses(BaseModel)):
+        if isinstance(model.__dict__.get("__pydantic_validator__"), MockValSer):
+            try:
+                built += bool(model.model_rebuild(raise_errors=False))
+            except Exception:  # noqa: BLE001, S112 — a model pydantic cannot build now is built by the run, as before
+                continue
+    return built
+
+
 class Template:
     """Imports once, then forks one child per request; reports each child's exit to its client."""
 
@@ -156,6 +181,7 @@ class Template:
         from tasks.object_store import preload_client_data
 
         preload_client_data()  # botocore's JSON, parsed once here instead of in every run
+        complete_deferred_models()
         if threading.active_count() > 1:
             raise RuntimeError(f"importing {PRELOAD} started threads: forking would be unsafe")
         self.mtimes = self._own_module_mtimes()

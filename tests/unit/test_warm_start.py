@@ -105,3 +105,20 @@ def test_a_changed_module_makes_the_template_stale(tmp_path, monkeypatch):
     os.utime(tmp_path / "warm_probe_module.py", (later, later))
     assert template.stale()
     sys.modules.pop("warm_probe_module", None)
+
+
+def test_the_template_builds_deferred_pydantic_models_once_so_forks_do_not():
+    from pydantic import BaseModel, ConfigDict
+    from pydantic._internal._mock_val_ser import MockValSer
+
+    from clearance.app.warm_start import complete_deferred_models
+
+    class Deferred(BaseModel):  # as Prefect declares its models: built on first use
+        model_config = ConfigDict(defer_build=True)
+        name: str
+
+    assert isinstance(Deferred.__dict__["__pydantic_validator__"], MockValSer)
+    assert complete_deferred_models() >= 1
+    assert not isinstance(Deferred.__dict__["__pydantic_validator__"], MockValSer)
+    assert Deferred(name="x").name == "x"
+    assert complete_deferred_models() == 0  # nothing left to build
