@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from clearance.core.digests import canonical_json
 from clearance.core.keys import GATE_RESULT_PREFIX, REPORT_HTML, REPORT_MD, gate_result_name, run_prefix
 from clearance.core.ledger_kinds import TERMINAL, LedgerKind
 from clearance.ledger import LedgerEntry
-from clearance.render.gate import check_rows, gate_blocks
+from clearance.render.gate import gate_blocks
 from clearance.render.html import to_html
 from clearance.render.markdown import render as render_markdown
 from clearance.render.markdown import to_markdown
@@ -80,14 +80,12 @@ def record_event(model: str, kind: LedgerKind, payload: dict[str, Any]) -> Ledge
 
 @task(name="publish-gate-result", persist_result=True, cache_key_fn=per_run_key)
 def publish_gate_result(prefix: str, result: GateResult, model: str, run_id: str, dry_run: bool) -> str:
-    """Store the result as JSON evidence, show it as Prefect artifacts, and log it to the ledger."""
+    """Store the result as JSON evidence, show it as a Prefect Markdown artifact (its checks, metrics and
+    evidence files: one artifact, one API call per gate), and log it to the ledger."""
     key = put_evidence(prefix, gate_result_name(result.gate_id), result.to_evidence_json())
     upload_gate_files(prefix, result, Path(evidence_dir(run_id)))
     create_markdown_artifact(key=artifact_key("gate", result.gate_id), markdown=render_markdown(gate_blocks(result)),
                              description=f"{result.gate_id}: {result.status.value}")
-    if result.checks:
-        create_table_artifact(key=artifact_key("gate", result.gate_id, "checks"), table=check_rows(result),
-                              description=f"checks of {result.gate_id}")
     if not dry_run:
         append_entry(store(), model, LedgerKind.GATE, {"gate": result.gate_id, "status": result.status.value,
                                               "digest": result.digest(), "evidence": key})

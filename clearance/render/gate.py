@@ -3,8 +3,7 @@
 * :func:`headline` — icon, gate, version, status, mode (one line, all channels);
 * :func:`gate_summary` — the headline with the checks that did not pass as sub-items (Slack);
 * :func:`gate_blocks` — headline, message, checks table (observed, threshold, message, waiver),
-  metrics table, evidence list (Markdown artifact, report, Jira comment);
-* :func:`check_rows` — the checks as rows of plain text (Prefect table artifacts).
+  metrics table, evidence list (Markdown artifact, report, Jira comment).
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from clearance.render.document import (
     Inline,
     Para,
     Table,
-    one_line,
     value_text,
 )
 from gates.base import CheckResult, GateResult
@@ -94,13 +92,6 @@ def gate_blocks(result: GateResult, level: int = 3) -> list[Block]:
     if result.evidence:
         blocks.append(evidence_list(result))
     return blocks
-
-
-def check_rows(result: GateResult) -> list[dict[str, str]]:
-    """The checks as rows of plain text (a Prefect table artifact shows cells as text)."""
-    table = check_table(result)
-    return [{name: one_line(cell) if isinstance(cell, str) else ""
-             for name, cell in zip(table.header, row, strict=True)} for row in table.rows]
 
 
 def gates_overview(results: list[GateResult]) -> Table:
