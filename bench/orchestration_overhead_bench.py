@@ -72,6 +72,8 @@ class Sample:
     tasks: int = 0
     gate_task_s: float = 0.0
     other_task_s: float = 0.0
+    #: promotion only: seconds per task name (its run-name suffix dropped), summed over its runs
+    by_task: dict[str, float] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -372,6 +374,8 @@ def task_runs(samples: list[Sample]) -> None:
             sample.tasks = len(runs)
             for run in runs:
                 seconds = run.total_run_time.total_seconds() if run.total_run_time else 0.0
+                name = run.name.rsplit("-", 1)[0]
+                sample.by_task[name] = sample.by_task.get(name, 0.0) + seconds
                 if run.name.split("-", 1)[0] == "gate" or any(run.name.startswith(t) for t in GATE_WORK_TASKS[1:]):
                     sample.gate_task_s += seconds
                 else:
@@ -429,6 +433,10 @@ def report(samples: list[Sample], args: argparse.Namespace, started: str, loads:
                      f"{statistics.median(p.other_task_s for p in promos):.2f} s in the other tasks (ledger, evidence, "
                      "announcements, production copy and pointer, checks); the rest of its wall time is the flow and "
                      "task engine between them.")
+        names = sorted({name for p in promos for name in p.by_task},
+                       key=lambda name: -statistics.median(p.by_task.get(name, 0.0) for p in promos))
+        lines.append("- The promotion's slowest task names (seconds summed per promotion, medians): " + ", ".join(
+            f"{name} {statistics.median(p.by_task.get(name, 0.0) for p in promos):.2f}" for name in names[:14]) + ".")
         lines.append(f"- bare flow / no Prefect: {med('bare flow', 'wall') / med('no Prefect', 'wall'):.2f}× wall; "
                      f"promotion − bare flow: {med('promotion', 'wall') - med('bare flow', 'wall'):.2f} s wall.")
     if args.stopped:
