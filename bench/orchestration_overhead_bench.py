@@ -70,6 +70,8 @@ class Sample:
     #: promotion only: its task runs, and their summed run time, of the gate work (gate-*, load-test and the
     #: tasks making the gates' inputs) and of everything else
     tasks: int = 0
+    #: promotion only: the Prefect artifacts its run created (gate results, ledger heads for the witness, report)
+    artifacts: int = 0
     gate_task_s: float = 0.0
     other_task_s: float = 0.0
     #: promotion only: seconds per task name (its run-name suffix dropped), summed over its runs
@@ -372,6 +374,8 @@ def task_runs(samples: list[Sample]) -> None:
             runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(sample.run_id)])),
                                          limit=200)
             sample.tasks = len(runs)
+            sample.artifacts = len(client.read_artifacts(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(sample.run_id)])), limit=200))
             for run in runs:
                 seconds = run.total_run_time.total_seconds() if run.total_run_time else 0.0
                 name = run.name.rsplit("-", 1)[0]
@@ -427,7 +431,9 @@ def report(samples: list[Sample], args: argparse.Namespace, started: str, loads:
         promos = by["promotion"]
         tasks = statistics.median(p.tasks for p in promos)
         gate_s = statistics.median(p.gate_task_s for p in promos)
-        lines.append(f"- Inside the promotion (Prefect's task runs, medians): {tasks:.0f} task runs; {gate_s:.2f} s in "
+        artifacts = statistics.median(p.artifacts for p in promos)
+        lines.append(f"- Inside the promotion (Prefect's task runs, medians): {tasks:.0f} task runs and "
+                     f"{artifacts:.0f} artifacts; {gate_s:.2f} s in "
                      "the gate work (gate-*, load-test and the tasks making the gates' inputs: what the bare flow "
                      "does), "
                      f"{statistics.median(p.other_task_s for p in promos):.2f} s in the other tasks (ledger, evidence, "
