@@ -143,7 +143,6 @@ def complete_deferred_models() -> int:
     without this every forked run built the same dozen-odd of them again (~0.065 CPU-s of a resume). A model
     that cannot be built yet (an unresolved forward reference) is left for the run, as before."""
     from pydantic import BaseModel
-    from pydantic._internal._mock_val_ser import MockValSer
 
     def subclasses(cls: type[BaseModel]) -> Iterator[type[BaseModel]]:
         for sub in cls.__subclasses__():
@@ -152,7 +151,7 @@ def complete_deferred_models() -> int:
 
     built = 0
     for model in set(subclasses(BaseModel)):
-        if isinstance(model.__dict__.get("__pydantic_validator__"), MockValSer):
+        if not model.__pydantic_complete__:
             try:
                 built += bool(model.model_rebuild(raise_errors=False))
             except Exception:  # noqa: BLE001, S112 — a model pydantic cannot build now is built by the run, as before
