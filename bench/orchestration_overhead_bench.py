@@ -371,11 +371,10 @@ def task_runs(samples: list[Sample]) -> None:
         for sample in samples:
             if not sample.run_id:
                 continue
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(sample.run_id)])),
-                                         limit=200)
+            of_run = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(sample.run_id)]))
+            runs = client.read_task_runs(flow_run_filter=of_run, limit=200)
             sample.tasks = len(runs)
-            sample.artifacts = len(client.read_artifacts(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(sample.run_id)])), limit=200))
+            sample.artifacts = len(client.read_artifacts(flow_run_filter=of_run, limit=200))
             for run in runs:
                 seconds = run.total_run_time.total_seconds() if run.total_run_time else 0.0
                 name = run.name.rsplit("-", 1)[0]

@@ -30,7 +30,6 @@ ENDINGS = {"": "live", "renewed": "renewed by a re-certification", "lapsed": "la
            "rolled-back": "rolled back"}
 
 
-
 def when_utc(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC" if moment is not None else "-"
 
