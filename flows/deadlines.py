@@ -5,7 +5,7 @@ the sweep by hand, or on a schedule of one's own, as a visible Prefect run."""
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.cache_policies import NO_CACHE
 
 from clearance.core.clock import utcnow
@@ -13,7 +13,9 @@ from tasks.certification import lapse_expired
 from tasks.crashes import sweep_crashes
 from tasks.deadlines import expire_overdue, recover_ended_runs, waiting_promotion_runs
 from tasks.evidence import store
+from tasks.prefect_tasks import task
 from tasks.reminders import send_due_reminders
+from tasks.run_artifacts import flushed
 
 
 @task(name="read-waiting-promotions", cache_policy=NO_CACHE)
@@ -80,6 +82,7 @@ def _sweep_name() -> str:
 
 
 @flow(name="approval-deadlines", flow_run_name=_sweep_name)
+@flushed  # the run's artifacts are on the server when it ends (tasks/run_artifacts.py)
 def approval_deadlines() -> list[str]:
     """Crash promotions whose process is gone (tasks/crashes.py), then wake runs whose deadline passed."""
     sweep_crashes_task(return_state=True)  # its failure (Prefect or the store down) must not stop the rest

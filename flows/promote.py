@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal, NotRequired, TypedDict
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from pydantic import BaseModel, Field
@@ -51,6 +51,7 @@ from tasks.gate_runner import evaluate_gate
 from tasks.initiator import establish_initiator
 from tasks.load_test import load_test_task
 from tasks.prefect_runs import run_url
+from tasks.prefect_tasks import task
 from tasks.promotion import (
     PointerState,
     PromotionOutcomeUnknown,
@@ -60,6 +61,7 @@ from tasks.promotion import (
     read_pointer,
 )
 from tasks.recovery import append_closing, close_after_failure, configured_prefixes, recover_model
+from tasks.run_artifacts import flushed
 from tasks.signoff import open_approval, opened_request, refresh_record, sign_off_opens_at
 from tasks.storage_posture import read_storage_postures
 from tasks.store_probe import require_conditional_writes, trust_earlier_pass
@@ -102,6 +104,7 @@ class PromotionResult(BaseModel):
     message: str = ""
 
 
+@flushed
 def _record_crash(flow, flow_run, state) -> None:
     """Failure hook: make sure the ledger says how the run ended, even after an unexpected error."""
     params = flow_run.parameters
@@ -115,6 +118,7 @@ def _record_crash(flow, flow_run, state) -> None:
 
 
 @flow(name="promote-model", persist_result=True, on_failure=[_record_crash], on_crashed=[_record_crash])
+@flushed  # the run's artifacts are on the server when it ends (tasks/run_artifacts.py)
 def promote_model(model: str, version: str, dry_run: bool = False, initiator: str | None = None,
                   initiator_proof: dict[str, str] | None = None, allow_downgrade: bool = False) -> PromotionResult:
     """Promote ``model`` ``version`` to production if its policy's gates and approvers clear it.

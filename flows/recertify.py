@@ -22,7 +22,7 @@ import posixpath
 from datetime import datetime
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from pydantic import BaseModel, Field
@@ -50,8 +50,10 @@ from tasks.channels import announce
 from tasks.datasets import locate_datasets_task
 from tasks.evidence import evidence_dir, seal_evidence, store, store_time
 from tasks.prefect_runs import run_url
+from tasks.prefect_tasks import task
 from tasks.promotion import ProductionPointer
 from tasks.recovery import configured_prefixes
+from tasks.run_artifacts import flushed
 from tasks.wiring import config_set
 
 RecertificationStatus = Literal["recertified", "failed", "not-in-production", "not-configured"]
@@ -81,6 +83,7 @@ class RecertificationResult(BaseModel):
     message: str = ""
 
 
+@flushed
 def _record_crash(flow, flow_run, state) -> None:
     """Failure hook: a run that began gating and ended without its terminal entry gets ``recertification-failed``
     (action ``none``: the certification is untouched); a recorded failure is left as it is."""
@@ -92,6 +95,7 @@ def _record_crash(flow, flow_run, state) -> None:
 
 
 @flow(name="recertify-model", persist_result=True, on_failure=[_record_crash], on_crashed=[_record_crash])
+@flushed  # the run's artifacts are on the server when it ends (tasks/run_artifacts.py)
 def recertify_model(model: str) -> RecertificationResult:
     """Re-certify ``model``'s live version with its tier's ``recertification`` gates; apply ``on_failure``.
 

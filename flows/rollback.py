@@ -57,6 +57,7 @@ from tasks.rollback import (
     read_ledger_task,
     verify_targets,
 )
+from tasks.run_artifacts import flushed
 
 StopStatus = Literal["rejected", "timed-out", "failed"]
 
@@ -85,6 +86,7 @@ class RollbackResult(BaseModel):
     message: str = ""
 
 
+@flushed
 def _record_crash(flow, flow_run, state) -> None:
     """Failure hook: the ledger says how the run ended (``rolled-back`` if the pointer names it, else ``failed``)."""
     try:
@@ -95,6 +97,7 @@ def _record_crash(flow, flow_run, state) -> None:
 
 
 @flow(name="rollback-model", persist_result=True, on_failure=[_record_crash], on_crashed=[_record_crash])
+@flushed  # the run's artifacts are on the server when it ends (tasks/run_artifacts.py)
 def rollback_model(model: str, to_version: str | None = None, reason: str = "", initiator: str | None = None,
                    initiator_proof: dict[str, str] | None = None, automatic: bool = False,
                    trigger_run: str | None = None) -> RollbackResult:

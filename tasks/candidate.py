@@ -10,7 +10,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from prefect import task
 from pydantic import BaseModel, Field
 
 from clearance.config import load_config_dir
@@ -21,6 +20,7 @@ from gates.base import ArtifactObservation
 from gates.waivers import Waiver
 from tasks.caching import per_run_key
 from tasks.candidate_digest import SNIFF_BYTES, ArtifactSource, artifact_digest, observe_artifact, observe_artifacts
+from tasks.prefect_tasks import task
 from tasks.wiring import object_store
 
 __all__ = ["SNIFF_BYTES", "ArtifactSource", "PromotionContext", "UnknownVersionError", "artifact_digest",

@@ -32,7 +32,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prefect import task
 from pydantic import BaseModel, Field
 
 from clearance.config.schema import ModelVersion
@@ -40,6 +39,7 @@ from clearance.core.keys import candidate_prefix
 from clearance.settings import get_settings
 from gates.compliance_review.model_card import MAX_CARD_BYTES
 from tasks.caching import per_run_key
+from tasks.prefect_tasks import task
 from tasks.store import ChecksumMismatch, ObjectNotFound, Store
 from tasks.wiring import object_store
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
-
 from clearance.core.keys import gate_result_name, run_prefix
 from gates.base import GateResult
 from tasks.caching import per_run_key
+from tasks.prefect_tasks import task
 from tasks.promotion import PointerState, read_pointer
 from tasks.store import Store
 from tasks.wiring import object_store

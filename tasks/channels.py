@@ -133,10 +133,10 @@ def _announce(event: PromotionEvent) -> list[str]:
     """Prefect task around :func:`publish_event`; cached per run so a resumed run does not post twice."""
     notes = publish_event(event)
     if notes:
-        from prefect.artifacts import create_markdown_artifact
+        from tasks.run_artifacts import publish_markdown
 
-        create_markdown_artifact(key="channel-problems", markdown="\n".join(f"- {n}" for n in notes),
-                                 description="channels that could not be updated")
+        publish_markdown("channel-problems", "\n".join(f"- {n}" for n in notes),
+                         description="channels that could not be updated")
     return notes
 
 
@@ -144,7 +144,7 @@ def __getattr__(name: str) -> Any:
     """``announce``, the Prefect task of the flows, made on first use: publishing from the CLI needs no Prefect."""
     if name != "announce":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from prefect import task
+    from tasks.prefect_tasks import task
 
     announce = task(name="announce", persist_result=True, cache_key_fn=_event_key)(_announce)
     globals()["announce"] = announce

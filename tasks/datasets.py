@@ -19,12 +19,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-
 from clearance.config.schema import DatasetRef, ModelVersion
 from clearance.settings import Settings, get_settings
 from gates.data_check.models import DatasetLocator, FilesystemSpec, dataset_digest
 from tasks.caching import per_run_key
+from tasks.prefect_tasks import task
 
 DATA_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz")
 CHUNK = 8 << 20

@@ -13,8 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect import get_run_logger
 from prefect.cache_policies import NO_CACHE
 
 from clearance.core.digests import canonical_json
@@ -30,6 +29,8 @@ from clearance.settings import get_settings
 from gates.base import GateResult
 from tasks.caching import per_run_key
 from tasks.ledger import append_entry
+from tasks.prefect_tasks import task
+from tasks.run_artifacts import publish_link, publish_markdown
 from tasks.store import ObjectExists, Store
 from tasks.wiring import object_store
 
@@ -84,8 +85,8 @@ def publish_gate_result(prefix: str, result: GateResult, model: str, run_id: str
     evidence files: one artifact, one API call per gate), and log it to the ledger."""
     key = put_evidence(prefix, gate_result_name(result.gate_id), result.to_evidence_json())
     upload_gate_files(prefix, result, Path(evidence_dir(run_id)))
-    create_markdown_artifact(key=artifact_key("gate", result.gate_id), markdown=render_markdown(gate_blocks(result)),
-                             description=f"{result.gate_id}: {result.status.value}")
+    publish_markdown(artifact_key("gate", result.gate_id), render_markdown(gate_blocks(result)),
+                     description=f"{result.gate_id}: {result.status.value}")
     if not dry_run:
         append_entry(store(), model, LedgerKind.GATE, {"gate": result.gate_id, "status": result.status.value,
                                               "digest": result.digest(), "evidence": key})
@@ -141,11 +142,11 @@ def publish_report(prefix: str, report: Report, title: str) -> str:
     markdown = to_markdown(report)
     key = put_evidence(prefix, REPORT_MD, markdown.encode(), content_type="text/markdown")
     put_evidence(prefix, REPORT_HTML, to_html(report).encode(), content_type="text/html; charset=utf-8")
-    create_markdown_artifact(key="promotion-report", markdown=markdown, description=title)
+    publish_markdown("promotion-report", markdown, description=title)
     settings = get_settings()
     if settings.s3_endpoint_url:
-        create_link_artifact(key="evidence-bundle", link=f"{settings.s3_endpoint_url}/{settings.bucket}/{prefix}",
-                             link_text=f"s3://{settings.bucket}/{prefix}", description="evidence of this run")
+        publish_link("evidence-bundle", f"{settings.s3_endpoint_url}/{settings.bucket}/{prefix}",
+                     link_text=f"s3://{settings.bucket}/{prefix}", description="evidence of this run")
     return key
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-
 from gates.base import GateInputs, GateResult, run_gate
 from tasks.caching import per_run_key
+from tasks.prefect_tasks import task
 
 
 @task(name="gate", task_run_name="gate-{gate_id}", persist_result=True, cache_key_fn=per_run_key)

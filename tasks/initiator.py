@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 
-from prefect import task
 from pydantic import BaseModel, Field
 
 from clearance.approvals.trust import person_statement_problem
@@ -22,6 +21,7 @@ from clearance.core.keys import start_nonce_key
 from clearance.identity.statements import DecisionStatement
 from tasks.caching import per_run_key
 from tasks.evidence import store
+from tasks.prefect_tasks import task
 from tasks.store import ObjectExists
 
 

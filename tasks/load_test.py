@@ -32,13 +32,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-
 from clearance.config.schema import DatasetRef, ModelManifest, Serving
 from gates.base import parse_gate_config
 from gates.load_test.config import LoadTestConfig
 from tasks.caching import per_run_key
 from tasks.load_generator.models import LoadPlan, LoadRun, LoadTarget
+from tasks.prefect_tasks import task
 
 #: Most rows sampled into the body pool, whatever the manifest asks (the pool is held in memory).
 MAX_SAMPLE = 100_000

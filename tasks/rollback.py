@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from clearance.config import load_config_dir
@@ -25,6 +24,7 @@ from tasks.caching import per_run_key
 from tasks.candidate import PromotionContext, UnknownVersionError, config_digest
 from tasks.initiator import Initiator
 from tasks.ledger import read_ledger
+from tasks.prefect_tasks import task
 from tasks.promotion import PointerState, ProductionPointer, clear_not_live, move_pointer, read_pointer
 from tasks.store import ObjectNotFound, ObjectStoreError, Store
 from tasks.wiring import object_store

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.cache_policies import NO_CACHE
 
 from clearance.approvals import ApprovalRecord, ApprovalRequest, Vote
@@ -21,6 +21,7 @@ from tasks.approval_intake import receive_decision
 from tasks.approvals_record import close_if_due, open_record
 from tasks.caching import per_run_key
 from tasks.evidence import store
+from tasks.prefect_tasks import task
 from tasks.signing import own_public_keys
 
 

@@ -40,8 +40,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from prefect import task
-
 from clearance.settings import Settings, get_settings
 from gates.security_scan.posture import (
     AspectReading,
@@ -52,6 +50,7 @@ from gates.security_scan.posture import (
 )
 from tasks.caching import per_run_key
 from tasks.object_store import ObjectStore
+from tasks.prefect_tasks import task
 from tasks.store import (
     AccessDenied,
     NotSupported,

@@ -8,7 +8,8 @@ service signature) to each configured witness:
   create-only object per head (``ledger-heads/<model>/<seq>.json``), so it keeps every head it was
   given and the highest is the latest; nothing is ever overwritten.
 - :class:`PrefectArtifactWitness`: inside a Prefect run, a Markdown artifact with key
-  ``ledger-head-<model>``; Prefect keeps every version, readable later through its API.
+  ``ledger-head-<model>``; Prefect keeps every version, readable later through its API. Created beside the
+  run's work (tasks/run_artifacts.py): the run does not wait for it, and its flow's end does.
 
 The ledger append is the truth: a witness that cannot be written is logged and never fails the
 append; the next append catches the bucket witness up on the heads it missed. ``clearance audit
@@ -181,11 +182,11 @@ class PrefectArtifactWitness:
     def publish(self, model: str, entry: LedgerEntry, ledger: Store) -> None:
         if not _in_prefect_run():
             return  # an artifact needs a run to belong to; the bucket witness still gets the head
-        from prefect.artifacts import create_markdown_artifact
+        from tasks.run_artifacts import publish_markdown
 
         head = WitnessHead.of(model, entry)
-        create_markdown_artifact(key=ledger_head_artifact_key(model), markdown=head_markdown(head),
-                                 description=f"ledger head of {model}: entry {entry.seq}")
+        publish_markdown(ledger_head_artifact_key(model), head_markdown(head),
+                         description=f"ledger head of {model}: entry {entry.seq}")
 
     def read(self, model: str) -> WitnessReading:
         from prefect import get_client
