@@ -23,8 +23,9 @@ counted):
   result): how one would write it in Prefect, and the engine's per-task cost beside the promotion's ~40 tasks;
 - ``no Prefect``: :func:`gate_work` called as a plain function.
 
-Per variant: wall time and CPU (this process, ``time.process_time`` plus reaped children such as load-generator
-processes; the Prefect server; SeaweedFS), medians; the ratio promotion / bare flow (target ≤ 1.5×). Each variant's
+Per variant: wall time (until the call returns) and CPU (this process, ``time.process_time`` plus reaped children
+such as load-generator processes; the Prefect server, read once it is idle again after the run: see :func:`settle`;
+SeaweedFS), medians; the ratio promotion / bare flow (target ≤ 1.5×). Each variant's
 gate verdicts are checked to be the same. Not a test (a shared 2-core machine is noisy). Prints Markdown.
 """
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -101,6 +103,36 @@ def proc_cpu(pid: int) -> float:
         return float(total)
     except psutil.NoSuchProcess:
         return 0.0
+
+
+class RetryCount(logging.Handler):
+    """Counts the requests Prefect's client retried (its debug line "... Another attempt will be made in N s")."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "Another attempt will be made" in message:
+            self.seen.append(message.split(". Another")[0][:80])
+
+
+def settle(pid: int, quiet_cpu: float = 0.03, window: float = 0.5, longest: float = 20.0) -> None:
+    """Wait until the Prefect server is idle (under ``quiet_cpu`` CPU-s in ``window`` s; at most ``longest`` s).
+
+    A flow run's task-run states reach the server as events, which it writes to its database after the run has
+    returned; on SQLite the next run's first request then met a locked database and Prefect's client retried it
+    2 s later, which landed on whichever variant came next. Settling after each run (untimed) gives each variant
+    its own server CPU and an idle server to start on."""
+    deadline = time.monotonic() + longest
+    before = proc_cpu(pid)
+    while time.monotonic() < deadline:
+        time.sleep(window)
+        now = proc_cpu(pid)
+        if now - before < quiet_cpu:
+            return
+        before = now
 
 
 def own_cpu() -> float:
@@ -328,6 +360,10 @@ def measure(args: argparse.Namespace, models: list[str], prefect_pid: int, s3_pi
             ) -> list[Sample]:
     run_ids: list[str] = []
     funcs = variants(run_ids)
+    retries = RetryCount()
+    client_log = logging.getLogger("prefect.client")  # Prefect's client says each retry it makes, at debug level
+    client_log.addHandler(retries)
+    client_log.setLevel(logging.DEBUG)
     samples: list[Sample] = []
     plan = [(0, name) for name in ORDER]  # warm-up (model 0, not counted)
     for rep in range(args.reps):
@@ -339,15 +375,18 @@ def measure(args: argparse.Namespace, models: list[str], prefect_pid: int, s3_pi
             break
         model = models[rep]
         c0, s0, w0 = own_cpu(), proc_cpu(prefect_pid), proc_cpu(s3_pid)
+        retries.seen.clear()
         t0 = time.perf_counter()
         gates = funcs[name](model)
         wall = time.perf_counter() - t0
+        settle(prefect_pid)  # the server's share (events it records after the run) is this variant's, not the next's
         sample = Sample(name, wall, own_cpu() - c0, proc_cpu(prefect_pid) - s0, proc_cpu(s3_pid) - w0, gates,
                         run_ids[-1] if name == "promotion" else "")
         if rep > 0:
             samples.append(sample)
         print(f"{'warm-up' if rep == 0 else f'rep {rep}'} {name}: {wall:.2f} s wall, {sample.cpu:.2f} CPU-s here, "
-              f"{sample.server_cpu:.2f} server, {sample.s3_cpu:.2f} S3; load {os.getloadavg()[0]:.1f}; {gates}",
+              f"{sample.server_cpu:.2f} server, {sample.s3_cpu:.2f} S3; load {os.getloadavg()[0]:.1f}; "
+              f"Prefect client retries {len(retries.seen)} {retries.seen[:3]}; {gates}",
               flush=True)
         loads.append(os.getloadavg()[0])
     time.sleep(3)  # task runs reach the server as events
