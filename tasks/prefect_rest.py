@@ -1,14 +1,16 @@
-"""Waking a waiting run through Prefect's REST API with httpx alone, without importing Prefect.
+"""Waking a waiting run through Prefect's REST API without importing Prefect (or httpx).
 
 Why: ``clearance approve`` / ``reject`` is typed by a person and should answer in well under a second;
 importing Prefect's client costs more CPU than the whole rest of the command (seconds on a busy
 machine). Waking a run is two requests — ``GET /flow_runs/{id}`` and ``POST /flow_runs/{id}/resume``
 with ``{"run_input": {}}`` — so they are made here as Prefect's own sync client makes them
 (``prefect/client/orchestration``, ``prefect/client/base.py``, Prefect 3.9): the same API-version,
-authorization and custom headers, TLS choices, timeout, retries of 408/429/502/503 and of dropped
-connections with exponential backoff (``Retry-After`` first), a CSRF token when the server asks for one,
-and the same exceptions for error statuses (:class:`prefect.exceptions.PrefectHTTPStatusError`,
-``ObjectNotFound``; imported only then), so :func:`tasks.outages.outage_of` names the server as before.
+authorization and custom headers, TLS choices (certifi's CA bundle unless PREFECT_API_SSL_CERT_FILE), timeout,
+retries of 408/429/502/503 and of dropped connections with exponential backoff (``Retry-After`` first), a CSRF
+token when the server asks for one, and the same exceptions: httpx's transport errors for a connection that
+failed, :class:`prefect.exceptions.PrefectHTTPStatusError` and ``ObjectNotFound`` for error statuses (httpx and
+Prefect imported only then), so :func:`tasks.outages.outage_of` names the server as before. The requests go
+through urllib3 (see :class:`PrefectRest`).
 
 Where the settings come from: with ``PREFECT_API_URL`` in the environment, every client setting is read
 from the environment (Prefect's defaults otherwise); without it (a Prefect profile, ``.env`` or
@@ -24,21 +26,15 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-
-import httpx
 
 #: ``prefect.client.constants.SERVER_API_VERSION`` of the Prefect this was written against (3.9).
 API_VERSION = "0.8.4"
 #: Statuses Prefect's client retries (``PrefectHttpxSyncClient.send``), besides PREFECT_CLIENT_RETRY_EXTRA_CODES.
 RETRY_STATUSES = frozenset({408, 429, 502, 503})
-#: Exceptions Prefect's client retries; a refused connection only once a request has reached the server.
-RETRY_EXCEPTIONS: tuple[type[Exception], ...] = (
-    httpx.ReadTimeout, httpx.PoolTimeout, httpx.ConnectTimeout, httpx.ReadError, httpx.WriteError,
-    httpx.RemoteProtocolError, httpx.LocalProtocolError)
 TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
 _CLOUD_API = "https://api.prefect.cloud/api/"
 
@@ -117,13 +113,43 @@ def _flag(value: str | None, default: bool) -> bool:
     return default if value is None or not value.strip() else value.strip().lower() in ("1", "true", "yes", "on")
 
 
+class _Answer:
+    """What the server answered: the parts the wake-up reads (urllib3's response, read whole)."""
+
+    def __init__(self, method: str, url: str, response: Any) -> None:
+        self.method, self.url = method, url
+        self.status_code: int = response.status
+        self.headers: Mapping[str, str] = response.headers
+        self.content: bytes = response.data
+
+    @property
+    def is_error(self) -> bool:
+        return self.status_code >= 400
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
 class PrefectRest:
-    """The few Prefect API requests a wake-up makes, sent the way Prefect's sync client sends them."""
+    """The few Prefect API requests a wake-up makes, sent the way Prefect's sync client sends them.
+
+    Through urllib3, which boto3 has already imported in every process that records a decision; httpx
+    (Prefect's HTTP client) and its transports cost ~0.25 CPU-s to import and build a client, a fifth of
+    ``clearance approve`` (bench/RESULTS.md). HTTP/1.1 only (PREFECT_API_ENABLE_HTTP2 is for Prefect's client:
+    every Prefect server answers HTTP/1.1); proxies from the environment as httpx would take them."""
 
     def __init__(self, settings: ClientSettings) -> None:
         assert settings.api_url, "an ephemeral Prefect API has no URL: use Prefect's client"
+        import urllib3
+
         self.settings = settings
-        headers = {"X-PREFECT-API-VERSION": API_VERSION, "User-Agent": f"clearance (Prefect API {API_VERSION})"}
+        self._base = settings.api_url.rstrip("/")
+        headers = {"X-PREFECT-API-VERSION": API_VERSION, "User-Agent": f"clearance (Prefect API {API_VERSION})",
+                   "Accept": "*/*"}
         protected = {"user-agent", "prefect-csrf-token", "prefect-csrf-client"}
         headers |= {k: v for k, v in settings.custom_headers.items() if k.lower() not in protected}
         if settings.auth_string:
@@ -132,22 +158,27 @@ class PrefectRest:
             headers["Authorization"] = f"Basic {base64.b64encode(settings.auth_string.encode()).decode()}"
         elif settings.api_key:
             headers["Authorization"] = f"Bearer {settings.api_key}"
-        verify: bool | str = True
+        self._headers = headers
+        tls: dict[str, Any] = {}
         if settings.tls_insecure_skip_verify:
-            verify = False
-        elif settings.ssl_cert_file:
-            verify = settings.ssl_cert_file
+            tls = {"cert_reqs": "CERT_NONE", "assert_hostname": False}
+        elif self._base.startswith("https:"):  # the CA bundle Prefect's client trusts (certifi unless told)
+            import certifi
+
+            tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": settings.ssl_cert_file or certifi.where()}
+        # connect=3: the connection retries Prefect's client sets on its transport; the rest are ours, below.
+        retries = urllib3.Retry(total=None, connect=3, read=0, status=0, other=0, redirect=10,
+                                raise_on_redirect=False, raise_on_status=False)
+        timeout = urllib3.Timeout(connect=settings.request_timeout, read=settings.request_timeout)
+        proxy = _proxy_for(self._base)
+        self._pool: Any = (urllib3.ProxyManager(proxy, retries=retries, timeout=timeout, **tls) if proxy
+                           else urllib3.PoolManager(retries=retries, timeout=timeout, **tls))
         self._csrf = settings.csrf_support_enabled and not settings.api_url.startswith(_CLOUD_API)
         self._csrf_headers: dict[str, str] = {}
         self._connected = False
-        # retries=3: the connection retries Prefect's client sets on its transport's pool.
-        self._http = httpx.Client(base_url=settings.api_url, headers=headers, http2=settings.enable_http2,
-                                  timeout=settings.request_timeout, follow_redirects=True,
-                                  transport=httpx.HTTPTransport(retries=3, verify=verify,
-                                                                http2=settings.enable_http2))
 
     def close(self) -> None:
-        self._http.close()
+        self._pool.clear()
 
     def flow_run(self, run_id: str) -> dict[str, Any]:
         """``GET /flow_runs/{id}``; a run Prefect does not know raises ``prefect.exceptions.ObjectNotFound``."""
@@ -163,19 +194,29 @@ class PrefectRest:
     def resume(self, run_id: str, run_input: dict[str, Any]) -> dict[str, Any]:
         """``POST /flow_runs/{id}/resume``: Prefect's orchestration result (``status``, ``state``, ``details``)."""
         result: dict[str, Any] = self._send("POST", f"/flow_runs/{run_id}/resume",
-                                            json={"run_input": run_input}).json()
+                                            json_body={"run_input": run_input}).json()
         return result
 
-    def _send(self, method: str, path: str, *, json: Any = None, allow_404: bool = False) -> httpx.Response:
+    def _request(self, method: str, path: str, json_body: Any = None,
+                 headers: dict[str, str] | None = None) -> _Answer:
+        url = self._base + path
+        body = None if json_body is None else json.dumps(json_body).encode()
+        sent = self._headers | (headers or {}) | ({"Content-Type": "application/json"} if body is not None else {})
+        try:
+            response = self._pool.request(method, url, body=body, headers=sent, preload_content=True)
+        except Exception as exc:  # noqa: BLE001 — urllib3's transport errors, said the way httpx says them
+            raise _as_httpx_error(exc, method, url) from exc
+        return _Answer(method, url, response)
+
+    def _send(self, method: str, path: str, *, json_body: Any = None, allow_404: bool = False) -> _Answer:
         headers = dict(self._csrf_headers) if method != "GET" else {}
-        response = self._send_with_retry(lambda: self._http.request(method, path, json=json, headers=headers))
+        response = self._send_with_retry(lambda: self._request(method, path, json_body, headers))
         if (method != "GET" and self._csrf and response.status_code == 403
                 and "csrf" in response.text.lower() and not self._csrf_headers):
             self._csrf_headers = self._csrf_token()
             if self._csrf_headers:
                 headers.update(self._csrf_headers)
-                response = self._send_with_retry(lambda: self._http.request(method, path, json=json,
-                                                                            headers=headers))
+                response = self._send_with_retry(lambda: self._request(method, path, json_body, headers))
         if response.is_error and not (allow_404 and response.status_code == 404):
             from prefect.exceptions import PrefectHTTPStatusError
 
@@ -185,8 +226,10 @@ class PrefectRest:
 
     def _csrf_token(self) -> dict[str, str]:
         """A CSRF token for this client (``GET /csrf-token``); none when the server has CSRF protection off."""
+        from urllib.parse import quote
+
         client = str(uuid.uuid4())
-        response = self._send_with_retry(lambda: self._http.get("/csrf-token", params={"client": client}))
+        response = self._send_with_retry(lambda: self._request("GET", f"/csrf-token?client={quote(client)}"))
         if response.status_code in (404, 422):  # an older server, or CSRF protection off: send without
             return {}
         if response.is_error:
@@ -195,18 +238,20 @@ class PrefectRest:
             raise PrefectHTTPStatusError.from_httpx_error(_status_error(response))
         return {"Prefect-Csrf-Token": response.json()["token"], "Prefect-Csrf-Client": client}
 
-    def _send_with_retry(self, send: Callable[[], httpx.Response]) -> httpx.Response:
+    def _send_with_retry(self, send: Callable[[], _Answer]) -> _Answer:
         """``send()``, retried as Prefect's client does: PREFECT_CLIENT_MAX_RETRIES more times on a retried
         status or dropped connection, waiting ``Retry-After`` or 2**attempt seconds with jitter."""
         settings = self.settings
         retry_statuses = RETRY_STATUSES | settings.retry_extra_codes
         attempt = 0
         while True:
-            retried = RETRY_EXCEPTIONS + ((httpx.ConnectError,) if self._connected else ())
             delay: float | None = None
             try:
                 response = send()
-            except retried:
+            except Exception as exc:
+                # what Prefect's client retries; a refused connection only once a request has reached the server
+                if not _retried(exc, connected=self._connected):
+                    raise
                 attempt += 1
                 if attempt > settings.max_retries:
                     raise
@@ -223,6 +268,54 @@ class PrefectRest:
             time.sleep(delay)
 
 
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) names for ``url``, as httpx
+    would use it; ``None``: connect directly."""
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
+
+    proxies = getproxies_environment()
+    parts = urlsplit(url)
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or proxy_bypass_environment(parts.hostname or "", proxies):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+#: urllib3's transport errors and the httpx errors Prefect's client (and tasks/outages.py) knows them as.
+_TRANSPORT_ERRORS = (("ConnectTimeoutError", "ConnectTimeout"), ("NewConnectionError", "ConnectError"),
+                     ("NameResolutionError", "ConnectError"), ("SSLError", "ConnectError"),
+                     ("ReadTimeoutError", "ReadTimeout"), ("ProtocolError", "RemoteProtocolError"),
+                     ("TimeoutError", "ReadTimeout"))
+
+
+def _as_httpx_error(exc: Exception, method: str, url: str) -> Exception:
+    """``exc`` from urllib3 as the httpx transport error Prefect's client would have raised (with its request),
+    so callers and :func:`tasks.outages.outage_of` see the same thing whichever client sent the request."""
+    import httpx
+    import urllib3
+
+    inner = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None else exc
+    # the most specific class first: urllib3's NewConnectionError (refused) is also a ConnectTimeoutError
+    names = dict(_TRANSPORT_ERRORS)
+    target = next((names[cls.__name__] for cls in type(inner).__mro__ if cls.__name__ in names), None)
+    if target is None:
+        return exc  # not a transport error: as it is
+    error: Exception = getattr(httpx, target)(str(inner), request=httpx.Request(method, url))
+    error.__cause__ = inner
+    return error
+
+
+def _retried(exc: Exception, connected: bool) -> bool:
+    """Whether Prefect's client retries ``exc`` (timeouts, dropped connections; refused ones once connected)."""
+    import httpx
+
+    if isinstance(exc, httpx.ConnectError) and not isinstance(exc, httpx.ConnectTimeout):
+        return connected
+    return isinstance(exc, (httpx.TimeoutException, httpx.ReadError, httpx.WriteError,
+                            httpx.RemoteProtocolError, httpx.LocalProtocolError))
+
+
 def _retry_after(value: str | None) -> float | None:
     if value is None:
         return None
@@ -237,9 +330,15 @@ def _retry_after(value: str | None) -> float | None:
             return None
 
 
-def _status_error(response: httpx.Response) -> httpx.HTTPStatusError:
+def _status_error(response: _Answer) -> Any:
+    """The ``httpx.HTTPStatusError`` Prefect's client would raise for this answer (httpx imported only now)."""
+    import httpx
+
+    request = httpx.Request(response.method, response.url)
+    answer = httpx.Response(response.status_code, headers=dict(response.headers.items()), content=response.content,
+                            request=request)
     try:
-        response.raise_for_status()
+        answer.raise_for_status()
     except httpx.HTTPStatusError as exc:
         return exc
     raise AssertionError("not an error status")  # pragma: no cover - callers check is_error
@@ -289,8 +388,9 @@ def wake_run(run_id: str, wait_seconds: float = 30.0) -> bool:
     """
     try:
         return _wake(run_id, wait_seconds, None)
-    except httpx.HTTPStatusError as exc:  # Prefect's PrefectHTTPStatusError is one
-        if exc.response.status_code != 401 or ClientSettings.from_environment_variables() is None:
+    except Exception as exc:  # Prefect's PrefectHTTPStatusError (an httpx.HTTPStatusError) says 401
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status != 401 or ClientSettings.from_environment_variables() is None:
             raise
         # Credentials may be in a Prefect profile or .env that the environment alone does not show.
         return _wake(run_id, wait_seconds, ClientSettings.from_prefect())

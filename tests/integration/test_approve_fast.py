@@ -32,8 +32,9 @@ from tests.integration.promotion_kit import (
 pytestmark = pytest.mark.integration
 
 HEAVY = ("prefect", "pyarrow", "pandas", "numpy", "sklearn", "slack_sdk", "jira")
-#: Ours, and not needed to decide: the ledger (only `status` and `history` show it).
-NOT_NEEDED = ("clearance.ledger",)
+#: Not needed to decide: the ledger (only `status` and `history` show it), and httpx (the run is woken through
+#: urllib3, which boto3 brings; httpx and its transports cost ~0.25 CPU-s: tasks/prefect_rest.py).
+NOT_NEEDED = ("clearance.ledger", "httpx", "httpcore")
 
 #: Runs the CLI as ``python -m clearance`` does, then writes the heavy modules that were imported to argv[1].
 CLI_REPORTING_IMPORTS = """
