@@ -11,7 +11,8 @@ each one to a single background thread of the run's process (in order) and retur
   and is created with the run's own Prefect client (the call's context is carried over to the thread).
 - :func:`flushed` wraps every flow's body (flows/*.py): when the body ends — returned, raised, or suspended
   for its sign-off — it waits for the artifacts still on their way (up to :data:`FLUSH_SECONDS`), while the
-  run's client is still open. So when a flow run is over, its artifacts are on the server, as before.
+  run's client is still open. So when a flow run is over, its artifacts are on the server, as before; those
+  a server that does not answer leaves waiting past that are dropped, so the process does not wait at exit.
 - An artifact that cannot be created is logged (as the witness always did) and never fails the run: the
   ledger in the object store is the truth, and ``clearance audit verify`` reads whatever heads exist. A
   process killed before its queue drained loses those artifacts, as it lost the one being created before.
@@ -101,8 +102,10 @@ def flush(timeout: float = FLUSH_SECONDS) -> int:
         return 0
     _, not_done = wait(pending, timeout=timeout)
     if not_done:
-        _log.warning("%d Prefect artifact(s) not created after %.0f s; they are created if the server answers "
-                     "before this process ends", len(not_done), timeout)
+        # Give up on those not started: the process would otherwise wait for each one's retries when it exits.
+        dropped = sum(future.cancel() for future in not_done)
+        _log.warning("%d Prefect artifact(s) not created after %.0f s (the Prefect server does not answer); %d of "
+                     "them dropped, the evidence is in the object store", len(not_done), timeout, dropped)
     return len(not_done)
 
 

@@ -88,3 +88,23 @@ def test_outside_a_run_nothing_is_published():
     from tasks.run_artifacts import flush
 
     assert flush(timeout=1) == 0
+
+
+def test_artifacts_still_waiting_when_the_flush_gives_up_are_dropped_not_left_to_block_the_exit(caplog):
+    from tasks.run_artifacts import flush
+
+    left: list[int] = []
+
+    @flow(name="artifacts-probe-gives-up")
+    def probe() -> str:
+        for i in range(40):
+            publish_markdown(f"queued-{i}", f"artifact {i}")
+        left.append(flush(timeout=0))  # as when the server stops answering: nothing more is waited for
+        return _run_id()
+
+    with caplog.at_level(logging.WARNING, logger="tasks.run_artifacts"):
+        run_id = probe()
+    created = [a.key for a in _artifacts_of(run_id) if a.key]
+    assert left[0] > 0 and len(created) < 40, (left, len(created))
+    assert flush(timeout=5) == 0  # nothing left behind for the process's exit to wait on
+    assert any("dropped" in r.getMessage() for r in caplog.records), caplog.text
