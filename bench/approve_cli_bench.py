@@ -16,7 +16,9 @@ intake, so that one is missing. Then, one run at a time:
 
 With ``--before DIR`` (a checkout of the code before a change, e.g. ``git archive HEAD | tar -x -C DIR``
 plus this file), every other run is approved by that checkout's CLI instead (``cwd`` = DIR, so
-``python -m clearance`` imports it): before and after on the same servers, moments apart. ``--importtime
+``python -m clearance`` imports it): before and after on the same servers, moments apart. With ``--installed
+PYTHON`` (a virtualenv where ``pip install .`` installed clearance as a user would: no editable-install import
+hook, no test extras such as selenium's trio), every other run is approved by that installation instead. ``--importtime
 FILE`` first approves one extra run with ``python -X importtime`` and prints its ten slowest imports.
 
 All are timed as the whole process (wall time, start to exit) and its CPU seconds (user + system of that
@@ -105,9 +107,28 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
-def phase(name: str, runs: int, store, before: Path | None = None) -> dict[str, list[Sample]]:
+@dataclass
+class Other:
+    """The CLI that approves every other run: ``label`` in the table, started as ``command`` in ``cwd``."""
+
+    label: str
+    command: list[str]
+    cwd: Path
+
+
+def other_cli(before: Path | None, installed: Path | None) -> Other | None:
+    """``--before`` (that checkout's code, this interpreter) or ``--installed`` (that interpreter's installed
+    clearance, run from a directory outside any checkout so that nothing here is imported)."""
+    if before:
+        return Other("before", [sys.executable, "-m", "clearance"], before)
+    if installed:
+        return Other("installed", [str(installed), "-m", "clearance"], Path(tempfile.mkdtemp(prefix="approve-cwd-")))
+    return None
+
+
+def phase(name: str, runs: int, store, other: Other | None = None) -> dict[str, list[Sample]]:
     """``runs`` runs, each resumed once by Prefect's client and then approved by ``clearance approve``; with
-    ``before`` (a checkout of the code before a change), every other run is approved by that checkout's CLI."""
+    ``other`` (``--before`` or ``--installed``), every other run is approved by that CLI instead."""
     from tests.integration.promotion_kit import (
         cli_env,
         decide,
@@ -126,16 +147,17 @@ def phase(name: str, runs: int, store, before: Path | None = None) -> dict[str, 
         wait_for_request(store, run_ids[cand.model], timeout=900)
         assert decide(store, cand, run_ids[cand.model], "bea").accepted  # business; security (sam) missing
     samples: dict[str, list[Sample]] = {"prefect": [], "clearance": []}
-    if before:
-        samples["before"] = []
+    if other:
+        samples[other.label] = []
     for number, cand in enumerate(cands):
         run_id = run_ids[cand.model]
         env = cli_env(cand, "sam")
         wait_paused_again(run_id, 0)
         samples["prefect"].append(timed([sys.executable, "-c", PREFECT_RESUME, run_id], env))
         wait_paused_again(run_id, 1)
-        which, cwd = ("before", before) if before and number % 2 else ("clearance", ROOT)
-        samples[which].append(timed([sys.executable, "-m", "clearance", "approve", run_id], env, cwd=cwd))
+        which, command, cwd = ((other.label, other.command, other.cwd) if other and number % 2
+                               else ("clearance", [sys.executable, "-m", "clearance"], ROOT))
+        samples[which].append(timed([*command, "approve", run_id], env, cwd=cwd))
         code = finish(procs[cand.model], timeout=600)
         assert code == 0, f"run {run_id} exit {code}: " + (logs / f"{cand.model}.log").read_text()[-3000:]
         theirs, ours = samples["prefect"][-1], samples[which][-1]
@@ -182,7 +204,9 @@ def table(results: dict[str, dict[str, list[Sample]]]) -> None:
     for name, samples in results.items():
         for command, rows in samples.items():
             walls, cpus = [r.wall for r in rows], [r.cpu for r in rows]
-            label = {"clearance": "`clearance approve`", "before": "`clearance approve` before the change",
+            label = {"clearance": "`clearance approve` (this checkout)",
+                     "before": "`clearance approve` before the change",
+                     "installed": "`clearance approve` installed (`pip install .`, no test extras)",
                      "prefect": "Prefect client `resume_flow_run`"}[command]
             print(f"| {name} | {label} | {len(rows)} | {statistics.median(walls):.2f} | {percentile(walls, 95):.2f} "
                   f"| {max(walls):.2f} | {statistics.median(cpus):.2f} | {percentile(cpus, 95):.2f} |")
@@ -198,6 +222,11 @@ def table(results: dict[str, dict[str, list[Sample]]]) -> None:
             old = statistics.median(r.wall for r in samples["before"])
             old_cpu = statistics.median(r.cpu for r in samples["before"])
             print(f"- {name}: before ÷ after the change, p50 wall {old / ours:.2f}×, p50 CPU {old_cpu / ours_cpu:.2f}×")
+        if samples.get("installed"):
+            user = statistics.median(r.wall for r in samples["installed"])
+            user_cpu = statistics.median(r.cpu for r in samples["installed"])
+            print(f"- {name}: installed ÷ this checkout, p50 wall {user / ours:.2f}×, "
+                  f"p50 CPU {user_cpu / ours_cpu:.2f}×")
 
 
 def main() -> None:
@@ -208,6 +237,9 @@ def main() -> None:
     parser.add_argument("--cprofile", type=Path, help="also profile one approve with cProfile into this file")
     parser.add_argument("--before", type=Path, help="a checkout of the code before the change: every other run "
                                                     "is approved by its CLI (same servers, same moments)")
+    parser.add_argument("--installed", type=Path, help="a Python with clearance installed as a user installs it "
+                                                       "(`pip install .`, no test extras): every other run is "
+                                                       "approved by its CLI")
     parser.add_argument("--hogs", type=int, default=2, help="CPU-spinning processes in the loaded phase")
     args = parser.parse_args()
 
@@ -245,9 +277,9 @@ def main() -> None:
         for name in args.phases.split(","):
             if name == "loaded":
                 with cpu_hogs(args.hogs, seconds=60 * 30):
-                    results[name] = phase(name, args.runs, store, args.before)
+                    results[name] = phase(name, args.runs, store, other_cli(args.before, args.installed))
             else:
-                results[name] = phase(name, args.runs, store, args.before)
+                results[name] = phase(name, args.runs, store, other_cli(args.before, args.installed))
         table(results)
     finally:
         devservers.stop(prefect)
