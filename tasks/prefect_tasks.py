@@ -4,7 +4,7 @@ Before each task call Prefect walks every argument to its leaves twice (``visit_
 find futures and states nested anywhere for the UI's dependency graph, once to resolve them. The
 promotion's tasks take large pydantic objects (the gate inputs with the manifest and the candidate's
 observations, gate results, the approval record, the report), and these walks were ~7 % of a
-promotion's wall time and ~0.2 CPU-s of every resumed run (bench/RESULTS.md, "Orchestration overhead").
+promotion's wall time (0.42 of 6.1 s, sampled; bench/RESULTS.md, "Orchestration overhead").
 clearance's flows call their tasks with plain values, never with futures or states nested inside a
 collection, so there is nothing down there to find: each argument is wrapped in Prefect's
 ``opaque`` annotation, which resolves the argument itself (a future or state passed directly still is)

@@ -2,7 +2,7 @@
 
 A promotion creates ~20 Prefect artifacts (a Markdown result per gate, a ledger head for the witness after
 every ledger append, the report and its evidence link), each a ``POST /artifacts/`` that a run used to wait
-for (~45 ms each on the local SQLite server: 12 % of a promotion's wall time, bench/RESULTS.md
+for (~45 ms each on the local SQLite server: 8–12 % of a promotion's wall time, sampled; bench/RESULTS.md
 "Orchestration overhead"). Artifacts are a view for people and a second witness of the ledger heads; the
 evidence itself is in the object store, and the run never reads an artifact back. So :func:`publish` hands
 each one to a single background thread of the run's process (in order) and returns.
