@@ -33,6 +33,8 @@ from typing import Any
 
 #: ``prefect.client.constants.SERVER_API_VERSION`` of the Prefect this was written against (3.9).
 API_VERSION = "0.8.4"
+#: Immediate retries of a connection that could not be made (Prefect's client sets ``retries=3`` on its transport).
+CONNECT_RETRIES = 3
 #: Statuses Prefect's client retries (``PrefectHttpxSyncClient.send``), besides PREFECT_CLIENT_RETRY_EXTRA_CODES.
 RETRY_STATUSES = frozenset({408, 429, 502, 503})
 TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
@@ -53,7 +55,6 @@ class ClientSettings:
     tls_insecure_skip_verify: bool = False
     ssl_cert_file: str | None = None
     request_timeout: float = 60.0
-    enable_http2: bool = False
     max_retries: int = 5
     retry_jitter_factor: float = 0.2
     retry_extra_codes: frozenset[int] = frozenset()
@@ -71,7 +72,6 @@ class ClientSettings:
                    tls_insecure_skip_verify=_flag(env.get("PREFECT_API_TLS_INSECURE_SKIP_VERIFY"), False),
                    ssl_cert_file=env.get("PREFECT_API_SSL_CERT_FILE") or env.get("SSL_CERT_FILE") or None,
                    request_timeout=float(env.get("PREFECT_API_REQUEST_TIMEOUT") or 60),
-                   enable_http2=_flag(env.get("PREFECT_API_ENABLE_HTTP2"), False),
                    max_retries=int(env.get("PREFECT_CLIENT_MAX_RETRIES") or 5),
                    retry_jitter_factor=float(env.get("PREFECT_CLIENT_RETRY_JITTER_FACTOR") or 0.2),
                    retry_extra_codes=_codes(env.get("PREFECT_CLIENT_RETRY_EXTRA_CODES")),
@@ -87,7 +87,7 @@ class ClientSettings:
         api, client = current.api, current.client
         return cls(api_url=api.url, api_key=_secret(api.key), auth_string=_secret(api.auth_string),
                    tls_insecure_skip_verify=api.tls_insecure_skip_verify, ssl_cert_file=api.ssl_cert_file,
-                   request_timeout=api.request_timeout, enable_http2=api.enable_http2,
+                   request_timeout=api.request_timeout,
                    max_retries=client.max_retries, retry_jitter_factor=client.retry_jitter_factor,
                    retry_extra_codes=_codes(client.retry_extra_codes),
                    csrf_support_enabled=client.csrf_support_enabled, custom_headers=dict(client.custom_headers))
@@ -166,8 +166,9 @@ class PrefectRest:
             import certifi
 
             tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": settings.ssl_cert_file or certifi.where()}
-        # connect=3: the connection retries Prefect's client sets on its transport; the rest are ours, below.
-        retries = urllib3.Retry(total=None, connect=3, read=0, status=0, other=0, redirect=10,
+        # Redirects only: every retry is ours (_request, _send_with_retry), as urllib3 logs each of its own retries
+        # as a warning, which is a line on the command's stderr wherever logging has been set up (Prefect does).
+        retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=10,
                                 raise_on_redirect=False, raise_on_status=False)
         timeout = urllib3.Timeout(connect=settings.request_timeout, read=settings.request_timeout)
         proxy = _proxy_for(self._base)
@@ -202,11 +203,16 @@ class PrefectRest:
         url = self._base + path
         body = None if json_body is None else json.dumps(json_body).encode()
         sent = self._headers | (headers or {}) | ({"Content-Type": "application/json"} if body is not None else {})
-        try:
-            response = self._pool.request(method, url, body=body, headers=sent, preload_content=True)
-        except Exception as exc:  # noqa: BLE001 — urllib3's transport errors, said the way httpx says them
-            raise _as_httpx_error(exc, method, url) from exc
-        return _Answer(method, url, response)
+        for attempt in range(CONNECT_RETRIES + 1):
+            try:
+                response = self._pool.request(method, url, body=body, headers=sent, preload_content=True)
+            except Exception as exc:  # noqa: BLE001 — urllib3's transport errors, said the way httpx says them
+                error = _as_httpx_error(exc, method, url)
+                if attempt < CONNECT_RETRIES and _never_connected(error):
+                    continue
+                raise error from exc
+            return _Answer(method, url, response)
+        raise AssertionError("unreachable")  # pragma: no cover - the last attempt returns or raises
 
     def _send(self, method: str, path: str, *, json_body: Any = None, allow_404: bool = False) -> _Answer:
         headers = dict(self._csrf_headers) if method != "GET" else {}
@@ -283,10 +289,10 @@ def _proxy_for(url: str) -> str | None:
 
 
 #: urllib3's transport errors and the httpx errors Prefect's client (and tasks/outages.py) knows them as.
-_TRANSPORT_ERRORS = (("ConnectTimeoutError", "ConnectTimeout"), ("NewConnectionError", "ConnectError"),
-                     ("NameResolutionError", "ConnectError"), ("SSLError", "ConnectError"),
-                     ("ReadTimeoutError", "ReadTimeout"), ("ProtocolError", "RemoteProtocolError"),
-                     ("TimeoutError", "ReadTimeout"))
+_TRANSPORT_ERRORS = {"ConnectTimeoutError": "ConnectTimeout", "NewConnectionError": "ConnectError",
+                     "NameResolutionError": "ConnectError", "SSLError": "ConnectError",
+                     "ReadTimeoutError": "ReadTimeout", "ProtocolError": "RemoteProtocolError",
+                     "TimeoutError": "ReadTimeout"}
 
 
 def _as_httpx_error(exc: Exception, method: str, url: str) -> Exception:
@@ -297,13 +303,20 @@ def _as_httpx_error(exc: Exception, method: str, url: str) -> Exception:
 
     inner = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None else exc
     # the most specific class first: urllib3's NewConnectionError (refused) is also a ConnectTimeoutError
-    names = dict(_TRANSPORT_ERRORS)
-    target = next((names[cls.__name__] for cls in type(inner).__mro__ if cls.__name__ in names), None)
+    target = next((_TRANSPORT_ERRORS[cls.__name__] for cls in type(inner).__mro__
+                   if cls.__name__ in _TRANSPORT_ERRORS), None)
     if target is None:
         return exc  # not a transport error: as it is
     error: Exception = getattr(httpx, target)(str(inner), request=httpx.Request(method, url))
     error.__cause__ = inner
     return error
+
+
+def _never_connected(exc: Exception) -> bool:
+    """Whether ``exc`` (as :func:`_as_httpx_error` says it) is a connection that could not be made."""
+    import httpx
+
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
 
 
 def _retried(exc: Exception, connected: bool) -> bool:
