@@ -218,15 +218,11 @@ def table(results: dict[str, dict[str, list[Sample]]]) -> None:
         theirs_cpu = statistics.median(r.cpu for r in samples["prefect"])
         print(f"- {name}: Prefect client ÷ clearance approve, p50 wall {theirs / ours:.2f}×, "
               f"p50 CPU {theirs_cpu / ours_cpu:.2f}×")
-        if samples.get("before"):
-            old = statistics.median(r.wall for r in samples["before"])
-            old_cpu = statistics.median(r.cpu for r in samples["before"])
-            print(f"- {name}: before ÷ after the change, p50 wall {old / ours:.2f}×, p50 CPU {old_cpu / ours_cpu:.2f}×")
-        if samples.get("installed"):
-            user = statistics.median(r.wall for r in samples["installed"])
-            user_cpu = statistics.median(r.cpu for r in samples["installed"])
-            print(f"- {name}: installed ÷ this checkout, p50 wall {user / ours:.2f}×, "
-                  f"p50 CPU {user_cpu / ours_cpu:.2f}×")
+        for other, words in (("before", "before ÷ after the change"), ("installed", "installed ÷ this checkout")):
+            if samples.get(other):
+                wall = statistics.median(r.wall for r in samples[other])
+                cpu = statistics.median(r.cpu for r in samples[other])
+                print(f"- {name}: {words}, p50 wall {wall / ours:.2f}×, p50 CPU {cpu / ours_cpu:.2f}×")
 
 
 def main() -> None:
@@ -274,12 +270,13 @@ def main() -> None:
         if args.cprofile:
             import_profile(store, args.cprofile, cprofile=True)
         results: dict[str, dict[str, list[Sample]]] = {}
+        other = other_cli(args.before, args.installed)
         for name in args.phases.split(","):
             if name == "loaded":
                 with cpu_hogs(args.hogs, seconds=60 * 30):
-                    results[name] = phase(name, args.runs, store, other_cli(args.before, args.installed))
+                    results[name] = phase(name, args.runs, store, other)
             else:
-                results[name] = phase(name, args.runs, store, other_cli(args.before, args.installed))
+                results[name] = phase(name, args.runs, store, other)
         table(results)
     finally:
         devservers.stop(prefect)

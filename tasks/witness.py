@@ -151,12 +151,6 @@ def witness_store(settings: Settings) -> Store | None:
 # --------------------------------------------------------------------------- Prefect artifacts
 
 
-def _in_prefect_run() -> bool:
-    from prefect.context import FlowRunContext, TaskRunContext
-
-    return bool(FlowRunContext.get() or TaskRunContext.get())
-
-
 def head_markdown(head: WitnessHead) -> str:
     """The artifact's Markdown: a line for people, the head as JSON for ``clearance audit verify``."""
     return (f"Ledger head of **{head.model}**: entry {head.seq}, hash `{head.hash}`, signed by the clearance "
@@ -180,8 +174,8 @@ class PrefectArtifactWitness:
     name = "prefect-artifacts"
 
     def publish(self, model: str, entry: LedgerEntry, ledger: Store) -> None:
-        if not _in_prefect_run():
-            return  # an artifact needs a run to belong to; the bucket witness still gets the head
+        # Outside a run nothing is published (an artifact needs a run to belong to); the bucket witness still
+        # gets the head.
         from tasks.run_artifacts import publish_markdown
 
         head = WitnessHead.of(model, entry)
