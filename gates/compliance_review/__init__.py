@@ -48,12 +48,8 @@ Check ids (stable; reported in this order):
 Modules: :mod:`~gates.compliance_review.gate` (the registered gate and its concerns),
 :mod:`~gates.compliance_review.config`, :mod:`~gates.compliance_review.context`,
 :mod:`~gates.compliance_review.evidence`; the pure pieces ``model_card``, ``fairness``,
-``personal_data``, ``lineage``, ``business_case``, ``regulatory``, ``readiness``. Importing this
-package registers the gate.
+``personal_data``, ``lineage``, ``business_case``, ``regulatory``, ``readiness``.
+
+Importing ``gates.compliance_review.gate`` registers the gate (:mod:`gates.builtin` does); the package itself
+imports nothing, so that reading a config (``gates.compliance_review.config``) does not load the whole gate.
 """
-
-from gates.compliance_review.config import ComplianceReviewConfig
-from gates.compliance_review.gate import ComplianceReviewGate
-from gates.compliance_review.regulatory import RegulatoryMap
-
-__all__ = ["ComplianceReviewConfig", "ComplianceReviewGate", "RegulatoryMap"]

@@ -20,11 +20,8 @@ No sustainable rate (load_test did not run, or its SLO fail levels did not hold)
 ("nothing measured"); in a pre-flight with no load test they are ``skipped``.
 
 Metrics: ``cost.per_1000``, ``cost.per_month``, ``cost.instances_needed``, ``cost.price_per_hour``,
-``cost.instances`` (as tested) and ``load_test.sustainable_rps`` (the rate used). Importing this package
-registers the gate.
+``cost.instances`` (as tested) and ``load_test.sustainable_rps`` (the rate used).
+
+Importing ``gates.cost.gate`` registers the gate (:mod:`gates.builtin` does); the package itself
+imports nothing, so that reading a config (``gates.cost.config``) does not load the whole gate.
 """
-
-from gates.cost.config import CostConfig
-from gates.cost.gate import CostGate
-
-__all__ = ["CostConfig", "CostGate"]

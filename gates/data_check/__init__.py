@@ -36,18 +36,8 @@ Check ids (stable; ``<role>`` is the dataset role, ``<col>`` a column):
 Modules: :mod:`~gates.data_check.gate` (the registered gate), :mod:`~gates.data_check.run` (one
 evaluation, step by step), :mod:`~gates.data_check.datasets` and :mod:`~gates.data_check.columns`
 (its per-dataset and per-column steps), then the pieces they use: ``models``, ``reader``, ``scan``,
-``checks``, ``drift``, ``stats``, ``ksdist`` and ``evidence``. Importing this package registers the gate.
+``checks``, ``drift``, ``stats``, ``ksdist`` and ``evidence``.
+
+Importing ``gates.data_check.gate`` registers the gate (:mod:`gates.builtin` does); the package itself
+imports nothing, so that reading its config model (``gates.data_check.models``) does not load the whole gate.
 """
-
-from gates.data_check.gate import DataCheckGate
-from gates.data_check.models import (
-    DataCheckConfig,
-    DatasetContract,
-    DatasetLocator,
-    FilesystemSpec,
-    Levels,
-    dataset_digest,
-)
-
-__all__ = ["DataCheckConfig", "DataCheckGate", "DatasetContract", "DatasetLocator", "FilesystemSpec", "Levels",
-           "dataset_digest"]

@@ -1,7 +1,7 @@
 """The ``data_check`` gate as the registry sees it: id, version, config model and ``evaluate``.
 
-Why its own module: importing it registers the gate (``gates/builtin.py`` imports the package,
-whose ``__init__`` imports this), and it stays a few lines; the work of one evaluation is in
+Why its own module: importing it registers the gate (``gates/builtin.py`` imports it), and it stays a
+few lines; the work of one evaluation is in
 :mod:`~gates.data_check.run`, imported when the gate runs: it pulls in Arrow, pandas and NumPy, which a
 promotion whose policy has no data_check should never load. The check ids are listed in the package docstring.
 """

@@ -34,10 +34,8 @@ Metrics: ``load_test.p50_ms``, ``load_test.p90_ms``, ``load_test.p95_ms``, ``loa
 the achieved rate when the SLO fail levels held; absent otherwise) — the ``cost`` gate reads the last one.
 
 Evidence: the generator's PNGs and timeline JSONL (digest and URI as the run reports them) and
-``load_test.json`` (the LoadRun as canonical JSON). Importing this package registers the gate.
+``load_test.json`` (the LoadRun as canonical JSON).
+
+Importing ``gates.load_test.gate`` registers the gate (:mod:`gates.builtin` does); the package itself
+imports nothing, so that reading a config (``gates.load_test.config``) does not load the whole gate.
 """
-
-from gates.load_test.config import LoadTestConfig
-from gates.load_test.gate import CHECK_IDS, LoadTestGate
-
-__all__ = ["CHECK_IDS", "LoadTestConfig", "LoadTestGate"]

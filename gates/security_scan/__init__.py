@@ -42,10 +42,8 @@ Modules: :mod:`~gates.security_scan.gate` (the registered gate), :mod:`~gates.se
 :mod:`~gates.security_scan.context`, :mod:`~gates.security_scan.checks` (one module per concern) and
 :mod:`~gates.security_scan.evidence`; the scanners they call: ``pickle_scan``, ``callables``,
 ``model_files``, ``safetensors_check``, ``onnx_check``, ``requirements``, ``advisories``, ``secrets``,
-``posture``. Importing this package registers the gate.
+``posture``.
+
+Importing ``gates.security_scan.gate`` registers the gate (:mod:`gates.builtin` does); the package itself
+imports nothing, so that reading a config (``gates.security_scan.config``) does not load the whole gate.
 """
-
-from gates.security_scan.config import SecurityScanConfig
-from gates.security_scan.gate import SecurityScanGate
-
-__all__ = ["SecurityScanConfig", "SecurityScanGate"]

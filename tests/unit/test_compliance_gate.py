@@ -13,11 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from gates.base import GateInputs, GateResult, Status, get_gate, parse_gate_config, registered_gates, run_gate
-from gates.compliance_review import ComplianceReviewConfig, ComplianceReviewGate
 from gates.compliance_review.business_case import binary_metrics
-from gates.compliance_review.config import ReadinessFactor
+from gates.compliance_review.config import ComplianceReviewConfig, ReadinessFactor
 from gates.compliance_review.evidence import TABLE_NAME
 from gates.compliance_review.fairness import fairness_from_table
+from gates.compliance_review.gate import ComplianceReviewGate
 from gates.data_check.models import DatasetLocator
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -16,8 +16,9 @@ from pydantic import ValidationError
 from clearance.config import ConfigError, PolicyOverrides, effective_policy
 from clearance.config.schema import Policy
 from gates.base import GateInputs, GateResult, Status, parse_gate_config, run_gate
-from gates.load_test import CHECK_IDS, LoadTestConfig
+from gates.load_test.config import LoadTestConfig
 from gates.load_test.evidence import RUN_NAME
+from gates.load_test.gate import CHECK_IDS
 
 REPO = Path(__file__).resolve().parents[2]
 HIGH = REPO / "configs" / "policies" / "high.yaml"
