@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import gc
 import getpass
-import inspect
 import logging
 import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
@@ -25,6 +23,9 @@ from clearance.app.rollback_cli import rollback
 from clearance.app.worker_cli import worker
 from clearance.core.ledger_kinds import TERMINAL, LedgerKind
 from clearance.settings import get_settings
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 EXIT_INVALID = 2
 EXIT_REFUSED = 1
@@ -89,6 +90,19 @@ def _configs():
 
     try:
         return config_set()
+    except ConfigError as exc:
+        err.print(f"[red]invalid configuration[/red]\n{exc}")
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+def _decision_configs():
+    """What a decision reads of the configs: principals.yaml, and a manifest when asked for
+    (:mod:`clearance.config.decision_configs`: not every policy and gate config, which the run checks)."""
+    from clearance.config import ConfigError
+    from clearance.config.decision_configs import load_decision_configs
+
+    try:
+        return load_decision_configs(get_settings().config_dir)
     except ConfigError as exc:
         err.print(f"[red]invalid configuration[/red]\n{exc}")
         raise typer.Exit(EXIT_INVALID) from None
@@ -205,6 +219,8 @@ def promote(
                                initiator_proof=proof, allow_downgrade=allow_downgrade)
         console.print_json(result.model_dump_json())
         return
+    import inspect
+
     from prefect.deployments import run_deployment
 
     run = run_deployment("promote-model/promote-model", parameters=params, timeout=0)
@@ -275,7 +291,7 @@ def _final_state(run_id: str):
 
 def _signing_key(key: Path | None, configs=None):
     """``(path, public key, principal)`` of the signing key, or ``None`` when none is given (``configs``: the
-    config set when the caller has it already)."""
+    config set, or a decision's configs, when the caller has them already; only their principals are read)."""
     from tasks.person_signing import SigningError, key_path, principal_for_key, public_key_for
 
     path = key_path(key)
@@ -335,8 +351,9 @@ def _without_cycle_collection() -> Iterator[None]:
 
 def _decide(run_id: str, vote_name: str, comment: str, digest: str | None, key: Path | None) -> None:
     """Record the decision and wake the run. Typed by a person who waits for it, so it loads only what a decision
-    needs: no Prefect (the run is woken through its REST API), no channel SDK that is not configured, no ledger;
-    the configs are read once and the run's record key looked up once (tests/integration/test_approve_fast.py)."""
+    needs: no Prefect (the run is woken through its REST API), no channel SDK that is not configured, no ledger,
+    no gate; of the configs only principals.yaml and the run's manifest, each read once, and the run's record key
+    looked up once (tests/integration/test_approve_fast.py)."""
     with _without_cycle_collection():
         _record_and_wake(run_id, vote_name, comment, digest, key)
 
@@ -347,7 +364,7 @@ def _record_and_wake(run_id: str, vote_name: str, comment: str, digest: str | No
     from tasks.approval_intake import UnknownRunError, receive_decision, record_key_for_run
     from tasks.person_signing import new_statement
 
-    configs = _configs()
+    configs = _decision_configs()
     principals = configs.principals
     signing = _signing_key(key, configs)
     user = local_identity()
@@ -365,7 +382,8 @@ def _record_and_wake(run_id: str, vote_name: str, comment: str, digest: str | No
             result = receive_decision(
                 store, run_id, principal=principal, identity=f"os:{user}", channel=Channel.CLI, vote=Vote(vote_name),
                 comment=comment, artifact_digest=digest,
-                channel_evidence={"os_user": user, "host": socket.gethostname()}, record_key=record_key,
+                channel_evidence={"os_user": user, "host": socket.gethostname()}, principals=principals,
+                record_key=record_key,
             )
         else:
             path, public, principal = signing
@@ -398,17 +416,21 @@ def _record_and_wake(run_id: str, vote_name: str, comment: str, digest: str | No
         raise typer.Exit(EXIT_UNREACHABLE)
 
 
-def _current_candidate_digest(store, run_id: str, configs=None, record_key: str | None = None) -> str:
-    """The digest of the candidate as it is *now*: what the person at the keyboard approves (``configs`` and
-    ``record_key``: when the caller has them already)."""
-    from tasks.approval_intake import record_key_for_run
+def _current_candidate_digest(store, run_id: str, configs, record_key: str) -> str:
+    """The digest of the candidate as it is *now*: what the person at the keyboard approves (``configs``: the
+    :class:`~clearance.config.decision_configs.DecisionConfigs` the decision reads)."""
+    from clearance.config import ConfigError
     from tasks.approvals_record import read_record
     from tasks.candidate_digest import artifact_digest, observe_artifacts
 
-    request = read_record(store, record_key or record_key_for_run(store, run_id))[0].request
+    request = read_record(store, record_key)[0].request
     if request.action == "rollback":  # the target is a production copy the run verifies by sha256, not a candidate
         return request.artifact_digest
-    manifest = (configs or _configs()).manifests.get(request.model)
+    try:
+        manifest = configs.manifest(request.model)
+    except ConfigError as exc:
+        err.print(f"[red]invalid configuration[/red]\n{exc}")
+        raise typer.Exit(EXIT_INVALID) from None
     if manifest is None or request.version not in manifest.versions:
         return request.artifact_digest
     return artifact_digest(observe_artifacts(store, manifest.versions[request.version]))
@@ -501,6 +523,8 @@ _LEDGER_FIELDS = ("version", "initiator", "gate", "status", "reason", "certified
 
 def _ledger_table(entries: list, title: str) -> Table:
     """Ledger entries as a table a person reads: seq, time (UTC), kind and the fields that say what happened."""
+    from rich.table import Table
+
     table = Table("seq", "at (UTC)", "event", "details", title=title)
     for entry in entries:
         payload = entry.payload
@@ -602,6 +626,8 @@ def history(model: str) -> None:
             raise typer.Exit(EXIT_REFUSED)
         console.print(Text(f"{model} has no runs yet (its ledger is empty)"))
         return
+    from rich.table import Table
+
     table = Table("seq", "at (UTC)", "event", "version", "run", title=f"history of {model}",
                   caption="other entries (gates, approval requests, intents) are in `clearance status RUN`; "
                           "`clearance audit verify` checks them all")

@@ -32,9 +32,12 @@ from tests.integration.promotion_kit import (
 pytestmark = pytest.mark.integration
 
 HEAVY = ("prefect", "pyarrow", "pandas", "numpy", "sklearn", "slack_sdk", "jira")
-#: Not needed to decide: the ledger (only `status` and `history` show it), and httpx (the run is woken through
-#: urllib3, which boto3 brings; httpx and its transports cost ~0.25 CPU-s: tasks/prefect_rest.py).
-NOT_NEEDED = ("clearance.ledger", "httpx", "httpcore")
+#: Not needed to decide: the ledger (only `status` and `history` show it), httpx (the run is woken through
+#: urllib3, which boto3 brings; httpx and its transports cost ~0.25 CPU-s: tasks/prefect_rest.py), and any gate
+#: (a decision reads principals.yaml and one manifest, not every policy's gate configs, whose validation loads
+#: every gate: clearance/config/decision_configs.py).
+NOT_NEEDED = ("clearance.ledger", "httpx", "httpcore", "gates.builtin", "gates.security_scan.gate",
+              "gates.compliance_review.gate", "gates.data_check.gate", "gates.load_test.gate", "gates.cost.gate")
 
 #: Runs the CLI as ``python -m clearance`` does, then writes the heavy modules that were imported to argv[1].
 CLI_REPORTING_IMPORTS = """

@@ -59,3 +59,36 @@ def test_notifiers_are_built_once_per_configuration(monkeypatch):
     assert first == again == built and len(built) == 1  # reused, not rebuilt per event
     monkeypatch.setenv("CLEARANCE_TEST_SWITCH", "changed")
     assert channels.active_notifiers(settings) != first and len(built) == 2
+
+
+def _clear_channel_environment(monkeypatch, tmp_path):
+    import os
+
+    from tasks import channels
+
+    for name in list(os.environ):
+        if name.upper().startswith(("CLEARANCE_SLACK_", "CLEARANCE_JIRA_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setattr(channels, "_channels_by_environment", {})
+    return channels
+
+
+def test_no_channel_variable_and_no_env_file_loads_no_channel(monkeypatch, tmp_path):
+    channels = _clear_channel_environment(monkeypatch, tmp_path)
+    assert not channels._could_configure_a_channel()
+    assert channels._builtin_channels() == []
+
+
+def test_a_channel_variable_in_any_case_is_read(monkeypatch, tmp_path):
+    channels = _clear_channel_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("clearance_slack_bot_token", "xoxb-1")  # pydantic-settings matches names in any case
+    assert channels._could_configure_a_channel()
+    assert channels._builtin_channels() == ["tasks.slack"]
+
+
+def test_a_token_in_the_env_file_is_read(monkeypatch, tmp_path):
+    channels = _clear_channel_environment(monkeypatch, tmp_path)
+    (tmp_path / ".env").write_text("CLEARANCE_SLACK_BOT_TOKEN=xoxb-1\n")
+    assert channels._could_configure_a_channel()
+    assert channels._builtin_channels() == ["tasks.slack"]
