@@ -79,11 +79,13 @@ def unreachable_store():
 
 
 @pytest.fixture
-def prefect_down():
-    """Prefect's client in this process talks to a closed port; yields the API URL."""
+def prefect_down(monkeypatch):
+    """Prefect's client in this process, and the wake-up (which reads PREFECT_API_URL from the environment first:
+    tasks/prefect_rest.py), talk to a closed port; yields the API URL."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     url = f"http://127.0.0.1:{closed_port()}/api"
+    monkeypatch.setenv("PREFECT_API_URL", url)  # a session with a live server set it (tests/integration)
     with temporary_settings(updates={PREFECT_API_URL: url}):
         yield url
 
