@@ -328,6 +328,25 @@ def _send(connection: socket.socket, message: dict[str, Any]) -> None:
         pass  # the client is gone; its run (if any) notices on its own
 
 
+#: Variables besides ``PREFIX*`` that settings are read from: HOME (Prefect's profiles.toml, by default under
+#: ~/.prefect) and SSL_CERT_FILE (the default of PREFECT_API_SSL_CERT_FILE).
+_SETTINGS_ALSO_READ = ("HOME", "SSL_CERT_FILE")
+
+
+def settings_inputs(env: dict[str, str], prefix: str) -> dict[str, str]:
+    """The variables of ``env`` that Prefect's (``PREFECT_``) or clearance's (``CLEARANCE_``) settings are read
+    from, besides files in the working directory; names in any case, as both read them. ``PREFECT__*`` (two
+    underscores) are values Prefect hands one run (its flow-run id), not settings."""
+    return {name: value for name, value in env.items()
+            if (name.upper().startswith(prefix) and not name.upper().startswith(prefix + "_"))
+            or name in _SETTINGS_ALSO_READ}
+
+
+def _differing(one: dict[str, str], other: dict[str, str]) -> list[str]:
+    """The names whose values differ (or that only one has); names only: a value may be a secret."""
+    return sorted(name for name in one.keys() | other.keys() if one.get(name) != other.get(name))
+
+
 def run_forked(request: dict[str, Any]) -> None:
     """In the forked child: become the client's process (streams, directory, environment) and run the engine."""
     import runpy
@@ -338,6 +357,7 @@ def run_forked(request: dict[str, Any]) -> None:
         os.dup2(fd, target)
         os.close(fd)
     os.chdir(request["cwd"])
+    template_env = dict(os.environ)
     os.environ.clear()
     os.environ.update(request["env"])
     sys.argv = ["prefect.engine", *request["argv"]]
@@ -346,18 +366,25 @@ def run_forked(request: dict[str, Any]) -> None:
     connection: socket.socket = request["connection"]
     threading.Thread(target=_die_with_client, args=(connection,), daemon=True, name="warm-start-client").start()
 
-    # Prefect read its settings and set up logging from the template's environment when imported.
-    import prefect.context
-    from prefect.logging.configuration import setup_logging
+    # Prefect read its settings and set up logging from the template's environment when imported; reading them
+    # again costs ~0.3 CPU-s (Prefect serialises every setting to fill in its logging config), so it is done only
+    # when the run's environment could give other values (the working directory is the template's: _check).
+    prefect_differs = _differing(settings_inputs(request["env"], "PREFECT_"), settings_inputs(template_env, "PREFECT_"))
+    if prefect_differs:
+        import prefect.context
+        from prefect.logging.configuration import setup_logging
 
-    prefect.context.refresh_global_settings_context()
-    setup_logging(incremental=False)
-    from clearance.settings import get_settings
+        prefect.context.refresh_global_settings_context()
+        setup_logging(incremental=False)
+    if settings_inputs(request["env"], "CLEARANCE_") != settings_inputs(template_env, "CLEARANCE_"):
+        from clearance.settings import get_settings
 
-    get_settings.cache_clear()
+        get_settings.cache_clear()
     # One line in the worker's output per run, so an operator (and the tests) can tell a warm start.
+    how = (f"Prefect settings read again: {', '.join(prefect_differs)} differ" if prefect_differs
+           else "with its Prefect settings")
     print(f"clearance warm start: flow run {os.environ.get('PREFECT__FLOW_RUN_ID')} forked from template "
-          f"{os.getppid()}", file=sys.stderr, flush=True)
+          f"{os.getppid()} ({how})", file=sys.stderr, flush=True)
     # The template imported prefect.engine as a module (Prefect does); runpy warns about that and runs a fresh
     # copy of it as __main__ all the same, which is what `python -m prefect.engine` does.
     warnings.filterwarnings("ignore", message="'prefect.engine' found in sys.modules", category=RuntimeWarning)
@@ -424,10 +451,19 @@ class TemplateKeeper:
                 path = str(self.folder / f"template-{self.generation}.sock")
                 self.processes.append(subprocess.Popen(
                     [sys.executable, "-m", "clearance.app.warm_start", "serve", path], cwd=ROOT,
-                    stdin=subprocess.DEVNULL))
+                    stdin=subprocess.DEVNULL, env=self._run_environment()))
                 self._wait_ready(path, self.processes[-1])
             self.processes = [p for p in self.processes if p.poll() is None]
             self.stopping.wait(1.0)
+
+    @staticmethod
+    def _run_environment() -> dict[str, str]:
+        """This process's environment plus the settings a Prefect worker hands every run it starts (its own
+        settings as PREFECT_* variables, e.g. PREFECT_SERVER_EPHEMERAL_ENABLED): the template reads its settings
+        from what its runs will have, so that a run forked from it keeps them (see :func:`run_forked`)."""
+        from prefect.settings import get_current_settings
+
+        return {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True)}
 
     def _wait_ready(self, path: str, process: Any) -> None:
         import time

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from clearance.app.warm_start import SOCKET_ENV, Template
+from clearance.app.warm_start import SOCKET_ENV, Template, settings_inputs
 
 REPO = Path(__file__).resolve().parents[2]
 NOT_A_RUN = "not-a-flow-run-id"
@@ -39,8 +39,8 @@ def template(tmp_path_factory):
     proc.wait(timeout=30)
 
 
-def run_client(socket_path: Path | None, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != SOCKET_ENV} | {"PREFECT__FLOW_RUN_ID": NOT_A_RUN}
+def run_client(socket_path: Path | None, cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != SOCKET_ENV} | {"PREFECT__FLOW_RUN_ID": NOT_A_RUN} | extra
     if socket_path is not None:
         env[SOCKET_ENV] = str(socket_path)
     return subprocess.run([sys.executable, "-m", "clearance.app.warm_start"], env=env, cwd=cwd,
@@ -53,6 +53,28 @@ def test_a_run_is_forked_from_the_template_with_the_clients_streams_and_exit_cod
     assert f"forked from template {proc.pid}" in done.stderr
     assert "Invalid flow run id" in done.stderr  # written by the forked run into the client's own stderr
     assert done.returncode == 1
+
+
+def test_a_run_in_the_templates_environment_keeps_the_templates_prefect_settings(template):
+    done = run_client(template[0], REPO)
+    assert "forked from template" in done.stderr and "(with its Prefect settings)" in done.stderr
+
+
+def test_a_run_with_another_prefect_setting_reads_them_again_and_logs_by_it(template):
+    # The engine's "Invalid flow run id" is an ERROR: at the CRITICAL level the run sets, it is not written — it
+    # would be, with the template's own logging config.
+    done = run_client(template[0], REPO, PREFECT_LOGGING_LEVEL="CRITICAL")
+    assert "forked from template" in done.stderr
+    assert "(Prefect settings read again: PREFECT_LOGGING_LEVEL differ)" in done.stderr
+    assert "Invalid flow run id" not in done.stderr and done.returncode == 1
+
+
+def test_settings_inputs_are_the_prefixed_variables_and_the_few_read_besides():
+    env = {"PREFECT_API_URL": "u", "PREFECT__FLOW_RUN_ID": "r", "CLEARANCE_BUCKET": "b", "HOME": "/h",
+           "SSL_CERT_FILE": "c", "PATH": "/bin", "prefect_api_key": "lower"}
+    assert settings_inputs(env, "PREFECT_") == {"PREFECT_API_URL": "u", "HOME": "/h", "SSL_CERT_FILE": "c",
+                                                "prefect_api_key": "lower"}  # Prefect reads names in any case
+    assert settings_inputs(env, "CLEARANCE_") == {"CLEARANCE_BUCKET": "b", "HOME": "/h", "SSL_CERT_FILE": "c"}
 
 
 def test_without_a_template_the_client_is_prefects_own_engine(tmp_path):
