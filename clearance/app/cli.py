@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -91,8 +91,13 @@ def _configs():
     try:
         return config_set()
     except ConfigError as exc:
-        err.print(f"[red]invalid configuration[/red]\n{exc}")
-        raise typer.Exit(EXIT_INVALID) from None
+        _refuse_invalid_configuration(exc)
+
+
+def _refuse_invalid_configuration(error: Exception) -> NoReturn:
+    """Exit 2 with every problem of the configs (a ConfigError lists them by file and line)."""
+    err.print(f"[red]invalid configuration[/red]\n{error}")
+    raise typer.Exit(EXIT_INVALID) from None
 
 
 def _decision_configs():
@@ -104,8 +109,7 @@ def _decision_configs():
     try:
         return load_decision_configs(get_settings().config_dir)
     except ConfigError as exc:
-        err.print(f"[red]invalid configuration[/red]\n{exc}")
-        raise typer.Exit(EXIT_INVALID) from None
+        _refuse_invalid_configuration(exc)
 
 
 def local_identity() -> str:
@@ -429,8 +433,7 @@ def _current_candidate_digest(store, run_id: str, configs, record_key: str) -> s
     try:
         manifest = configs.manifest(request.model)
     except ConfigError as exc:
-        err.print(f"[red]invalid configuration[/red]\n{exc}")
-        raise typer.Exit(EXIT_INVALID) from None
+        _refuse_invalid_configuration(exc)
     if manifest is None or request.version not in manifest.versions:
         return request.artifact_digest
     return artifact_digest(observe_artifacts(store, manifest.versions[request.version]))

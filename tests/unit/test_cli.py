@@ -349,3 +349,32 @@ def test_a_dry_run_by_a_non_principal_says_so_and_suggests_no_decision(configs, 
     assert f"dry run {uuid.UUID(int=9)} (calm-lynx) started by root" in result.stdout
     assert "nobody is asked, nothing is promoted" in result.stdout and "clearance approve" not in result.stdout
     assert "'root' is no principal" in result.stderr and "claimed name" in result.stderr
+
+
+def test_approve_with_a_broken_principals_file_is_refused_naming_it(configs, monkeypatch) -> None:
+    store = MemoryStore()
+    use_store(monkeypatch, store)
+    run_id = open_request(store, monkeypatch)
+    people = configs / "principals.yaml"
+    people.write_text(people.read_text().replace("local_users: [sam]", "local_users: [sam, dana]"))
+    result = runner.invoke(app, ["approve", run_id, "--digest", DIGEST], env={"USER": "sam", "LOGNAME": "sam"})
+    assert result.exit_code == 2, result.output
+    assert "invalid configuration" in result.output and "principals.yaml:" in result.output
+    from tasks.approval_intake import record_key_for_run
+    from tasks.approvals_record import read_record
+
+    assert read_record(store, record_key_for_run(store, run_id))[0].decisions == []  # nothing was recorded
+
+
+def test_approve_reads_the_runs_manifest_only_for_the_digest_and_names_its_problem(configs, monkeypatch) -> None:
+    store = MemoryStore()
+    use_store(monkeypatch, store)
+    monkeypatch.setattr("tasks.channels.active_notifiers", lambda settings=None: [])
+    run_id = open_request(store, monkeypatch)
+    (configs / "policies" / "low.yaml").write_text("tier: [broken\n")  # not read by a decision: the run checks it
+    manifest = configs / "models" / "churn-classifier.yaml"
+    manifest.write_text(manifest.read_text().replace("risk_tier: high", "risk_tier: [high]", 1))
+    result = runner.invoke(app, ["approve", run_id], env={"USER": "sam", "LOGNAME": "sam"})  # digest: from the manifest
+    assert result.exit_code == 2, result.output
+    assert "churn-classifier.yaml:" in result.output and "risk_tier" in result.output
+    assert "low.yaml" not in result.output
