@@ -25,8 +25,8 @@ demo-fail: install
 	$(PY) -m clearance.dev.demo --fail
 
 ## Lint and type check first (seconds), then every test in three sessions side by side (a fresh clone took
-## 15.3 min on 2 cores with the walk run alone after the rest, install included, on a fast spell of this machine;
-## 17.4 min on a slow one):
+## 13.8 min on 2 cores, install included; 15.3 min the same hour with the walk run alone after the rest, and
+## 17.4 min that way on a slower spell of this machine):
 ## - the server-backed tests in two halves of about the same length, each a session with its own Prefect server
 ##   and SeaweedFS (one of each per session; they mostly wait on them and on the flow runs they start). The first
 ##   half is tests/integration on SQLite, the Prefect server `make demo` uses; SECOND_HALF (the faults, the
