@@ -367,8 +367,8 @@ def run_forked(request: dict[str, Any]) -> None:
     threading.Thread(target=_die_with_client, args=(connection,), daemon=True, name="warm-start-client").start()
 
     # Prefect read its settings and set up logging from the template's environment when imported; reading them
-    # again costs ~0.3 CPU-s (Prefect serialises every setting to fill in its logging config), so it is done only
-    # when the run's environment could give other values (the working directory is the template's: _check).
+    # again costs ~0.1-0.15 CPU-s a run (Prefect serialises every setting to fill in its logging config), so it is
+    # done only when the run's environment could give other values (the working directory is the template's: _check).
     prefect_differs = _differing(settings_inputs(request["env"], "PREFECT_"), settings_inputs(template_env, "PREFECT_"))
     if prefect_differs:
         import prefect.context

@@ -89,7 +89,7 @@ def test_a_run_is_a_fork_of_the_template_and_prefects_cancellation_reaches_it(wo
     template = serving(proc.pid)
     assert template is not None and run.ppid() == template.pid  # forked, not a new Python started by the worker
     # ... from a template started with the settings the worker hands its runs, so the fork keeps Prefect's
-    # settings and logging as the template set them up instead of reading them again (~0.3 CPU-s a run).
+    # settings and logging as the template set them up instead of reading them again (~0.1-0.15 CPU-s a run).
     assert f"flow run {run_id} forked from template {template.pid} (with its Prefect settings)" in \
         log.read_text(errors="replace")
 
