@@ -379,7 +379,7 @@ def _record_and_wake(run_id: str, vote_name: str, comment: str, digest: str | No
     try:
         # the run has a request (and the store answers) before anything is sent
         record_key = record_key_for_run(store, run_id)
-        digest = digest or _current_candidate_digest(store, run_id, configs, record_key)
+        digest = digest or _current_candidate_digest(store, configs, record_key)
         _so_far(f"your {noun} was not recorded unless `clearance status {run_id}` shows it")
         if signing is None:  # the OS login: a claimed identity, for tiers that accept one
             principal = principals.by_local_user(user)
@@ -420,7 +420,7 @@ def _record_and_wake(run_id: str, vote_name: str, comment: str, digest: str | No
         raise typer.Exit(EXIT_UNREACHABLE)
 
 
-def _current_candidate_digest(store, run_id: str, configs, record_key: str) -> str:
+def _current_candidate_digest(store, configs, record_key: str) -> str:
     """The digest of the candidate as it is *now*: what the person at the keyboard approves (``configs``: the
     :class:`~clearance.config.decision_configs.DecisionConfigs` the decision reads)."""
     from clearance.config import ConfigError

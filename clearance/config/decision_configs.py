@@ -22,12 +22,9 @@ from clearance.config.config_set import _config_root
 from clearance.config.files import _load_file
 from clearance.config.issues import ConfigError
 from clearance.config.schema import ModelManifest, Principals
+from clearance.core.types import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN
 
 __all__ = ["DecisionConfigs", "load_decision_configs"]
-
-#: A model name as :data:`clearance.core.types.Identifier` allows it; anything else (a name read from a record
-#: in the bucket, which is not trusted) is never turned into a path.
-_MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
 @dataclass
@@ -47,7 +44,9 @@ class DecisionConfigs:
         return self._manifests[model]
 
     def _read_manifest(self, model: str) -> ModelManifest | None:
-        if not _MODEL_NAME.fullmatch(model) or ".." in model:
+        # Only a name a manifest may have (no "/", not ".." or "."): one read from a record in the bucket, which
+        # is not trusted, is never made into another path.
+        if not re.fullmatch(IDENTIFIER_PATTERN, model) or len(model) > IDENTIFIER_MAX_LENGTH:
             return None
         for suffix in (".yaml", ".yml"):
             path = self.root / "models" / f"{model}{suffix}"

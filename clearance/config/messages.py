@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from clearance.config.issues import ConfigIssue, ConfigPath, LineMap, dotted, line_of
 from clearance.config.tighten import fmt
+from clearance.core.types import IDENTIFIER_PATTERN
 from gates.waivers import CHECK_PATTERN, VERSION_PATTERN
 
 __all__ = ["humanize", "issues_from_validation"]
@@ -80,7 +81,7 @@ _BY_TYPE = {
 }
 # Patterns of schema.py's constrained strings, said in words.
 _PATTERNS = {
-    r"^[a-z0-9][a-z0-9_.-]*$": "must be lower-case letters, digits, '_', '.' or '-', starting with a letter or digit",
+    IDENTIFIER_PATTERN: "must be lower-case letters, digits, '_', '.' or '-', starting with a letter or digit",
     r"^[0-9a-f]{64}$": "must be a SHA-256: 64 lower-case hex characters",
     r"^[UW][A-Z0-9]{2,}$": "must be a Slack user id like U0123ABCD",
     r"^[^@\s]+@[^@\s]+$": "must be an e-mail address",

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from clearance.core.types import Duration, Identifier, Sha256, StrictModel
+from clearance.core.types import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN, Duration, Identifier, Sha256, StrictModel
 from clearance.identity.sshsig import PublicKey
 from gates.compliance_review.model_card import SECTIONS
 from gates.waivers import Waiver
@@ -77,7 +77,7 @@ class TimeoutOutcome(str, Enum):
 
 # --------------------------------------------------------------------------- shared
 
-RegulatoryTag = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64,
+RegulatoryTag = Annotated[str, Field(pattern=IDENTIFIER_PATTERN, max_length=IDENTIFIER_MAX_LENGTH,
                                      description="A tag of configs/regulatory.yaml, e.g. gdpr.")]
 
 

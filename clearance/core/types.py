@@ -23,7 +23,10 @@ def parse_duration(value: Any) -> Any:
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256.")]
-Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)]
+#: Names of models, tiers, roles, principals, tags: lower-case letters, digits, ``_ . -``, a letter or digit first.
+IDENTIFIER_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+IDENTIFIER_MAX_LENGTH = 64
+Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN, max_length=IDENTIFIER_MAX_LENGTH)]
 
 
 class StrictModel(BaseModel):

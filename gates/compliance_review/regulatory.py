@@ -36,6 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from clearance.core.types import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN
 from gates.base import CheckResult, Status
 from gates.compliance_review.model_card import SECTIONS, ModelCard, section_written
 
@@ -47,7 +48,6 @@ MAX_TAGS = 64
 _GATE_ID = re.compile(r"[a-z][a-z0-9_]*")
 _CHECK_PREFIX = re.compile(r"[A-Za-z0-9_.&:-]+")
 _DOTTED = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
-_ID = r"^[a-z0-9][a-z0-9_.-]*$"
 
 #: Earlier gate statuses that count as evidence.
 GATE_OK = frozenset({"pass", "warn"})
@@ -116,7 +116,7 @@ class RegulatoryMap(BaseModel):
     @classmethod
     def _control_ids(cls, value: dict[str, Control]) -> dict[str, Control]:
         for control_id in value:
-            if not re.match(_ID, control_id) or len(control_id) > 128:
+            if not re.match(IDENTIFIER_PATTERN, control_id) or len(control_id) > 128:
                 raise ValueError(f"control id {_echo(control_id)} must be lower-case letters, digits, '.', '_', "
                                  f"'-' (at most 128)")
         return value
@@ -125,7 +125,7 @@ class RegulatoryMap(BaseModel):
     @classmethod
     def _tag_names(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         for tag in value:
-            if not re.match(_ID, tag) or len(tag) > 64:
+            if not re.match(IDENTIFIER_PATTERN, tag) or len(tag) > IDENTIFIER_MAX_LENGTH:
                 raise ValueError(f"tag {_echo(tag)} must be lower-case letters, digits, '.', '_', '-' (at most 64)")
         return value
 
