@@ -45,6 +45,7 @@ import io
 import json
 import math
 import re
+import socket
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -507,17 +508,47 @@ def _aws_error(status: int, message: str) -> Response:
     return JSONResponse({"message": message}, status_code=status, headers={"x-amzn-ErrorType": kind})
 
 
+def announcement(model: LoadedModel, url: str, latency: Latency, error_rate: float, error_status: int) -> str:
+    """The line ``serve-model`` prints once its socket listens; :data:`ANNOUNCED_URL` finds the URL in it."""
+    return (f"serving {model.name} (sha256 {model.sha256[:12]}…, {model.format}, "
+            f"{model.n_features if model.n_features is not None else '?'} features) on {url}: "
+            f"POST /predict, POST /endpoints/<name>/invocations, GET /health; latency {latency.describe()}, "
+            f"error rate {error_rate:g} ({error_status})")
+
+
+ANNOUNCED_URL = re.compile(r"^serving .* on (http://\S+?): POST /predict", re.MULTILINE)
+"""The base URL in :func:`announcement`'s line (what a launcher waits for, e.g. with ``--port 0``)."""
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening (port 0: a free one the kernel picks), so the URL announced
+    is the one bound, and connections made once it is announced wait in the backlog until uvicorn accepts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.set_inheritable(True)
+    except OSError as exc:
+        sock.close()
+        raise Refused(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
 def run(model_file: Path, *, host: str, port: int, latency: Latency, error_rate: float, error_status: int,
         seed: int, policy_file: Path | None) -> None:
     """Scan and load ``model_file`` and serve it until interrupted (:class:`Refused` / ValueError: nothing
-    served)."""
+    served). ``port`` 0 takes a free port; the announcement names the one bound."""
     import uvicorn
 
     model = load_model(model_file, scan_config(policy_file))
     server = ModelServer(model, latency=latency, errors=ErrorSchedule(error_rate, seed), error_status=error_status,
                          seed=seed)
-    print(f"serving {model.name} (sha256 {model.sha256[:12]}…, {model.format}, "
-          f"{model.n_features if model.n_features is not None else '?'} features) on http://{host}:{port}: "
-          f"POST /predict, POST /endpoints/<name>/invocations, GET /health; latency {latency.describe()}, "
-          f"error rate {error_rate:g} ({error_status})", flush=True)
-    uvicorn.run(build_app(server), host=host, port=port, log_level="warning", access_log=False)
+    sock = listening_socket(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    url = f"http://[{bound_host}]:{bound_port}" if ":" in bound_host else f"http://{bound_host}:{bound_port}"
+    print(announcement(model, url, latency, error_rate, error_status), flush=True)
+    config = uvicorn.Config(build_app(server), log_level="warning", access_log=False)
+    with sock:
+        uvicorn.Server(config).run(sockets=[sock])

@@ -28,11 +28,9 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 from textwrap import indent
@@ -41,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from clearance.core import keys
+from clearance.dev import model_server
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -478,44 +477,6 @@ def start_worker(env: dict[str, str]) -> None:
     settings_file.write_text(wanted)
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_model_server(model_file: Path, env: dict[str, str], timeout: float = 60) -> tuple[subprocess.Popen, str]:
-    """``clearance serve-model`` on the demo's model (it refuses a file the security scan would fail) on a free
-    loopback port; returns the process and its ``/predict`` URL once it answers ``/health``."""
-    port = free_port()
-    log = open(STATE / "model-server.log", "ab")
-    server = subprocess.Popen([sys.executable, "-m", "clearance", "serve-model", str(model_file), "--host",
-                               "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True, cwd=REPO)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"clearance serve-model exited ({server.returncode}); see {STATE}/model-server.log")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as answer:
-                if answer.status == 200:
-                    return server, f"http://127.0.0.1:{port}/predict"
-        except OSError:
-            time.sleep(0.3)
-    stop_model_server(server)
-    raise TimeoutError(f"clearance serve-model did not answer within {timeout:.0f}s; see {STATE}/model-server.log")
-
-
-def stop_model_server(server: subprocess.Popen) -> None:
-    """Stop the demo's model server (its process group: SIGTERM, then SIGKILL after 10 s)."""
-    from clearance.dev import devservers
-
-    if server.poll() is None:
-        devservers.stop_pid(server.pid, "serve-model", 10, name="model server")
-    server.poll()
-
-
 def gate_lines(store, run_id: str, version: str) -> str:
     """Each gate's status and the checks a reviewer must read (warnings need the approvers' eyes)."""
     from tasks.evidence import stored_gate_results
@@ -584,13 +545,14 @@ def main(argv: list[str] | None = None) -> int:
     model_file.parent.mkdir(parents=True, exist_ok=True)
     model_file.write_bytes(files["model.joblib"][1])
     say("Serving the model for the load test (clearance serve-model, on this machine; stopped when the demo ends)")
-    server, endpoint = start_model_server(model_file, env)
+    server = model_server.start(model_file, log=STATE / "model-server.log", env=env, timeout=120)
+    endpoint = server.predict_url
     print(f"   {endpoint} (allowlisted for the load generator: CLEARANCE_LOAD_TEST_ALLOWED_HOSTS=127.0.0.1)")
     env["CLEARANCE_LOAD_TEST_ALLOWED_HOSTS"] = os.environ["CLEARANCE_LOAD_TEST_ALLOWED_HOSTS"] = "127.0.0.1"
     try:
         return promote(store, services, env, version, files, endpoint, drifted=args.fail)
     finally:
-        stop_model_server(server)
+        server.stop()
         print(f"   model server at {endpoint} stopped")
 
 

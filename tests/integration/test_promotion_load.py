@@ -12,10 +12,6 @@ import copy
 import hashlib
 import io
 import json
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,9 +24,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from clearance.dev import model_server
 from tests.integration.promotion_kit import (
     POLICY_HIGH,
-    REPO,
     Candidate,
     find_run,
     finish,
@@ -58,12 +54,6 @@ COST = {"budget_per_1000": {"warn": 0.05, "fail": 0.10}, "budget_per_month": {"w
         "require_price": True}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def tiny_model(folder: Path) -> tuple[Path, pa.Table]:
     """A logistic regression on three numeric columns (joblib) and 200 rows of eval data with a label."""
     import joblib
@@ -79,26 +69,6 @@ def tiny_model(folder: Path) -> tuple[Path, pa.Table]:
     path.write_bytes(buffer.getvalue())
     table = pa.table({**{name: x[:, i] for i, name in enumerate(FEATURES)}, "label": y})
     return path, table
-
-
-def serve_model(model_file: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    """``clearance serve-model MODEL --port P [extra]`` in a subprocess; its URL once it answers."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "clearance", "serve-model", str(model_file), "--port",
-                                str(port), *extra], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}/predict"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            said = process.stderr.read().decode()[-2000:] if process.stderr else ""
-            raise RuntimeError(f"serve-model exited: {said}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process, url
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise TimeoutError("serve-model did not listen within 30 s")
 
 
 def load_candidate(tmp_path: Path, s3, url: str, *, wrong_pin: bool = False) -> Candidate:
@@ -157,15 +127,17 @@ def runs(s3_service, prefect_service, tmp_path_factory: pytest.TempPathFactory) 
     patch.setenv("CLEARANCE_LOAD_TEST_ALLOWED_HOSTS", "127.0.0.1")
     get_settings.cache_clear()
     store = ObjectStore.from_settings(get_settings())
-    servers: list[subprocess.Popen] = []
+    servers: list[model_server.ServedModel] = []
     try:
         started = {}
         for name, extra, dry_run in (("fast", (), True), ("slow", ("--latency", "constant:2000"), False),
                                      ("stopped", (), True)):
             folder = tmp_path_factory.mktemp(name)
             model_file, _ = tiny_model(folder)
-            server, url = serve_model(model_file, *extra)
+            # the timeout guards against a hang only: on a loaded machine a server's start-up may take a minute
+            server = model_server.start(model_file, *extra, log=folder / "serve.log", timeout=600)
             servers.append(server)
+            url = server.predict_url
             cand = load_candidate(folder, store, url, wrong_pin=name == "stopped")
             log = folder / "run.log"
             started[name] = (cand, log, url, start_direct_run(cand, VERSION, dry_run=dry_run, log=log))
@@ -180,8 +152,7 @@ def runs(s3_service, prefect_service, tmp_path_factory: pytest.TempPathFactory) 
         yield done
     finally:
         for server in servers:
-            server.terminate()
-            server.wait(timeout=10)
+            server.stop()
         patch.undo()
         get_settings.cache_clear()
 

@@ -8,10 +8,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +21,7 @@ from typer.testing import CliRunner
 
 from clearance.app.cli import app
 from clearance.config.schema import ModelManifest
+from clearance.dev import model_server
 from gates.base import GateResult, Status
 from tasks.load_test import LoadSetupError, load_target, request_bodies, run_load_test
 
@@ -37,12 +34,6 @@ FEATURES = ("tenure", "spend", "calls")
 SHORT = {"rate": 20, "duration": "1s", "warmup": "0.5s", "timeout": "1s", "max_requests": 1000, "connections": 4,
          "generator": {"max_cpu": 1.0, "max_lateness_p99_ms": 100}}
 COST = {"budget_per_1000": {"warn": 0.05, "fail": 0.10}, "budget_per_month": {"warn": 2000, "fail": 5000}}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -62,38 +53,24 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"model": folder / "model.joblib", "eval": folder / "eval.parquet", "folder": folder}
 
 
-def serve(model_file: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "clearance", "serve-model", str(model_file), "--port",
-                                str(port), *extra], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(process.stderr.read().decode() if process.stderr else "serve-model exited")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process, f"http://127.0.0.1:{port}/predict"
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise TimeoutError("serve-model did not listen")
+def serve(model_file: Path, *extra: str) -> model_server.ServedModel:
+    # the timeout guards against a hang only: at this session's low priority a server's start-up may take a minute
+    return model_server.start(model_file, *extra, log=model_file.parent / "serve.log", timeout=600)
 
 
 @pytest.fixture(scope="module")
 def endpoint(model_files) -> Iterator[str]:
-    process, url = serve(model_files["model"])
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    server = serve(model_files["model"])
+    yield server.predict_url
+    server.stop()
 
 
 @pytest.fixture(scope="module")
 def failing_endpoint(model_files) -> Iterator[str]:
     """Half of the requests answered 503."""
-    process, url = serve(model_files["model"], "--error-rate", "0.5")
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    server = serve(model_files["model"], "--error-rate", "0.5")
+    yield server.predict_url
+    server.stop()
 
 
 @pytest.fixture

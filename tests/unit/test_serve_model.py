@@ -11,8 +11,6 @@ import asyncio
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from clearance.app.serve_model import (
     parse_latency,
     scan_config,
 )
+from clearance.dev import model_server
 from gates.security_scan.config import Action
 from tests.unit.security_corpus import global_reduce
 
@@ -366,36 +365,15 @@ def test_bad_cli_options_exit_2(model_file: Path) -> None:
 # --------------------------------------------------------------------------- a real server, and boto3
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def served(model_file: Path, tmp_path: Path) -> Any:
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "clearance", "serve-model", str(model_file), "--port", str(port), "--policy",
-         str(HIGH), "--latency", "constant:100"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
-    base = f"http://127.0.0.1:{port}"
+    # the timeout guards against a hang only: at this session's low priority a server's start-up may take a minute
+    server = model_server.start(model_file, "--policy", str(HIGH), "--latency", "constant:100",
+                                log=tmp_path / "serve.log", cwd=tmp_path, timeout=600)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "serve-model did not come up"
-            time.sleep(0.2)
-        yield base
+        yield server.base_url
     finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+        server.stop()
 
 
 def test_boto3_sagemaker_runtime_gets_the_predictions_from_a_real_server(served: str, model_file: Path) -> None:
@@ -423,3 +401,21 @@ def test_boto3_sagemaker_runtime_gets_the_predictions_from_a_real_server(served:
     assert "expects 4 features" in info.value.response["Error"]["Message"]
     plain = httpx.post(f"{served}/predict", json={"instances": rows}, timeout=5)
     assert plain.status_code == 200 and plain.json() == body
+
+
+def test_a_port_already_taken_is_refused_naming_it(model_file: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["serve-model", str(model_file), "--policy", str(HIGH), "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert f"refused: cannot listen on 127.0.0.1:{port}" in result.output
+
+
+def test_the_launcher_reports_a_refused_file_with_the_servers_words(tmp_path: Path) -> None:
+    evil = tmp_path / "model.joblib"
+    joblib.dump({"hook": Evil(tmp_path / "PWNED")}, evil)
+    with pytest.raises(RuntimeError, match=r"serve-model exited \(2\): refused: .*posix\.system"):
+        model_server.start(evil, "--policy", str(HIGH), log=tmp_path / "serve.log", cwd=tmp_path, timeout=600)
+    assert not (tmp_path / "PWNED").exists()
