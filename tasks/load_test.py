@@ -14,7 +14,8 @@ as ``extra["load_run"]``. This module builds that run from the manifest and the 
   ``{"records": [{…}]}``, ``rows_per_request`` rows per request;
 
 then :func:`tasks.load_generator.run_load` loads the target (only an allowlisted host:
-``CLEARANCE_LOAD_TEST_ALLOWED_HOSTS``) and writes the latency plots into the run's evidence folder.
+``CLEARANCE_LOAD_TEST_ALLOWED_HOSTS``) and writes the latency plots into the run's evidence folder; a run whose
+generator was saturated is discarded and the load offered again, up to ``generator.attempts`` runs.
 :func:`run_load_test` never raises: a bad manifest, a missing secret block or an unreadable dataset is a
 ``LoadRun`` with ``error`` set, which the gate reports as an ``error`` check. The flow runs it through
 :func:`load_test_task`, cached per run, so a resumed promotion never loads the endpoint a second time.
@@ -219,16 +220,35 @@ def run_load_test(manifest: ModelManifest, version: str, locators: dict[str, Any
     what stops the run before any request is a ``LoadRun`` whose ``error`` says why."""
     try:
         target = load_target(manifest, endpoint=endpoint, secrets=secrets)
-        plan = load_plan(gate_config(raw_config))
+        config = gate_config(raw_config)
+        plan = load_plan(config)
         bodies = request_bodies(manifest, version, locators) if target.method != "GET" else [b""]
         evidence_dir.mkdir(parents=True, exist_ok=True)
-        from tasks.load_generator.run import run_load  # NumPy and HDR histograms: only when a load runs
-
-        run = run_load(target, plan, bodies, evidence_dir)
+        run = _measured(target, plan, bodies, evidence_dir, config)
     except Exception as exc:  # noqa: BLE001 — the gate reports it as an error check; the flow goes on
         message = str(exc) if isinstance(exc, LoadSetupError) else f"{type(exc).__name__}: {exc}"
         run = LoadRun(target=_where(manifest, endpoint), error=message)
     return run.model_dump(mode="json")
+
+
+def _measured(target: LoadTarget, plan: LoadPlan, bodies: list[bytes], evidence_dir: Path,
+              config: LoadTestConfig) -> LoadRun:
+    """The load run, offered again (up to ``generator.attempts`` runs) while the generator was saturated: a
+    stalled generator says nothing of the server. Which runs are kept is decided by the gate's own
+    :func:`~gates.load_test.judge.saturated_steps` (the same limits it judges with); the verdict stays the
+    gate's, on the last run, which names the ones discarded. Each run writes its plots over the last's."""
+    from gates.load_test.judge import LoadRun as JudgedRun
+    from gates.load_test.judge import saturated_steps
+    from tasks.load_generator.run import run_load  # NumPy and HDR histograms: only when a load runs
+
+    discarded: list[str] = []
+    for attempt in range(1, config.generator.attempts + 1):
+        run = run_load(target, plan, bodies, evidence_dir)
+        saturated = saturated_steps(JudgedRun.model_validate(run.model_dump(mode="json")), config)
+        if not saturated or run.refused is not None or run.error is not None or attempt == config.generator.attempts:
+            break
+        discarded.append(f"run {attempt}: " + "; ".join(saturated))
+    return run.model_copy(update={"discarded": discarded})
 
 
 def _locate_body_dataset(manifest: ModelManifest, version: str) -> dict[str, Any]:

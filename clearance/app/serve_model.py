@@ -529,7 +529,6 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(2048)
-        sock.set_inheritable(True)
     except OSError as exc:
         sock.close()
         raise Refused(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

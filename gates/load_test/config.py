@@ -4,7 +4,8 @@ Every field a manifest may change carries its ``tighten`` rule (``clearance/conf
 levels of latency and error rate may only be lowered (``lower``), the minimum achieved ratio only raised
 (``higher``); the offered ``rate`` and the measured ``duration`` may only grow, ``ramp`` may only gain rates,
 ``timeout`` may only shrink, the generator's saturation limits may only be lowered. ``warmup``,
-``max_requests`` and ``connections`` shape the run, not the verdict: a manifest cannot change them.
+``max_requests``, ``connections`` and ``generator.attempts`` shape the run, not the verdict: a manifest cannot
+change them.
 
 When a level is reached (the convention of ``data_check``'s drift levels: a level is the first value that
 triggers it): an upper level (latency in ms, error rate) is reached when the value is ``>=`` it; the minimum
@@ -126,6 +127,12 @@ class GeneratorConfig(BaseModel):
     max_lateness_p99_ms: float = Field(
         10.0, gt=0, json_schema_extra={"tighten": "lower"},
         description="99th percentile of how late sends left vs their intended time (ms); above it: saturated.")
+    # A busy runner (a CI machine, a laptop building something) can stall the generator for a second, which says
+    # nothing of the server: such a run is discarded and the load offered again, and the discarded runs are
+    # named in the verdict. Not a manifest's to change: it shapes the run, not the verdict.
+    attempts: int = Field(2, ge=1, le=5,
+                          description="Load runs made at most: a run whose generator was saturated is discarded "
+                                      "and the load offered again; the last run is judged either way.")
 
 
 class LoadTestConfig(BaseModel):

@@ -5,7 +5,9 @@ generator may report more than the gate reads); every decision is made here:
 
 - a step is **saturated** when any generator process used more than ``generator.max_cpu`` of a core or the
   99th percentile of send lateness is above ``generator.max_lateness_p99_ms``: its timings are the
-  generator's, not the server's, so nothing timing-related is judged on it;
+  generator's, not the server's, so nothing timing-related is judged on it (the task that runs the load offers
+  it again, up to ``generator.attempts`` runs, and names the runs it discarded in ``LoadRun.discarded``; the
+  ``generator`` check repeats them);
 - a step **meets the fail levels** when it is not saturated, has ok responses, every configured latency
   fail level (p50, p95, p99, max) and the error-rate fail level are not reached (value ``<`` level), and
   the achieved / offered ratio is at least its fail level (``>=``);
@@ -95,6 +97,7 @@ class LoadRun(_Loose):
     error: str | None = None
     steps: list[Step] = Field(default_factory=list)
     evidence: list[EvidenceEntry] = Field(default_factory=list)
+    discarded: list[str] = Field(default_factory=list)
 
 
 def echo(value: Any, limit: int = MAX_ECHO) -> str:
@@ -152,6 +155,17 @@ def saturation(step: Step, config: LoadTestConfig) -> list[str] | None:
     if late is not None and late > limit.max_lateness_p99_ms:
         why.append(f"sends left {late:g} ms late at p99 (limit {limit.max_lateness_p99_ms:g} ms)")
     return why
+
+
+def saturated_steps(run: LoadRun, config: LoadTestConfig) -> list[str]:
+    """Each saturated step of ``run`` and why (``at 20 req/s sends left 1358 ms late at p99 …``); empty: the
+    generator kept up wherever the run says (a step that reports nothing of it is not counted here)."""
+    found = []
+    for step in run.steps:
+        why = saturation(step, config)
+        if why:
+            found.append(f"at {step.offered_rps:g} req/s {' and '.join(why)}")
+    return found
 
 
 def meets_fail_levels(step: Step, config: LoadTestConfig) -> bool:
@@ -225,7 +239,7 @@ def check_target(run: LoadRun) -> CheckResult:
 def check_generator(run: LoadRun, config: LoadTestConfig) -> CheckResult:
     """``generator``: error when any step was saturated or does not report the generator's own load."""
     limits = {"max_cpu": config.generator.max_cpu, "max_lateness_p99_ms": config.generator.max_lateness_p99_ms}
-    saturated, unknown, observed = [], [], []
+    unknown, observed = [], []
     for step in run.steps:
         why = saturation(step, config)
         gen = step.generator
@@ -234,22 +248,25 @@ def check_generator(run: LoadRun, config: LoadTestConfig) -> CheckResult:
                          "saturated": bool(why)})
         if why is None:
             unknown.append(step)
-        elif why:
-            saturated.append(f"at {step.offered_rps:g} req/s {' and '.join(why)}")
+    discarded = [echo(d) for d in run.discarded[:10]]
+    runs = {"steps": observed, "discarded_runs": discarded}
+    before = (f" (judged on the last of {len(discarded) + 1} runs; discarded, their generator the bottleneck: "
+              + "; ".join(discarded) + ")") if discarded else ""
+    saturated = saturated_steps(run, config)
     if saturated:
-        return CheckResult(id="generator", status=Status.ERROR, observed=observed, threshold=limits,
+        return CheckResult(id="generator", status=Status.ERROR, observed=runs, threshold=limits,
                            message="the generator, not the server, was the bottleneck: " + "; ".join(saturated)
                                    + " — not a server result (fewer connections per process, a lower rate or "
-                                     "more cores)")
+                                     "more cores)" + before)
     if unknown:
         rates = ", ".join(f"{s.offered_rps:g}" for s in unknown)
-        return CheckResult(id="generator", status=Status.ERROR, observed=observed, threshold=limits,
+        return CheckResult(id="generator", status=Status.ERROR, observed=runs, threshold=limits,
                            message=f"the run does not report the generator's CPU and lateness at {rates} req/s: "
-                                   f"whether it was the bottleneck cannot be told")
-    return CheckResult(id="generator", status=Status.PASS, observed=observed, threshold=limits,
+                                   f"whether it was the bottleneck cannot be told" + before)
+    return CheckResult(id="generator", status=Status.PASS, observed=runs, threshold=limits,
                        message="the generator kept up: every process under "
                                f"{config.generator.max_cpu:.0%} of a core, sends late by at most "
-                               f"{config.generator.max_lateness_p99_ms:g} ms at p99")
+                               f"{config.generator.max_lateness_p99_ms:g} ms at p99" + before)
 
 
 def _at(step: Step) -> str:

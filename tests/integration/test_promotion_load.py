@@ -42,12 +42,13 @@ FEATURES = ("tenure", "spend", "calls")
 #: promotions of this module run at once on what may be a 2-core machine, so their generators share the cores
 #: with each other and with the flows: sends may leave tens of milliseconds late (the shipped tiers allow 10 ms
 #: at p99). That is a property of this test machine, not of the servers judged here (2 s of injected latency is
-#: still 2 s), so this test tier tolerates 100 ms. For the same reason its latency levels sit just under the
-#: 1 s timeout: `make test` runs this beside two other sessions on 2 cores, where a loopback answer of a fast
-#: server took 650 ms at p95 (the shipped tiers' 250/500 ms would fail it). What tells fast from slow here is
-#: unchanged: 2 s of latency times out every request.
+#: still 2 s), so this test tier tolerates 100 ms, and a run whose generator stalled past that anyway (1.4 s was
+#: seen in CI) is offered again, up to three runs (``generator.attempts``). For the same reason its latency
+#: levels sit just under the 1 s timeout: `make test` runs this beside two other sessions on 2 cores, where a
+#: loopback answer of a fast server took 650 ms at p95 (the shipped tiers' 250/500 ms would fail it). What tells
+#: fast from slow here is unchanged: 2 s of latency times out every request.
 LOAD_TEST = {"rate": 20, "duration": "2s", "warmup": "0.5s", "timeout": "1s", "max_requests": 1000,
-             "connections": 8, "generator": {"max_cpu": 1.0, "max_lateness_p99_ms": 100},
+             "connections": 8, "generator": {"max_cpu": 1.0, "max_lateness_p99_ms": 100, "attempts": 3},
              "slo": {"p50_ms": {"warn": 600, "fail": 950}, "p95_ms": {"warn": 900, "fail": 990},
                      "p99_ms": {"warn": 950, "fail": 999}}}
 COST = {"budget_per_1000": {"warn": 0.05, "fail": 0.10}, "budget_per_month": {"warn": 2000, "fail": 5000},

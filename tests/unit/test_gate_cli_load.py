@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -122,6 +123,24 @@ def test_load_test_on_an_allowlisted_endpoint_passes(endpoint, model_files, tmp_
     assert 18 <= gate.metrics["load_test.sustainable_rps"] <= 21
     assert gate.metrics["load_test.error_rate"] == 0
     assert (kept / "load_test_latency_over_time.png").is_file()
+
+
+def test_a_run_whose_generator_was_the_bottleneck_is_offered_again_and_named(endpoint, model_files, tmp_path,
+                                                                              allowed):
+    # limits no generator can keep: every run is saturated, so all three are made and the last is judged
+    config = write_yaml(tmp_path / "load.yaml", {**SHORT, "duration": "0.5s", "warmup": "0s", "generator": {
+        "max_cpu": 1e-9, "max_lateness_p99_ms": 1e-9, "attempts": 3}})
+    health = endpoint.replace("/predict", "/health")
+    served_before = httpx.get(health, timeout=30).json()["requests"]
+    result = runner.invoke(app, ["gate", "run", "load_test", "--endpoint", endpoint, "--dataset",
+                                 f"eval={model_files['eval']}", "--config", str(config), "--json"])
+    gate = GateResult.model_validate_json(result.stdout)
+    generator = next(c for c in gate.checks if c.id == "generator")
+    assert generator.status is Status.ERROR and "judged on the last of 3 runs" in generator.message, generator
+    discarded = generator.observed["discarded_runs"]
+    assert [d.split(":")[0] for d in discarded] == ["run 1", "run 2"] and "at 20 req/s" in discarded[0]
+    served = httpx.get(health, timeout=30).json()["requests"] - served_before
+    assert served >= 3 * 10 * 0.9, served  # three runs of 20 req/s × 0.5 s reached the server
 
 
 def test_a_host_not_allowlisted_is_refused_and_the_error_says_how_to_allow_it(endpoint, model_files, tmp_path,

@@ -172,6 +172,17 @@ def test_a_generator_at_its_limit_is_not_saturated(tmp_path: Path) -> None:
     assert by_id(result)["generator"].status is Status.PASS and result.status is Status.PASS
 
 
+def test_the_runs_discarded_before_the_judged_one_are_named(tmp_path: Path) -> None:
+    why = "run 1: at 50 req/s sends left 1358.85 ms late at p99 (limit 10 ms)"
+    kept = by_id(run(tmp_path, load_run(step(), discarded=[why])))["generator"]
+    assert kept.status is Status.PASS
+    assert kept.message.endswith(f"(judged on the last of 2 runs; discarded, their generator the bottleneck: {why})")
+    assert kept.observed["discarded_runs"] == [why] and kept.observed["steps"][0]["saturated"] is False
+    still = by_id(run(tmp_path, load_run(step(late_p99=25.0), discarded=[why, why.replace("run 1", "run 2")])))
+    assert still["generator"].status is Status.ERROR and "judged on the last of 3 runs" in still["generator"].message
+    assert by_id(run(tmp_path, load_run(step())))["generator"].observed["discarded_runs"] == []
+
+
 def test_a_run_that_does_not_report_its_generator_is_an_error(tmp_path: Path) -> None:
     silent = step()
     silent["generator"] = None
@@ -334,6 +345,7 @@ def test_a_manifest_may_tighten_the_slo() -> None:
     {"timeout": "10s"},
     {"generator": {"max_cpu": 1.0, "max_lateness_p99_ms": 10}},
     {"max_requests": 400_000},                      # shapes the run: no tighten rule
+    {"generator": {"max_cpu": 0.9, "max_lateness_p99_ms": 10, "attempts": 1}},  # shapes the run too
 ])
 def test_a_manifest_may_not_loosen_it(looser: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
