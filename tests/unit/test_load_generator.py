@@ -202,15 +202,17 @@ def test_error_classes(server: str, tmp_path: Path) -> None:
         "5xx": (f"{server}/status/503", {}),
         "timeout": (f"{server}/sleep/2000", {"timeout": 0.2}),
         "connection": (f"http://127.0.0.1:{free_port()}/predict", {}),
-        # 300 ms answers through one connection: the wait for the connection counts in the 0.5 s timeout
-        "pool": (f"{server}/sleep/300", {"timeout": 0.5, "connections": 1}),
+        # 300 ms answers through one connection, 20/s offered: request k is answered ~(300 + 250·k) ms after its
+        # intended time, so with the wait for the connection counted in the 2 s timeout the first ~7 are ok and the
+        # rest time out (without it all 10 would be ok). 2 s, not less: a starved moment must not time out the first
+        "pool": (f"{server}/sleep/300", {"timeout": 2.0, "connections": 1}),
     }
     with ThreadPoolExecutor(len(cases)) as pool:
         futures = {kind: pool.submit(load, url, tmp_path / kind, rate=20, duration=0.5, processes=1, **plan)
                    for kind, (url, plan) in cases.items()}
         runs = {kind: f.result() for kind, f in futures.items()}
     pooled = runs.pop("pool").steps[0]
-    assert pooled.sent == 10 and pooled.ok >= 1 and pooled.errors["timeout"] >= 5, pooled
+    assert pooled.sent == 10 and pooled.ok >= 1 and pooled.errors["timeout"] >= 1, pooled
     assert pooled.ok + pooled.errors["timeout"] == 10
     for kind, run in runs.items():
         invariant(run)
