@@ -436,7 +436,7 @@ def test_a_second_ticket_made_without_a_shared_state_is_marked_duplicate_and_the
     # Two processes whose run state is not shared (e.g. a retry that lost it): no lease can help,
     # so after creating each searches again and both settle on the oldest ticket.
     stores = [MemoryStore(), MemoryStore()]
-    fake.hold("GET", r"/search", parties=2, timeout=2)
+    fake.hold("GET", r"/search", parties=2, timeout=10)  # both come: released at once; 10 s for a starved moment
     _run_together(*(lambda s=s: JiraNotifier(settings, s).handle(event("opened")) for s in stores))
 
     assert len(fake.issues) == 2  # both were created: that is the race

@@ -513,7 +513,9 @@ def test_http1_timeouts_count_the_wait_for_a_connection_and_free_it() -> None:
     async def script(s: Scripted) -> tuple[list[int], int]:
         import asyncio
 
-        pool = client(s, limit=1, timeout=0.3)
+        # 0.9 s: under the server's 1 s (both timers on this one loop, so /slow times out however slow the machine)
+        # and as much time as that allows for /ok's round trip on a starved moment
+        pool = client(s, limit=1, timeout=0.9)
         slow = [asyncio.ensure_future(pool.fetch(get(s, f"/slow/{i}"))) for i in range(3)]
         statuses = list(await asyncio.gather(*slow))  # the first times out on the wire, the others waiting for it
         statuses.append(await pool.fetch(get(s, "/ok")))  # on a new connection: the timed-out one was closed
