@@ -29,9 +29,9 @@ demo: install
 demo-fail: install
 	$(PY) -m clearance.dev.demo --fail
 
-## The virtualenv and the browser (apt) side by side, then lint and type check (seconds), then every test in three sessions side by side (a fresh clone took
-## 13.8 min on 2 cores, install included; 15.3 min the same hour with the walk run alone after the rest, and
-## 17.4 min that way on a slower spell of this machine):
+## The virtualenv and the browser (apt) side by side, then lint and type check (about a minute in all), then every
+## test in three sessions side by side (a fresh clone took 13.5-14.3 min on 2 cores, install included, in a fast
+## spell of this machine, and 15.0 min in a slower one, where the PostgreSQL half alone took 14.2 min):
 ## - the server-backed tests in two halves of about the same length, each a session with its own Prefect server
 ##   and SeaweedFS (one of each per session; they mostly wait on them and on the flow runs they start). The first
 ##   half is tests/integration on SQLite, the Prefect server `make demo` uses; SECOND_HALF (the faults, the
