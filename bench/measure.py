@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import resource
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,24 @@ def cpu_s(pids: list[int]) -> float:
         except psutil.NoSuchProcess:
             continue
     return total
+
+
+def settle(pids: list[int], quiet_cpu: float = 0.03, window: float = 0.5, longest: float = 20.0) -> float:
+    """Wait until these processes (a Prefect server, its PostgreSQL) are idle: under ``quiet_cpu`` CPU-s in
+    ``window`` s, at most ``longest`` s. Returns the seconds waited.
+
+    A flow run's task-run states reach the server as events, which it writes to its database after the run has
+    returned: without settling, that backlog lands on whatever is measured next (on SQLite, as a locked database
+    and a client retry 2 s later)."""
+    began = time.monotonic()
+    before = cpu_s(pids)
+    while time.monotonic() - began < longest:
+        time.sleep(window)
+        now = cpu_s(pids)
+        if now - before < quiet_cpu:
+            break
+        before = now
+    return time.monotonic() - began
 
 
 def tree_state() -> str:

@@ -24,8 +24,8 @@ counted):
 - ``no Prefect``: :func:`gate_work` called as a plain function.
 
 Per variant: wall time (until the call returns) and CPU (this process, ``time.process_time`` plus reaped children
-such as load-generator processes; the Prefect server, read once it is idle again after the run: see :func:`settle`;
-SeaweedFS), medians; the ratio promotion / bare flow (target ≤ 1.5×). Each variant's
+such as load-generator processes; the Prefect server, read once it is idle again after the run: see
+:func:`bench.measure.settle`; SeaweedFS), medians; the ratio promotion / bare flow (target ≤ 1.5×). Each variant's
 gate verdicts are checked to be the same. Not a test (a shared 2-core machine is noisy). Prints Markdown.
 """
 
@@ -54,7 +54,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.measure import tree_state  # noqa: E402
+from bench.measure import cpu_s, settle, tree_state  # noqa: E402
 
 VERSION = "1.0.0"
 ORDER = ("promotion", "bare flow", "bare flow, tasks", "no Prefect")
@@ -86,25 +86,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def proc_cpu(pid: int) -> float:
-    """User + system CPU of a process, its reaped children and its live descendants."""
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        t = proc.cpu_times()
-        total = t.user + t.system + t.children_user + t.children_system
-        for child in proc.children(recursive=True):
-            try:
-                c = child.cpu_times()
-                total += c.user + c.system + c.children_user + c.children_system
-            except psutil.NoSuchProcess:
-                continue
-        return float(total)
-    except psutil.NoSuchProcess:
-        return 0.0
-
-
 class RetryCount(logging.Handler):
     """Counts the requests Prefect's client retried (its debug line "... Another attempt will be made in N s")."""
 
@@ -116,23 +97,6 @@ class RetryCount(logging.Handler):
         message = record.getMessage()
         if "Another attempt will be made" in message:
             self.seen.append(message.split(". Another")[0][:80])
-
-
-def settle(pid: int, quiet_cpu: float = 0.03, window: float = 0.5, longest: float = 20.0) -> None:
-    """Wait until the Prefect server is idle (under ``quiet_cpu`` CPU-s in ``window`` s; at most ``longest`` s).
-
-    A flow run's task-run states reach the server as events, which it writes to its database after the run has
-    returned; on SQLite the next run's first request then met a locked database and Prefect's client retried it
-    2 s later, which landed on whichever variant came next. Settling after each run (untimed) gives each variant
-    its own server CPU and an idle server to start on."""
-    deadline = time.monotonic() + longest
-    before = proc_cpu(pid)
-    while time.monotonic() < deadline:
-        time.sleep(window)
-        now = proc_cpu(pid)
-        if now - before < quiet_cpu:
-            return
-        before = now
 
 
 def own_cpu() -> float:
@@ -374,13 +338,13 @@ def measure(args: argparse.Namespace, models: list[str], prefect_pid: int, s3_pi
             args.stopped = f"stopped at --stop-by before rep {rep} {name}"
             break
         model = models[rep]
-        c0, s0, w0 = own_cpu(), proc_cpu(prefect_pid), proc_cpu(s3_pid)
+        c0, s0, w0 = own_cpu(), cpu_s([prefect_pid]), cpu_s([s3_pid])
         retries.seen.clear()
         t0 = time.perf_counter()
         gates = funcs[name](model)
         wall = time.perf_counter() - t0
-        settle(prefect_pid)  # the server's share (events it records after the run) is this variant's, not the next's
-        sample = Sample(name, wall, own_cpu() - c0, proc_cpu(prefect_pid) - s0, proc_cpu(s3_pid) - w0, gates,
+        settle([prefect_pid])  # the server's share (events it records after the run) is this variant's, not the next's
+        sample = Sample(name, wall, own_cpu() - c0, cpu_s([prefect_pid]) - s0, cpu_s([s3_pid]) - w0, gates,
                         run_ids[-1] if name == "promotion" else "")
         if rep > 0:
             samples.append(sample)

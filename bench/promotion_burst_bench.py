@@ -14,7 +14,11 @@ stopped at the end), two process workers on one pool, and then:
    signed Slack clicks (bea's **Approve** button) to ``clearance serve`` (its ASGI app in this process) and, for
    the first ``--cli-deciders`` runs, ``clearance approve RUN`` (the real CLI as OS user bea, a process each).
    The time from each deciding decision being sent to the run's next step (Running again; its ``approved``
-   ledger entry), p50/p95/max, and the drain time until every run has ended;
+   ledger entry), p50/p95/max, and the drain time until every run has ended. ``--pace N`` sends the deciding
+   decisions (and the bare resumes) at a steady N per minute instead: the rate these cores keep with every
+   decision's next step within a latency target (a burst of 100 at once measures the queue, not the latency).
+   Before the first decision the bench waits, untimed, until the server (+ PostgreSQL) is back to its idle CPU:
+   the start phase's events are still being written for a while after the last run suspended;
 3. correctness: every run Completed, every ledger exactly started → gate → approval-requested → approved →
    promoting → promoted (none lost, none promoted twice), every pointer on 1.0.0.
 
@@ -42,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +56,7 @@ from uuid import UUID
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.measure import cpu_s, pct, stop_everything, tree_state  # noqa: E402
+from bench.measure import cpu_s, pct, settle, stop_everything, tree_state  # noqa: E402
 
 POOL = "clearance-bench"
 SLACK_CHANNEL = "C0BURST0001"
@@ -59,6 +64,8 @@ SLACK_SECRET = "bench-signing-secret"
 #: Wall-clock time (epoch s) by which every wait gives up (``--stop-by``), leaving a margin to stop the servers.
 DEADLINE = float("inf")
 TEARDOWN_MARGIN = 45.0
+#: Deciding decisions (and bare resumes) per minute (``--pace``); 0: all at once, as fast as 8 threads send them.
+PACE = 0.0
 
 
 def left(default: float = 60 * 60) -> float:
@@ -119,6 +126,8 @@ class Outcome:
     bare_to_suspend_s: float = 0.0
     bare_drain_s: float = 0.0
     load: dict[str, float] = field(default_factory=dict)
+    #: seconds waited after all were suspended for the server (+ PostgreSQL) to be back to its idle CPU
+    settle_s: float = 0.0
     locked_by_log: dict[str, int] = field(default_factory=dict)
     error_lines: int = 0
     wall_s: float = 0.0
@@ -127,6 +136,20 @@ class Outcome:
     warm_starts: int = 0
     #: ERROR lines of the Prefect server's log, by message
     server_errors: dict[str, int] = field(default_factory=dict)
+
+
+def send_all(send: Callable[[Any], None], items: list) -> None:
+    """``send`` each item from 8 threads: all at once, or the i-th at i × 60 / ``--pace`` s after the first, so
+    that the decisions arrive at a steady rate instead of in one burst."""
+    began = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        sent = []
+        for index, item in enumerate(items):
+            if PACE:
+                time.sleep(max(0.0, began + index * 60 / PACE - time.monotonic()))
+            sent.append(pool.submit(send, item))
+        for future in sent:
+            future.result()
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -317,7 +340,9 @@ def measure(outcome: Outcome, state: Path, runs: int, workers: int, procs: list,
     server = [prefect.pid, *([cluster.pid] if cluster else [])]
     worker_pids = [p.pid for p in procs]
     serving = [*server, *worker_pids]
+    idle_cpu = cpu_s(server)
     time.sleep(8)
+    idle_rate = (cpu_s(server) - idle_cpu) / 8  # the server's CPU-s per second answering idle workers' polls
     idle_children = descendants(worker_pids)  # e.g. clearance worker's warm-start template
     outcome.idle_mb = rss_mb(serving)
     outcome.load["idle"] = os.getloadavg()[0]
@@ -349,7 +374,9 @@ def measure(outcome: Outcome, state: Path, runs: int, workers: int, procs: list,
     cpu_phase("start", mark)
     print(f"{outcome.db}: {runs} suspended in {outcome.to_suspend_s:.0f} s, {outcome.waiting_mb:.0f} MB", flush=True)
 
-    # --- the burst
+    # --- the burst, once the server has written the start phase's backlog of events (a sign-off comes minutes
+    # or hours after its run reached it, not while 100 starts are still being recorded)
+    outcome.settle_s = settle(server, quiet_cpu=(idle_rate + 0.05) * 2, window=2, longest=min(180, left()))
     clicks: dict[str, float] = {}
     pairs = [(c, r) for c, r in zip(candidates, run_ids, strict=True) if r not in outcome.lost]
     if outcome.via == "slack":
@@ -363,8 +390,7 @@ def measure(outcome: Outcome, state: Path, runs: int, workers: int, procs: list,
 
     mark = cpu_mark()
     burst = time.monotonic()
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(approve, pairs))
+    send_all(approve, pairs)
     final = wait_all(run_ids, {"Completed", "Failed", "Crashed", "Cancelled"}, timeout=left())
     going = [r for r in run_ids if final.get(r) not in {"Completed", "Failed", "Crashed", "Cancelled"}]
     if going:
@@ -423,8 +449,7 @@ def measure(outcome: Outcome, state: Path, runs: int, workers: int, procs: list,
 
     mark = cpu_mark()
     started = time.monotonic()
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(resume, bare_ids))
+    send_all(resume, bare_ids)
     bare_final = wait_all(bare_ids, {"Completed", "Failed", "Crashed", "Cancelled"}, timeout=left())
     outcome.bare_drain_s = time.monotonic() - started
     wait_quiet(worker_pids, idle_children)
@@ -442,7 +467,8 @@ def fmt(values: list[float]) -> str:
     """p50 / p95 / max of ``values`` (n), in seconds."""
     if not values:
         return "—"
-    return f"{pct(values, .5):.1f} / {pct(values, .95):.1f} / {max(values):.1f} (n={len(values)})"
+    digits = 2 if max(values) < 1 else 1  # a Slack ack's tens of milliseconds would all print as 0.0
+    return f"{pct(values, .5):.{digits}f} / {pct(values, .95):.{digits}f} / {max(values):.{digits}f} (n={len(values)})"
 
 
 def report(results: list[Outcome], args: argparse.Namespace, started: str) -> str:
@@ -455,7 +481,10 @@ def report(results: list[Outcome], args: argparse.Namespace, started: str) -> st
              f"- Command: `.venv/bin/python bench/promotion_burst_bench.py --runs {args.runs} --workers {args.workers} "
              + " ".join(f"--db {o.db}" for o in results) + f" --bare-runs {results[0].bare_runs if results else 0}"
              + (f" --via slack --cli-deciders {args.cli_deciders}" if args.via == "slack" else "")
+             + (f" --pace {args.pace:g}" if args.pace else "")
              + (f" --stop-by {args.stop_by}" if args.stop_by else "") + "`",
+             "- Decisions: " + (f"at a steady {args.pace:g} per minute (one every {60 / args.pace:.1f} s), the bare "
+                                "resumes at the same rate" if args.pace else "all at once (8 threads)") + ".",
              "", "| | " + " | ".join(o.db for o in results) + " |", "|---|" + "---:|" * len(results)]
 
     def row(label: str, cell) -> None:
@@ -469,6 +498,7 @@ def report(results: list[Outcome], args: argparse.Namespace, started: str) -> st
     row("load average (1 min): idle / start / drain / bare",
         lambda o: " / ".join(f"{o.load.get(k, float('nan')):.1f}" for k in ("idle", "start", "drain", "bare drain")))
     row("start → all suspended", lambda o: f"{o.to_suspend_s:.0f} s")
+    row("then the server back to idle CPU (untimed, before the decisions)", lambda o: f"{o.settle_s:.0f} s")
     row("memory (PSS) idle → all waiting (server + DB + workers)",
         lambda o: f"{o.idle_mb:.0f} → {o.waiting_mb:.0f} MB (+{o.waiting_mb - o.idle_mb:.0f})")
     if any(o.via == "slack" for o in results):
@@ -477,7 +507,7 @@ def report(results: list[Outcome], args: argparse.Namespace, started: str) -> st
     row("deciding decision sent → run Running again, p50 / p95 / max", lambda o: fmt(o.click_to_running))
     row("deciding decision sent → `approved` entry (store clock, 1-s grain), p50 / p95 / max",
         lambda o: fmt(o.click_to_step))
-    row("burst → all ended (drain)", lambda o: f"{o.drain_s:.0f} s")
+    row("first decision → all ended (drain)", lambda o: f"{o.drain_s:.0f} s")
     row("final states", lambda o: ", ".join(f"{k} {v}" for k, v in sorted(o.final_states.items())))
     row("Completed / ledgers exactly started→…→promoted / pointer on this run",
         lambda o: f"{o.completed} / {o.ledgers_ok} / {o.pointers_ok} of {o.runs}")
@@ -500,7 +530,7 @@ def report(results: list[Outcome], args: argparse.Namespace, started: str) -> st
     row("bare: memory before → all waiting",
         lambda o: f"{o.bare_idle_mb:.0f} → {o.bare_waiting_mb:.0f} MB (+{o.bare_waiting_mb - o.bare_idle_mb:.0f})")
     row("bare: resume_flow_run → Running, p50 / p95 / max", lambda o: fmt(o.bare_resume))
-    row("bare: resume burst → all ended", lambda o: f"{o.bare_drain_s:.0f} s")
+    row("bare: first resume → all ended", lambda o: f"{o.bare_drain_s:.0f} s")
     row("bare: CPU s workers+runs start / drain (per run)",
         lambda o: f"{o.workers_cpu.get('bare start', 0):.0f} / {o.workers_cpu.get('bare drain', 0):.0f} "
                   f"({o.workers_cpu.get('bare start', 0) / max(o.bare_runs, 1):.1f} / "
@@ -524,9 +554,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cli-deciders", type=int, default=5,
                         help="--via slack: this many runs are decided by `clearance approve` instead of a click")
     parser.add_argument("--stop-by", help="HH:MM (UTC, today): stop waiting in time to end by then")
+    parser.add_argument("--pace", type=float, default=0.0,
+                        help="deciding decisions (and bare resumes) per minute, at a steady rate (default 0: all at "
+                             "once): the rate a given number of cores keeps under a latency target")
     parser.add_argument("--bare-runs", type=int, default=None,
                         help="runs of the bare suspend/resume flow (default: min(runs, 20); 0: none)")
     args = parser.parse_args(argv)
+    if args.pace < 0:
+        parser.error("--pace must be 0 (all at once) or a positive rate per minute")
+    global PACE
+    PACE = args.pace
     bare_runs = min(args.runs, 20) if args.bare_runs is None else args.bare_runs
     if args.stop_by:
         global DEADLINE
