@@ -31,8 +31,13 @@ runner = CliRunner()
 FEATURES = ("tenure", "spend", "calls")
 #: 0.5 s of warm-up, then 1 s at 20 requests/s. The generator shares this machine with the server and whatever
 #: else the test run does, so sends may leave late: what is judged here is the CLI, not the generator's self-check
-#: (tests/unit/test_load_generator.py), hence 100 ms of lateness tolerated (the shipped tiers: 10 ms).
-SHORT = {"rate": 20, "duration": "1s", "warmup": "0.5s", "timeout": "1s", "max_requests": 1000, "connections": 4,
+#: (tests/unit/test_load_generator.py), hence 100 ms of lateness tolerated (the shipped tiers: 10 ms). For the same
+#: reason the timeout and the latency levels are seconds, not the tiers' milliseconds: a unit session starved
+#: beside the server halves has seen a local answer take 5.7 s, and latency judging is tested on fixed numbers in
+#: tests/unit/test_load_test_gate.py. Errors are still judged at the default levels.
+SECONDS = {"warn": 20_000, "fail": 30_000}
+SHORT = {"rate": 20, "duration": "1s", "warmup": "0.5s", "timeout": "30s", "max_requests": 1000, "connections": 4,
+         "slo": {"p50_ms": SECONDS, "p95_ms": SECONDS, "p99_ms": SECONDS},
          "generator": {"max_cpu": 1.0, "max_lateness_p99_ms": 100}}
 COST = {"budget_per_1000": {"warn": 0.05, "fail": 0.10}, "budget_per_month": {"warn": 2000, "fail": 5000}}
 
@@ -175,8 +180,8 @@ def test_cost_runs_the_load_test_first_and_prices_what_it_sustained(endpoint, mo
     result = runner.invoke(app, ["gate", "run", "cost", "--endpoint", endpoint, "--manifest", str(manifest),
                                  "--policy", str(policy), "--json"])
     assert result.exit_code == 0, result.output
-    # pass, or warn when the machine is busy (the default latency SLO's warn level is 100 ms at p50; make test
-    # runs this beside three server-backed sessions on 2 cores): either way its sustained rate is what is priced
+    # pass, or warn when the machine is busy (the generator's lateness; make test runs this beside the
+    # server-backed sessions on 2 cores): either way its sustained rate is what is priced
     assert re.search(r"load_test ran first: (pass|warn) — 20 req/s offered", result.stderr), result.stderr
     gate = GateResult.model_validate_json(result.stdout)
     assert gate.gate_id == "cost" and gate.status is Status.PASS, gate.checks
