@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -125,7 +126,10 @@ def test_pass_expiry_notify_and_lapse(s3, tmp_path, fake_slack, monkeypatch) -> 
     [promoted] = ledger(s3, model, "promoted")
     first_until = moment(promoted.payload["certified_until"])
 
-    # (a) a pass extends the certification: ledger, state object, evidence; no `started` entry
+    # (a) a pass extends the certification: ledger, state object, evidence; no `started` entry. Both ends are
+    # read on the store's clock, which has a 1-s grain: a fast machine promotes and re-certifies within one
+    # second, and "extends" is then "equals" — so the re-certification starts at least a second later.
+    time.sleep(1.1)
     result = recertify_model(model=model)
     assert result.status == "recertified", result
     assert result.gates == {"artifact_integrity": "pass", "data_check": "pass"}
